@@ -1,0 +1,154 @@
+"""Shared pieces of the benchmarks: servers in subprocesses and a closed-loop HTTP driver."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def process(command: list[str], env: dict[str, str], health_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    log = tempfile.NamedTemporaryFile(prefix="relevo-bench-", suffix=".log", delete=False)  # noqa: SIM115
+    child = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=log)
+    try:
+        wait_http(health_url)
+        yield child
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        log.close()
+
+
+@contextmanager
+def relevo_server(env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "relevo", "serve", "--port", str(port), "--log-level", "warning"]
+    with process(command, env, url + "/healthz"):
+        yield url
+
+
+@contextmanager
+def trivial_server() -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "uvicorn", "bench.trivial_app:app",
+        "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    with process(command, {}, url + "/ping"):
+        yield url
+
+
+@contextmanager
+def redis_server(appendfsync: str = "everysec") -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (make test installs it)")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="relevo-bench-redis-") as directory:
+        command = [
+            binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
+            "--save", "", "--appendonly", "yes", "--appendfsync", appendfsync,
+        ]  # fmt: skip
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            import redis
+
+            client = redis.Redis(port=port)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.exceptions.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            child.terminate()
+            child.wait(timeout=10)
+
+
+async def drive(
+    url: str,
+    method: str,
+    path: str,
+    bodies: Callable[[int], bytes | None],
+    seconds: float,
+    concurrency: int,
+    warmup: float = 1.0,
+) -> tuple[int, float, int]:
+    """Closed loop: `concurrency` clients send back to back. Returns (requests, seconds, errors)."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        counter = 0
+        done = 0
+        errors = 0
+        start = time.perf_counter()
+        measure_from = start + warmup
+        stop_at = measure_from + seconds
+
+        async def worker() -> None:
+            nonlocal counter, done, errors
+            while time.perf_counter() < stop_at:
+                body = bodies(counter)
+                counter += 1
+                response = await client.request(method, path, content=body, headers=headers)
+                if time.perf_counter() >= measure_from:
+                    if response.status_code == 200:
+                        done += 1
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done, seconds, errors
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*header, title=title)
+    for row in rows:
+        table.add_row(*row)
+    Console(stderr=True).print(table)
+
+
+def data_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="relevo-bench-data-"))

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI). `relevo.api.app.create_app(settings)` builds it."""

@@ -1,0 +1,64 @@
+"""``GET /v1/users/{user_id}``: the real-time profile."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from relevo.api.deps import EngineDep
+from relevo.api.responses import JSON, ErrorBody
+from relevo.errors import NotFound
+
+router = APIRouter(tags=["users"])
+
+_PROFILE_EXAMPLE = {
+    "user_id": "u-42",
+    "created_at": "2026-11-20T09:12:00.000Z",
+    "updated_at": "2026-11-26T10:00:00.000Z",
+    "events": 12,
+    "counts": {"view": {"5m": 3, "1h": 4, "24h": 9, "30d": 11, "total": 11}},
+    "category_counts": {"view": {"shoes": {"5m": 3, "1h": 3, "24h": 5, "30d": 6, "total": 6}}},
+    "first_seen": {"view": "2026-11-20T09:12:00.000Z"},
+    "last_seen": {"view": "2026-11-26T10:00:00.000Z"},
+    "rfm": {"recency_days": 3.2, "frequency": 1, "monetary": 89.9},
+    "session": {
+        "id": "s-19ac1f",
+        "started_at": "2026-11-26T09:55:00.000Z",
+        "last_event_at": "2026-11-26T10:00:00.000Z",
+        "events": 4,
+        "count": 3,
+    },
+    "affinities": {"shoes": 7.4, "outdoor": 1.2},
+    "recent_items": ["sho-001", "out-004"],
+    "cart": [{"item_id": "sho-001", "quantity": 1, "added_at": "2026-11-26T09:58:00.000Z"}],
+    "segments": [],
+    "consent": {},
+    "attributes": {},
+}
+
+DESCRIPTION = """
+What relevo knows of a user now, computed in event time:
+
+* `counts`: events by type in the last `5m`, `1h` (exact), `24h` (whole hours), `30d`
+  (whole days) and in `total`; `category_counts`: the same per category.
+* `first_seen` / `last_seen` by type; `rfm`: days since the last purchase, number of
+  purchases, money spent; `session`: the current session (split after 30 minutes idle).
+* `affinities`: category scores decaying by half every 7 days (view 1, click 2,
+  add_to_cart 3, purchase 5); `recent_items`: the last 50 items, newest first; `cart`.
+* `segments`, `consent` and `attributes`, set by rules and consent events.
+"""
+
+
+@router.get(
+    "/v1/users/{user_id}",
+    summary="A user's real-time profile",
+    description=DESCRIPTION,
+    responses={
+        200: {"content": {"application/json": {"example": _PROFILE_EXAMPLE}}},
+        404: {"model": ErrorBody, "description": "No event of this user was ever received"},
+    },
+)
+async def get_user(user_id: str, engine: EngineDep) -> JSON:
+    profile = await engine.profile(user_id)
+    if profile is None:
+        raise NotFound(f"no profile for user {user_id!r}", field="user_id")
+    return JSON(profile)

@@ -1,0 +1,202 @@
+"""Applying log records to state: profiles, the catalog and global aggregates.
+
+This is the only place where events change state, for live traffic, backfills,
+crash recovery and replays alike. Applying is idempotent: each profile document
+remembers (marks) the events it has absorbed, and a compare-and-set write makes
+concurrent appliers (several processes or workers) safe. A record applied twice
+changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from relevo.clock import Clock
+from relevo.errors import Unavailable
+from relevo.events import profile_key
+from relevo.features.profile import FeatureParams, ProfileState, apply_event, decode, encode
+from relevo.features.windows import MINUTE_MS
+from relevo.store import keys
+from relevo.store.base import Doc, DocRead, DocWrite, Store
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+RECENT_EVENTS_KEPT = 100
+RATE_BUCKET_MS = MINUTE_MS
+RATE_KEPT_MS = 25 * 60 * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileDoc:
+    """A profile document as read, with the ids (of those asked about) it already absorbed."""
+
+    version: int
+    value: bytes | None
+    absorbed: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    profile_ttl_ms: int
+    dedupe_horizon_ms: int
+
+
+class Applier:
+    def __init__(
+        self, store: Store, params: FeatureParams, retention: Retention, clock: Clock
+    ) -> None:
+        self.store = store
+        self.params = params
+        self.retention = retention
+        self.clock = clock
+        self.errors = 0
+
+    async def read(self, events: Sequence[dict[str, Any]]) -> dict[str, ProfileDoc]:
+        """Each user's profile document, with which of these events it already absorbed."""
+        by_user: dict[str, list[str]] = defaultdict(list)
+        for record in events:
+            by_user[profile_key(record)].append(record["event_id"])
+        users = list(by_user)
+        docs = await self.store.docs_read(
+            [
+                DocRead(
+                    keys.profile_key(user),
+                    keys.profile_marks_key(user),
+                    [keys.event_mark(event_id) for event_id in by_user[user]],
+                )
+                for user in users
+            ]
+        )
+        return {user: _absorbed(doc, by_user[user]) for user, doc in zip(users, docs, strict=True)}
+
+    async def apply_events(
+        self, events: Sequence[dict[str, Any]], docs: dict[str, ProfileDoc] | None = None
+    ) -> list[bool]:
+        """Apply events in order; True for each one that was new to its profile.
+
+        `docs` may come from an earlier `read` of the same events (it saves a round
+        trip); a stale read only costs a retry.
+        """
+        by_user: dict[str, list[int]] = defaultdict(list)
+        for index, record in enumerate(events):
+            by_user[profile_key(record)].append(index)
+        applied = [False] * len(events)
+        if docs is None:
+            docs = await self.read(events)
+        pending = list(by_user)
+        for _ in range(MAX_ATTEMPTS):
+            writes, plan = self._plan(pending, by_user, docs, events)
+            results = await self.store.docs_write(writes)
+            conflicted = []
+            for (user, fresh), written in zip(plan, results, strict=True):
+                if written:
+                    for index in fresh:
+                        applied[index] = True
+                else:
+                    conflicted.append(user)
+            if not conflicted:
+                break
+            pending = conflicted
+            docs = await self.read([events[i] for user in conflicted for i in by_user[user]])
+        else:
+            raise Unavailable("profile updates keep conflicting; try again")
+        await self._aggregate([record for record, new in zip(events, applied, strict=True) if new])
+        return applied
+
+    def _plan(
+        self,
+        users: list[str],
+        by_user: dict[str, list[int]],
+        docs: dict[str, ProfileDoc],
+        events: Sequence[dict[str, Any]],
+    ) -> tuple[list[DocWrite], list[tuple[str, list[int]]]]:
+        now = self.clock.now_ms()
+        writes, plan = [], []
+        for user in users:
+            doc = docs[user]
+            fresh, marks, taken = [], [], set()
+            for index in by_user[user]:
+                event_id = events[index]["event_id"]
+                if event_id not in doc.absorbed and event_id not in taken:
+                    taken.add(event_id)
+                    fresh.append(index)
+                    marks.append(keys.event_mark(event_id))
+            if not fresh:
+                continue
+            state = decode(doc.value) if doc.value is not None else ProfileState(user_id=user)
+            for index in fresh:
+                self._apply_one(state, events[index])
+            writes.append(
+                DocWrite(
+                    key=keys.profile_key(user),
+                    marks_key=keys.profile_marks_key(user),
+                    expected_version=doc.version,
+                    value=encode(state),
+                    now_ms=now,
+                    marks=marks,
+                    ttl_ms=self.retention.profile_ttl_ms,
+                    marks_horizon_ms=self.retention.dedupe_horizon_ms,
+                )
+            )
+            plan.append((user, fresh))
+        return writes, plan
+
+    def _apply_one(self, state: ProfileState, record: dict[str, Any]) -> None:
+        # A bug in feature code must not turn one odd event into a crash loop on replay:
+        # count it, log it, and go on.
+        try:
+            apply_event(state, record, self.params)
+        except Exception:
+            self.errors += 1
+            log.exception("could not apply event %s", record.get("event_id"))
+
+    async def _aggregate(self, events: Sequence[dict[str, Any]]) -> None:
+        """Site-wide counts: totals and per-minute rates by type, and a feed of recent events.
+
+        Updated after the profiles, for events new to them only, so a redelivery never
+        counts twice; a crash between the two can leave these short by one batch.
+        """
+        if not events:
+            return
+        totals = Counter(record["type"] for record in events)
+        per_minute = Counter(
+            (record["type"], record["timestamp"] // RATE_BUCKET_MS) for record in events
+        )
+        await self.store.map_incr(keys.EVENT_TOTALS, totals)
+        await self.store.periodic_add(
+            [
+                (keys.event_rate_key(kind), minute * RATE_BUCKET_MS, count)
+                for (kind, minute), count in per_minute.items()
+            ],
+            RATE_BUCKET_MS,
+            RATE_KEPT_MS,
+        )
+        await self.store.list_push(
+            keys.RECENT_EVENTS,
+            [orjson.dumps(record) for record in events[-RECENT_EVENTS_KEPT:]],
+            RECENT_EVENTS_KEPT,
+        )
+
+    async def apply_items(self, items: Sequence[dict[str, Any]]) -> None:
+        if not items:
+            return
+        await self.store.set_many(
+            {keys.item_key(item["item_id"]): orjson.dumps(item) for item in items}
+        )
+        await self.store.zadd(
+            keys.ITEMS_INDEX, {item["item_id"]: item["updated_at"] for item in items}
+        )
+
+
+def _absorbed(doc: Doc, event_ids: list[str]) -> ProfileDoc:
+    found = frozenset(
+        event_id for event_id, marked in zip(event_ids, doc.marked, strict=True) if marked
+    )
+    return ProfileDoc(doc.version, doc.value, found)

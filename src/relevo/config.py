@@ -1,0 +1,110 @@
+"""Settings: environment variables ``RELEVO_*`` with sensible defaults.
+
+One `Settings` object is built at start (`Settings()` reads the environment) and
+handed to everything that needs it; nothing reads the environment later.
+Durations are written the way people write them: ``30s``, ``15m``, ``2h``, ``7d``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+
+
+def parse_duration_ms(value: str | int | float) -> int:
+    """``"15m"`` → 900000. Plain numbers are milliseconds.
+
+    >>> parse_duration_ms("15m"), parse_duration_ms("1.5h"), parse_duration_ms(250)
+    (900000, 5400000, 250)
+    """
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number with a unit, like 15m")
+    if isinstance(value, int | float):
+        return int(value)
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration; write it like 30s, 15m, 2h or 7d")
+    amount, unit = match.groups()
+    return round(float(amount) * _UNIT_MS[unit])
+
+
+def _duration(value: Any) -> int:
+    return parse_duration_ms(value)
+
+
+DurationMs = Annotated[int, BeforeValidator(_duration)]
+
+
+class Settings(BaseSettings):
+    """Everything relevo can be told at start. Environment: ``RELEVO_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="RELEVO_", extra="ignore")
+
+    store: str = Field(
+        "embedded",
+        description="`embedded` (one process, state in memory, log in SQLite under the data dir) "
+        "or a Redis URL `redis://host:port/db` (state in Redis, log in a Redis Stream).",
+    )
+    data_dir: Path = Field(
+        Path("relevo-data"),
+        description="Where the embedded log, snapshots and the Parquet archive live.",
+    )
+    host: str = Field("127.0.0.1", description="Interface `relevo serve` binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `relevo serve` listens on.")
+    redis_prefix: str = Field(
+        "relevo", description="Prefix of every Redis key, so several deployments can share Redis."
+    )
+    archive_dir: Path | None = Field(
+        None, description="Parquet archive directory (default: `<data_dir>/archive`)."
+    )
+
+    session_timeout: DurationMs = Field(
+        parse_duration_ms("30m"), description="Inactivity that ends a session."
+    )
+    retention: DurationMs = Field(
+        parse_duration_ms("90d"), description="A profile untouched this long expires."
+    )
+    dedupe_horizon: DurationMs = Field(
+        parse_duration_ms("7d"),
+        description="How long an event id is remembered (wall-clock time since it arrived): "
+        "a retry or a re-import within this horizon is recognized as a duplicate.",
+    )
+    future_tolerance: DurationMs = Field(
+        parse_duration_ms("5m"), description="Events further in the future are rejected."
+    )
+    affinity_half_life: DurationMs = Field(
+        parse_duration_ms("7d"), description="Half-life of decayed category affinities."
+    )
+
+    max_batch: int = Field(10_000, ge=1, description="Most events in one request.")
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_properties_bytes: int = Field(
+        8192, ge=64, description="Largest `properties` object, as JSON."
+    )
+    max_properties_depth: int = Field(5, ge=1, description="Deepest nesting inside `properties`.")
+
+    snapshot_every: DurationMs = Field(
+        parse_duration_ms("60s"), description="Embedded mode: how often state is snapshotted."
+    )
+    archive_flush_every: DurationMs = Field(
+        parse_duration_ms("10s"), description="How often new events are written to Parquet."
+    )
+    demo_catalog: bool = Field(
+        False, description="Load the demo catalog when the catalog is empty."
+    )
+    log_level: str = Field("info", description="Logging level.")
+
+    @property
+    def is_redis(self) -> bool:
+        return self.store.startswith(("redis://", "rediss://", "unix://"))
+
+    @property
+    def archive_path(self) -> Path:
+        return self.archive_dir if self.archive_dir is not None else self.data_dir / "archive"

@@ -1,0 +1,1 @@
+"""The demo storefront: a synthetic shop relevo can be tried on (no real data)."""

@@ -1,0 +1,222 @@
+"""The Engine: the one door through which the API and the CLI reach relevo.
+
+It wires a backend (store + event log), the applier and the group committer, runs
+crash recovery at start and housekeeping in the background, and offers the verbs:
+`ingest`, `upsert_items`, `item`, `items`, `profile`, `health`, `stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+
+from relevo import catalog
+from relevo.apply import Applier, Retention
+from relevo.archiver import Archiver
+from relevo.backends import Backend, open_backend
+from relevo.clock import Clock, SystemClock, to_iso
+from relevo.committer import Committer, Entry
+from relevo.config import Settings
+from relevo.errors import InvalidInput, RelevoError
+from relevo.eventlog.archive import ArchiveWriter
+from relevo.eventlog.base import LogRecord
+from relevo.events import Limits
+from relevo.features.profile import FeatureParams, decode, render
+from relevo.features.windows import WINDOWS_MS
+from relevo.ingest import IngestReport, InvalidBatch, validate_events
+from relevo.store import keys
+from relevo.store.base import DocRead
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.backend: Backend = open_backend(settings, self.clock)
+        self.store = self.backend.store
+        self.params = FeatureParams(
+            session_timeout_ms=settings.session_timeout,
+            affinity_half_life_ms=settings.affinity_half_life,
+        )
+        self.applier = Applier(
+            self.store,
+            self.params,
+            Retention(settings.retention, settings.dedupe_horizon),
+            self.clock,
+        )
+        self.committer = Committer(self.applier, self.backend.append, self.backend.applied)
+        self.archiver = Archiver(self.backend.log, ArchiveWriter(settings.archive_path))
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self, *, background: bool = True) -> None:
+        """Recover state from the log, then accept work (and run housekeeping if asked)."""
+        await self.backend.open(self._apply_records)
+        self.committer.start()
+        self.started = True
+        if background:
+            self._tasks = [
+                _every(self.backend.maintenance_every_s, self._maintain, "relevo-maintenance"),
+                _every(
+                    self.settings.archive_flush_every / 1000, self.archiver.flush, "relevo-archiver"
+                ),
+            ]
+        if self.settings.demo_catalog and await self.store.zcard(keys.ITEMS_INDEX) == 0:
+            from relevo.demo.catalog import demo_items
+
+            await self.upsert_items(demo_items())
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.committer.stop()
+        if self.started:
+            with contextlib.suppress(RelevoError):
+                await self.archiver.flush()
+        self.started = False
+        await self.backend.close()
+
+    async def _maintain(self) -> None:
+        await self.backend.maintain(self._apply_records)
+
+    async def _apply_records(self, records: Sequence[LogRecord]) -> None:
+        """Apply log records again (recovery and replay): same code as live traffic."""
+        items = [orjson.loads(r.body) for r in records if r.kind == "item"]
+        events = [orjson.loads(r.body) for r in records if r.kind == "event"]
+        await self.applier.apply_items(items)
+        await self.applier.apply_events(events)
+
+    # -- events -------------------------------------------------------------------------
+    def limits(self) -> Limits:
+        return Limits(
+            now_ms=self.clock.now_ms(),
+            future_tolerance_ms=self.settings.future_tolerance,
+            max_properties_bytes=self.settings.max_properties_bytes,
+            max_properties_depth=self.settings.max_properties_depth,
+        )
+
+    async def ingest(
+        self, raws: list[Any], *, batch: bool = True, atomic: bool = False
+    ) -> IngestReport:
+        """Validate, deduplicate, log durably and apply events; report on each one."""
+        if len(raws) > self.settings.max_batch:
+            raise InvalidInput(
+                f"a batch holds at most {self.settings.max_batch} events; got {len(raws)}",
+                field="events",
+                code="batch_too_large",
+            )
+        limits = self.limits()
+        records, report = validate_events(raws, limits, batch=batch, received_ms=limits.now_ms)
+        if atomic and report.count("rejected"):
+            raise InvalidBatch(report)
+        valid = [record for record in records if record is not None]
+        await catalog.enrich(self.store, valid)
+        outcome = iter(await self.committer.submit([Entry("event", r) for r in valid]))
+        for result in report.results:
+            if result.status == "accepted" and not next(outcome):
+                result.status = "duplicate"
+        return report
+
+    async def recent_events(self, limit: int = 100) -> list[dict[str, Any]]:
+        blobs = await self.store.list_range(keys.RECENT_EVENTS, 0, limit - 1)
+        return [_public_event(orjson.loads(blob)) for blob in blobs]
+
+    # -- catalog ------------------------------------------------------------------------
+    async def upsert_items(self, raws: Sequence[Any]) -> int:
+        if len(raws) > self.settings.max_batch:
+            raise InvalidInput(
+                f"a batch holds at most {self.settings.max_batch} items; got {len(raws)}",
+                field="items",
+                code="batch_too_large",
+            )
+        records = catalog.validate_items(raws, self.clock.now_ms())
+        await self.committer.submit([Entry("item", record) for record in records])
+        return len(records)
+
+    async def item(self, item_id: str) -> dict[str, Any] | None:
+        found = await catalog.get_items(self.store, [item_id])
+        item = found.get(item_id)
+        return None if item is None else _public_item(item)
+
+    async def items(self, limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Items by last update, oldest first; and how many there are."""
+        members = await self.store.zrange_by_score(
+            keys.ITEMS_INDEX, float("-inf"), float("inf"), offset=offset, limit=limit
+        )
+        found = await catalog.get_items(self.store, [member for member, _ in members])
+        total = await self.store.zcard(keys.ITEMS_INDEX)
+        return [_public_item(found[m]) for m, _ in members if m in found], total
+
+    # -- profiles -----------------------------------------------------------------------
+    async def profile(self, user_id: str) -> dict[str, Any] | None:
+        (doc,) = await self.store.docs_read(
+            [DocRead(keys.profile_key(user_id), keys.profile_marks_key(user_id))]
+        )
+        if doc.value is None:
+            return None
+        return render(decode(doc.value), self.clock.now_ms(), self.params)
+
+    # -- operations ---------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {}
+        for name, probe in (("store", self.store.ping), ("log", self.backend.log.check)):
+            try:
+                await probe()
+                checks[name] = {"ok": True}
+            except RelevoError as error:
+                checks[name] = {"ok": False, "error": error.message}
+        healthy = all(check["ok"] for check in checks.values())
+        return {
+            "status": "ok" if healthy else "unavailable",
+            "backend": self.store.backend,
+            "checks": checks,
+        }
+
+    async def stats(self) -> dict[str, Any]:
+        """Events by type: all-time totals and counts in the usual windows (whole minutes)."""
+        now = self.clock.now_ms()
+        totals = await self.store.map_all(keys.EVENT_TOTALS)
+        events: dict[str, Any] = {}
+        for kind in sorted(totals):
+            windows = {
+                name: await self.store.periodic_sum(
+                    keys.event_rate_key(kind), now - window, now, 60_000
+                )
+                for name, window in WINDOWS_MS.items()
+                if name != "30d"
+            }
+            events[kind] = {"total": int(totals[kind]), **windows}
+        return {"events": events, "items": await self.store.zcard(keys.ITEMS_INDEX)}
+
+
+def _every(seconds: float, work: Callable[[], Awaitable[Any]], name: str) -> asyncio.Task[None]:
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except RelevoError as error:
+                log.warning("%s: %s", name, error.message)
+            except Exception:
+                log.exception("%s failed", name)
+
+    return asyncio.create_task(loop(), name=name)
+
+
+def _public_event(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "timestamp": to_iso(record["timestamp"])}
+
+
+def _public_item(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "updated_at": to_iso(record["updated_at"])}

@@ -1,0 +1,1 @@
+"""The event log: what was acknowledged, durably, in order."""

@@ -1,0 +1,48 @@
+"""What every event log offers.
+
+A record is acknowledged only after `append` returned: by then it is durable
+(fsynced to SQLite's WAL in embedded mode; written to a Redis Stream, whose
+durability follows Redis' AOF settings, in Redis mode). Consumers (the profile
+applier after a crash, the Parquet archiver) read records back by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+RecordKind = Literal["event", "item"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One entry: an event (keyed by its user) or an item upsert (keyed by item id).
+
+    `body` is the record as JSON; `position` is set once the log has stored it.
+    """
+
+    kind: RecordKind
+    key: str
+    body: bytes
+    position: str = ""
+
+
+class EventLog(Protocol):
+    async def append(self, records: Sequence[LogRecord]) -> list[str]:
+        """Store records durably, in order; return their positions."""
+        ...
+
+    async def check(self) -> None:
+        """Raise `relevo.errors.Unavailable` when the log can't take writes."""
+        ...
+
+    async def archive_batch(self, limit: int) -> list[LogRecord]:
+        """The next records not yet archived (the same ones again until `archive_done`)."""
+        ...
+
+    async def archive_done(self, records: Sequence[LogRecord]) -> None:
+        """Mark records as safely archived; the log may then forget them."""
+        ...
+
+    async def close(self) -> None: ...

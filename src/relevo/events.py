@@ -1,0 +1,405 @@
+"""Schemas of what clients send: events and catalog items.
+
+Events are validated field by field (pydantic v2, unknown top-level fields
+rejected, aware timestamps only) and turned into *records*: plain dicts with
+epoch-millisecond timestamps and no empty fields. Records are what the event log
+stores and what the feature code reads, live and in replay alike, so that both
+paths see byte-for-byte the same input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from relevo.clock import from_datetime
+from relevo.errors import InvalidInput
+
+STANDARD_EVENT_TYPES = (
+    "view",
+    "click",
+    "add_to_cart",
+    "remove_from_cart",
+    "purchase",
+    "search",
+    "impression",
+)
+CART_EVENT_TYPES = frozenset({"add_to_cart", "remove_from_cart"})
+EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything earlier is a unit mistake (seconds?)
+
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+Id = Annotated[str, Field(min_length=1, max_length=256, pattern=_NO_CONTROL)]
+Label = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_CONTROL)]
+EventType = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="`view`, `click`, `add_to_cart`, `remove_from_cart`, `purchase`, `search`, "
+        "`impression`, or a custom name in lower_snake_case.",
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What validation needs to know beyond the schema: the clock and the bounds."""
+
+    now_ms: int
+    future_tolerance_ms: int = 300_000
+    max_properties_bytes: int = 8192
+    max_properties_depth: int = 5
+
+
+def _timestamp_ms(value: Any) -> Any:
+    """ISO-8601 with a zone, or epoch milliseconds → epoch milliseconds."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected an ISO-8601 string with a time zone or epoch milliseconds")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("epoch milliseconds must be a whole number")
+        value = int(value)
+    if isinstance(value, int):
+        if value < EARLIEST_MS:
+            raise ValueError(
+                "timestamp is before 2000-01-01; epoch milliseconds are expected "
+                "(this looks like seconds)"
+            )
+        if value > 32_503_680_000_000:  # year 3000
+            raise ValueError("timestamp is implausibly far in the future")
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("timestamp needs a time zone, e.g. 2026-11-26T10:00:00Z")
+        return from_datetime(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("not an ISO-8601 timestamp (example: 2026-11-26T10:00:00Z)") from None
+        if parsed.tzinfo is None:
+            raise ValueError("timestamp needs a time zone, e.g. 2026-11-26T10:00:00Z")
+        ms = from_datetime(parsed)
+        if ms < EARLIEST_MS:
+            raise ValueError("timestamp is before 2000-01-01")
+        return ms
+    raise ValueError("expected an ISO-8601 string with a time zone or epoch milliseconds")
+
+
+TimestampMs = Annotated[
+    int,
+    BeforeValidator(_timestamp_ms),
+    Field(
+        description="ISO-8601 with a time zone (`2026-11-26T10:00:00Z`) or epoch milliseconds.",
+        json_schema_extra={
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]
+        },
+    ),
+]
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _check_free_form(value: dict[str, Any], max_bytes: int, max_depth: int) -> None:
+    """Bound a free-form object so one client can't store megabytes per event."""
+    size = len(orjson.dumps(value))
+    if size > max_bytes:
+        raise ValueError(f"is {size} bytes as JSON; at most {max_bytes} are allowed")
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise ValueError(f"nests deeper than {max_depth} levels")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+
+
+class LineItem(BaseModel):
+    """One item of a cart or purchase event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: Id
+    quantity: int = Field(1, ge=1, le=1_000_000)
+    price: float | None = Field(None, ge=0, le=1e9, description="Unit price.")
+    category: Label | None = None
+
+    _finite_price = field_validator("price")(_finite)
+
+
+ContextValue = str | int | float | bool
+
+
+class Context(BaseModel):
+    """Where the event happened. Known fields are typed; up to 20 custom scalar keys are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    device: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="`mobile`, `desktop`, `tablet`, ..."
+    )
+    country: Annotated[str, Field(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")] | None = (
+        Field(None, description="ISO 3166-1 alpha-2 country code.")
+    )
+    referrer: Annotated[str, Field(max_length=2048)] | None = None
+    page: Annotated[str, Field(max_length=2048)] | None = None
+    user_agent: Annotated[str, Field(max_length=1024)] | None = None
+    locale: Annotated[str, Field(max_length=35)] | None = None
+
+    @model_validator(mode="after")
+    def _bounded_extras(self) -> Context:
+        extra = self.model_extra or {}
+        if len(extra) > 20:
+            raise ValueError("at most 20 custom context keys are allowed")
+        for key, value in extra.items():
+            if len(key) > 64:
+                raise ValueError(f"custom context key {key[:20]!r}... is longer than 64 characters")
+            if not isinstance(value, ContextValue):
+                raise ValueError(
+                    f"custom context value {key!r} must be a string, number or boolean"
+                )
+            if isinstance(value, str) and len(value) > 256:
+                raise ValueError(f"custom context value {key!r} is longer than 256 characters")
+        return self
+
+
+class Event(BaseModel):
+    """Something a user did."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "8f1c2a",
+                    "type": "view",
+                    "user_id": "u-42",
+                    "session_id": "s-1",
+                    "timestamp": "2026-11-26T10:00:00Z",
+                    "item_id": "sku-1",
+                    "context": {"device": "mobile", "country": "FR"},
+                }
+            ]
+        },
+    )
+
+    event_id: Id | None = Field(
+        None,
+        description="Unique id; retries with the same id are counted once. When absent, the "
+        "server derives one from the content, so an exact retry is still recognized.",
+    )
+    type: EventType
+    user_id: Id | None = Field(None, description="Known user. One of user_id / anonymous_id.")
+    anonymous_id: Id | None = Field(None, description="Device or cookie id before login.")
+    session_id: Id | None = None
+    timestamp: TimestampMs | None = Field(
+        None, description="When it happened (default: when it arrived)."
+    )
+    item_id: Id | None = None
+    items: list[LineItem] | None = Field(None, max_length=100)
+    category: Label | None = Field(
+        None, description="Category viewed (for category pages); filled from the catalog."
+    )
+    value: float | None = Field(None, ge=-1e12, le=1e12, description="Order value, rating, ...")
+    context: Context | None = None
+    properties: dict[str, Any] | None = Field(None, description="Free-form, bounded in size.")
+    decision_id: Id | None = Field(None, description="The decision this event responds to.")
+
+    _finite_value = field_validator("value")(_finite)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _not_in_future(cls, value: int | None, info: ValidationInfo) -> int | None:
+        limits = info.context.get("limits") if info.context else None
+        if value is None or not isinstance(limits, Limits):
+            return value
+        if value > limits.now_ms + limits.future_tolerance_ms:
+            raise ValueError(
+                f"timestamp is more than {limits.future_tolerance_ms // 1000} s in the future"
+            )
+        return value
+
+    @field_validator("properties")
+    @classmethod
+    def _bounded_properties(
+        cls, value: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
+        if value is not None:
+            limits = info.context.get("limits") if info.context else None
+            if not isinstance(limits, Limits):
+                limits = Limits(now_ms=0)
+            _check_free_form(value, limits.max_properties_bytes, limits.max_properties_depth)
+        return value
+
+
+class EventBatch(BaseModel):
+    """Envelope of a batch; used for the OpenAPI schema (the route parses bodies itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[Event] = Field(max_length=10_000)
+
+
+class Item(BaseModel):
+    """A catalog entry."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "item_id": "sku-1",
+                    "title": "Trail running shoe",
+                    "category": "shoes",
+                    "tags": ["running", "trail"],
+                    "brand": "Acme",
+                    "price": 89.9,
+                    "currency": "EUR",
+                    "in_stock": True,
+                }
+            ]
+        },
+    )
+
+    item_id: Id
+    title: Annotated[str, Field(max_length=512)] | None = None
+    category: Label | None = None
+    tags: list[Label] = Field(default_factory=list, max_length=64)
+    brand: Label | None = None
+    price: float | None = Field(None, ge=0, le=1e9)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    in_stock: bool = True
+    text: Annotated[str, Field(max_length=20_000)] | None = Field(
+        None, description="Description used by content-based models."
+    )
+    attributes: dict[str, Any] = Field(default_factory=dict, description="Free-form, bounded.")
+    updated_at: TimestampMs | None = Field(None, description="Default: when it arrived.")
+
+    _finite_price = field_validator("price")(_finite)
+
+    @field_validator("attributes")
+    @classmethod
+    def _bounded_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_free_form(value, 16_384, 5)
+        return value
+
+
+class ItemBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Item] = Field(max_length=10_000)
+
+
+# --- turning input into records ---------------------------------------------------------
+
+
+def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """Pydantic's error location as a readable path: ``("items", 0, "price")`` → ``items[0].price``.
+
+    >>> field_path(("items", 0, "price"), "events[3]")
+    'events[3].items[0].price'
+    """
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith(("function-", "typed-")) or part in {"str", "int", "float"}:
+            continue  # internal validator names, meaningless to a client
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def invalid_from(error: ValidationError, prefix: str = "", code: str = "invalid") -> InvalidInput:
+    """The first problem of a pydantic error as an `InvalidInput` naming its field."""
+    first = error.errors(include_url=False)[0]
+    field = field_path(tuple(first["loc"]), prefix) or prefix or None
+    message = first["msg"].removeprefix("Value error, ")
+    return InvalidInput(message, field=field, code=code)
+
+
+def parse_event(raw: Any, limits: Limits, prefix: str = "") -> Event:
+    """Validate one event; raise `InvalidInput` naming the field (prefixed in batches)."""
+    if not isinstance(raw, dict):
+        raise InvalidInput(
+            "an event must be a JSON object", field=prefix or None, code="invalid_event"
+        )
+    try:
+        event = Event.model_validate(raw, context={"limits": limits})
+    except ValidationError as error:
+        raise invalid_from(error, prefix, code="invalid_event") from None
+    _check_who_and_what(event, prefix)
+    return event
+
+
+def _check_who_and_what(event: Event, prefix: str) -> None:
+    """Rules across fields, checked after the schema so the error can name a field."""
+
+    def problem(field: str, message: str) -> InvalidInput:
+        return InvalidInput(
+            message, field=f"{prefix}.{field}" if prefix else field, code="invalid_event"
+        )
+
+    if event.user_id is None and event.anonymous_id is None:
+        raise problem("user_id", "user_id or anonymous_id is required")
+    if event.type in CART_EVENT_TYPES and event.item_id is None and not event.items:
+        raise problem("item_id", f"{event.type} events need item_id or items")
+
+
+def derive_event_id(record: dict[str, Any]) -> str:
+    """A stable id from an event's content, so that an exact retry is recognized.
+
+    Computed on the normalized record (timestamps already in milliseconds), so the
+    same event written as ISO text or as epoch milliseconds gets the same id.
+    """
+    digest = hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=12)
+    return "h-" + digest.hexdigest()
+
+
+def event_record(event: Event, received_ms: int) -> dict[str, Any]:
+    """The log's form of an event: no empty fields, a timestamp, an id."""
+    record = event.model_dump(exclude_none=True)
+    record.setdefault("timestamp", received_ms)
+    if "event_id" not in record:
+        record["event_id"] = derive_event_id(record)
+    return record
+
+
+def profile_key(record: dict[str, Any]) -> str:
+    """Whose profile an event updates: the user id, or else the anonymous id."""
+    key = record.get("user_id") or record.get("anonymous_id")
+    assert isinstance(key, str), "validated events always have a user or an anonymous id"
+    return key
+
+
+def item_record(item: Item, received_ms: int) -> dict[str, Any]:
+    record = item.model_dump(exclude_none=True)
+    record.setdefault("updated_at", received_ms)
+    return record
+
+
+RecordKind = Literal["event", "item"]

@@ -1,0 +1,1 @@
+"""Feature code: how events become profile state. Pure functions of (state, event)."""

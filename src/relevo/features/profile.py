@@ -1,0 +1,326 @@
+"""The profile: everything relevo knows about one user, updated event by event.
+
+`apply_event` folds one event record into a `ProfileState`; `render` turns the
+state into the JSON that `GET /v1/users/{id}`, rules and models read, as of a given
+time. Both are pure: the same events in the same order give the same state,
+whether they arrive live, from a backfill or from a replay of the log.
+
+The state is a msgspec struct encoded as MessagePack (compact, fast), stored as
+one document per user. Fields are positional (``array_like``) to keep documents
+small: new fields go at the end, with defaults, so older documents still decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from relevo.clock import to_iso
+from relevo.features.sessions import Session, touch
+from relevo.features.windows import DAY_MS, WindowCounter
+
+MAX_TYPES = 64
+MAX_CATEGORIES = 128
+MAX_RECENT_ITEMS = 50
+NOT_INTERACTIONS = frozenset({"impression", "remove_from_cart", "consent", "identify"})
+"""Event types that don't make an item "recent" for the user."""
+
+DEFAULT_AFFINITY_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "add_to_cart": 3.0,
+    "purchase": 5.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureParams:
+    """The knobs of the feature code (from `relevo.config.Settings`)."""
+
+    session_timeout_ms: int = 30 * 60_000
+    affinity_half_life_ms: int = 7 * DAY_MS
+    affinity_weights: dict[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_AFFINITY_WEIGHTS)
+    )
+
+
+class Seen(msgspec.Struct, array_like=True):
+    first: int
+    last: int
+
+
+class Affinity(msgspec.Struct, array_like=True):
+    """A decayed score, stored as its value at time `at`."""
+
+    score: float
+    at: int
+
+
+class CartLine(msgspec.Struct, array_like=True):
+    quantity: int
+    added_at: int
+
+
+class RecentItem(msgspec.Struct, array_like=True):
+    item_id: str
+    at: int
+
+
+class ProfileState(msgspec.Struct, array_like=True):
+    user_id: str
+    created_at: int = 0
+    updated_at: int = 0
+    events: int = 0
+    counts: dict[str, WindowCounter] = msgspec.field(default_factory=dict)
+    category_counts: dict[str, dict[str, WindowCounter]] = msgspec.field(default_factory=dict)
+    seen: dict[str, Seen] = msgspec.field(default_factory=dict)
+    purchases: int = 0
+    monetary: float = 0.0
+    last_purchase_at: int | None = None
+    session: Session | None = None
+    sessions: int = 0
+    affinities: dict[str, Affinity] = msgspec.field(default_factory=dict)
+    recent_items: list[RecentItem] = msgspec.field(default_factory=list)
+    cart: dict[str, CartLine] = msgspec.field(default_factory=dict)
+    segments: list[str] = msgspec.field(default_factory=list)
+    consent: dict[str, bool] = msgspec.field(default_factory=dict)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(ProfileState)
+
+
+def encode(state: ProfileState) -> bytes:
+    return _encoder.encode(state)
+
+
+def decode(blob: bytes) -> ProfileState:
+    return _decoder.decode(blob)
+
+
+def event_categories(record: dict[str, Any]) -> list[str]:
+    """Categories an event touches: its own and those of its line items, once each."""
+    found: list[str] = []
+    category = record.get("category")
+    if category is not None:
+        found.append(category)
+    for line in record.get("items", ()):
+        line_category = line.get("category")
+        if line_category is not None and line_category not in found:
+            found.append(line_category)
+    return found
+
+
+def event_lines(record: dict[str, Any]) -> list[tuple[str, int, float | None]]:
+    """(item_id, quantity, unit price) of an event: its items, or its single item_id."""
+    lines = [
+        (line["item_id"], line.get("quantity", 1), line.get("price"))
+        for line in record.get("items", ())
+    ]
+    item_id = record.get("item_id")
+    if item_id is not None and all(line[0] != item_id for line in lines):
+        lines.append((item_id, 1, None))
+    return lines
+
+
+def apply_event(state: ProfileState, record: dict[str, Any], params: FeatureParams) -> None:
+    """Fold one event record into the state (in place)."""
+    ts: int = record["timestamp"]
+    kind: str = record["type"]
+    state.events += 1
+    state.created_at = ts if state.events == 1 else min(state.created_at, ts)
+    state.updated_at = max(state.updated_at, ts)
+
+    categories = event_categories(record)
+    lines = event_lines(record)
+    _count(state, kind, categories, ts)
+    _seen(state, kind, ts)
+    state.session, started = touch(
+        state.session, ts, record.get("session_id"), params.session_timeout_ms
+    )
+    state.sessions += started
+    _affinity(state, kind, categories, ts, params)
+    if kind not in NOT_INTERACTIONS:
+        _recent(state, [line[0] for line in lines], ts)
+    if kind in {"add_to_cart", "remove_from_cart", "purchase"}:
+        _cart(state, kind, lines, ts)
+    if kind == "purchase":
+        _purchase(state, record, lines, ts)
+    if kind == "consent":
+        _consent(state, record)
+
+
+def _count(state: ProfileState, kind: str, categories: list[str], ts: int) -> None:
+    counter = state.counts.get(kind)
+    if counter is None:
+        if len(state.counts) >= MAX_TYPES:
+            return
+        counter = state.counts[kind] = WindowCounter()
+    counter.add(ts)
+    if not categories:
+        return
+    by_category = state.category_counts.setdefault(kind, {})
+    for category in categories:
+        counter = by_category.get(category)
+        if counter is None:
+            if len(by_category) >= MAX_CATEGORIES:
+                _evict_stalest(by_category)
+            counter = by_category[category] = WindowCounter()
+        counter.add(ts)
+
+
+def _evict_stalest(by_category: dict[str, WindowCounter]) -> None:
+    stalest = min(by_category, key=lambda name: by_category[name].newest)
+    del by_category[stalest]
+
+
+def _seen(state: ProfileState, kind: str, ts: int) -> None:
+    seen = state.seen.get(kind)
+    if seen is None:
+        state.seen[kind] = Seen(ts, ts)
+    else:
+        seen.first = min(seen.first, ts)
+        seen.last = max(seen.last, ts)
+
+
+def decayed(affinity: Affinity, now_ms: int, half_life_ms: int) -> float:
+    """The score at `now_ms` (scores decay by half every `half_life_ms`).
+
+    >>> decayed(Affinity(score=4.0, at=0), now_ms=2 * DAY_MS, half_life_ms=DAY_MS)
+    1.0
+    """
+    return float(affinity.score * 2.0 ** (-(now_ms - affinity.at) / half_life_ms))
+
+
+def _affinity(
+    state: ProfileState, kind: str, categories: list[str], ts: int, params: FeatureParams
+) -> None:
+    weight = params.affinity_weights.get(kind, 0.0)
+    if not weight:
+        return
+    for category in categories:
+        current = state.affinities.get(category)
+        if current is None:
+            if len(state.affinities) >= MAX_CATEGORIES:
+                weakest = min(
+                    state.affinities,
+                    key=lambda c: decayed(state.affinities[c], ts, params.affinity_half_life_ms),
+                )
+                del state.affinities[weakest]
+            state.affinities[category] = Affinity(weight, ts)
+        elif ts >= current.at:
+            current.score = decayed(current, ts, params.affinity_half_life_ms) + weight
+            current.at = ts
+        else:  # a late event adds what is left of its weight at the stored time
+            current.score += weight * 2.0 ** (-(current.at - ts) / params.affinity_half_life_ms)
+
+
+def _recent(state: ProfileState, item_ids: list[str], ts: int) -> None:
+    """Keep the newest interaction per item, newest first, at most `MAX_RECENT_ITEMS`."""
+    recent = state.recent_items
+    for item_id in item_ids:
+        known = next((i for i, entry in enumerate(recent) if entry.item_id == item_id), None)
+        if known is not None:
+            if recent[known].at >= ts:
+                continue
+            del recent[known]
+        position = next((i for i, entry in enumerate(recent) if entry.at <= ts), len(recent))
+        recent.insert(position, RecentItem(item_id, ts))
+    del recent[MAX_RECENT_ITEMS:]
+
+
+def _cart(
+    state: ProfileState, kind: str, lines: list[tuple[str, int, float | None]], ts: int
+) -> None:
+    cart = state.cart
+    if kind == "add_to_cart":
+        for item_id, quantity, _ in lines:
+            line = cart.get(item_id)
+            if line is None:
+                cart[item_id] = CartLine(quantity, ts)
+            else:
+                line.quantity += quantity
+    elif kind == "remove_from_cart" or lines:
+        for item_id, quantity, _ in lines:
+            line = cart.get(item_id)
+            if line is not None:
+                line.quantity -= quantity
+                if line.quantity <= 0:
+                    del cart[item_id]
+    else:  # a purchase without lines checks the whole cart out
+        cart.clear()
+
+
+def _purchase(
+    state: ProfileState, record: dict[str, Any], lines: list[tuple[str, int, float | None]], ts: int
+) -> None:
+    state.purchases += 1
+    value = record.get("value")
+    if value is None:
+        value = sum(quantity * price for _, quantity, price in lines if price is not None)
+    state.monetary += float(value)
+    state.last_purchase_at = (
+        ts if state.last_purchase_at is None else max(state.last_purchase_at, ts)
+    )
+
+
+def _consent(state: ProfileState, record: dict[str, Any]) -> None:
+    properties = record.get("properties") or {}
+    for purpose in ("personalization", "analytics"):
+        granted = properties.get(purpose)
+        if isinstance(granted, bool):
+            state.consent[purpose] = granted
+
+
+def render(state: ProfileState, now_ms: int, params: FeatureParams) -> dict[str, Any]:
+    """The profile as JSON, as of `now_ms` (windows and decay are relative to it)."""
+    session = state.session
+    return {
+        "user_id": state.user_id,
+        "created_at": to_iso(state.created_at),
+        "updated_at": to_iso(state.updated_at),
+        "events": state.events,
+        "counts": {kind: counter.counts(now_ms) for kind, counter in state.counts.items()},
+        "category_counts": {
+            kind: {category: counter.counts(now_ms) for category, counter in by_category.items()}
+            for kind, by_category in state.category_counts.items()
+        },
+        "first_seen": {kind: to_iso(seen.first) for kind, seen in state.seen.items()},
+        "last_seen": {kind: to_iso(seen.last) for kind, seen in state.seen.items()},
+        "rfm": {
+            "recency_days": None
+            if state.last_purchase_at is None
+            else round(max(0, now_ms - state.last_purchase_at) / DAY_MS, 4),
+            "frequency": state.purchases,
+            "monetary": round(state.monetary, 2),
+        },
+        "session": None
+        if session is None
+        else {
+            "id": session.id,
+            "started_at": to_iso(session.started_at),
+            "last_event_at": to_iso(session.last_at),
+            "events": session.events,
+            "count": state.sessions,
+        },
+        "affinities": _ranked_affinities(state, now_ms, params.affinity_half_life_ms),
+        "recent_items": [entry.item_id for entry in state.recent_items],
+        "cart": [
+            {"item_id": item_id, "quantity": line.quantity, "added_at": to_iso(line.added_at)}
+            for item_id, line in state.cart.items()
+        ],
+        "segments": list(state.segments),
+        "consent": dict(state.consent),
+        "attributes": dict(state.attributes),
+    }
+
+
+def _ranked_affinities(state: ProfileState, now_ms: int, half_life_ms: int) -> dict[str, float]:
+    scores = {
+        category: round(decayed(affinity, now_ms, half_life_ms), 6)
+        for category, affinity in state.affinities.items()
+    }
+    return dict(sorted(scores.items(), key=lambda pair: -pair[1]))

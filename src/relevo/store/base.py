@@ -1,0 +1,149 @@
+"""The store: a small set of state primitives that every backend implements.
+
+Like Metarank's feature store, relevo keeps state in a handful of primitives, each
+specified once by a contract suite (`tests/contracts/`) that runs against every
+backend:
+
+- **key-value** with an optional TTL (catalog items, settings);
+- **counter** and **periodic counter** (counts in time buckets, for windowed sums);
+- **bounded list** (newest first, trimmed on every push);
+- **map** (fields of one key, with per-field increments);
+- **sorted set** (members ordered by a score: indexes, timers);
+- **document**: a versioned value written by compare-and-set together with a set of
+  *marks* (event ids already applied to it). Profiles are documents: the marks make
+  applying an event idempotent, and the version makes concurrent writers safe.
+
+Keys are plain strings; a backend may prefix them. Keys that belong to one user
+carry a hash tag (see `relevo.store.keys`) so that Redis Cluster keeps them on one slot.
+Every method is a coroutine and batch-shaped where the hot path needs it, so that
+a network backend can answer a whole batch in one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class DocRead:
+    """Read a document and learn which of `marks` it already carries."""
+
+    key: str
+    marks_key: str
+    marks: Sequence[bytes] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """A document as read: version 0 and no value when it doesn't exist."""
+
+    version: int
+    value: bytes | None
+    marked: list[bool] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DocWrite:
+    """Replace a document if it is still at `expected_version`, adding `marks` atomically.
+
+    Marks are remembered for `marks_horizon_ms` after `now_ms`; the document expires
+    `ttl_ms` after its last write (no expiry when None).
+    """
+
+    key: str
+    marks_key: str
+    expected_version: int
+    value: bytes
+    now_ms: int
+    marks: Sequence[bytes] = ()
+    ttl_ms: int | None = None
+    marks_horizon_ms: int = 7 * 86_400_000
+
+
+class Store(Protocol):
+    """What relevo needs from a state backend."""
+
+    backend: str
+
+    async def ping(self) -> None:
+        """Raise `relevo.errors.Unavailable` when the backend can't be reached."""
+        ...
+
+    async def close(self) -> None: ...
+
+    # -- key-value ----------------------------------------------------------------------
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+    async def set_many(self, values: Mapping[str, bytes], ttl_ms: int | None = None) -> None: ...
+
+    async def delete(self, keys: Sequence[str]) -> int:
+        """Delete keys of any kind; return how many existed."""
+        ...
+
+    async def ttl_ms(self, key: str) -> int | None:
+        """Milliseconds left before `key` expires; None when it has no expiry or doesn't exist."""
+        ...
+
+    # -- counters -----------------------------------------------------------------------
+    async def incr(self, key: str, by: int = 1) -> int: ...
+
+    async def counter(self, key: str) -> int:
+        """The counter's value; 0 when it doesn't exist."""
+        ...
+
+    async def periodic_add(
+        self, entries: Sequence[tuple[str, int, int]], bucket_ms: int, keep_ms: int
+    ) -> None:
+        """Add `by` to the bucket of `ts_ms` for each `(key, ts_ms, by)`.
+
+        Buckets older than `keep_ms` before the newest bucket written are dropped.
+        """
+        ...
+
+    async def periodic_sum(self, key: str, from_ms: int, to_ms: int, bucket_ms: int) -> int:
+        """Sum of the buckets that overlap ``[from_ms, to_ms]`` (whole buckets)."""
+        ...
+
+    # -- bounded list -------------------------------------------------------------------
+    async def list_push(self, key: str, values: Sequence[bytes], max_len: int) -> None:
+        """Push values in order (the last one becomes the head) and keep the newest `max_len`."""
+        ...
+
+    async def list_range(self, key: str, start: int = 0, stop: int = -1) -> list[bytes]:
+        """Elements from the head (newest) on, inclusive bounds like Redis LRANGE."""
+        ...
+
+    # -- map ----------------------------------------------------------------------------
+    async def map_set(self, key: str, fields: Mapping[str, bytes]) -> None: ...
+
+    async def map_get(self, key: str, fields: Sequence[str]) -> list[bytes | None]: ...
+
+    async def map_all(self, key: str) -> dict[str, bytes]: ...
+
+    async def map_incr(self, key: str, increments: Mapping[str, int]) -> None: ...
+
+    async def map_delete(self, key: str, fields: Sequence[str]) -> int: ...
+
+    # -- sorted set ---------------------------------------------------------------------
+    async def zadd(self, key: str, members: Mapping[str, float]) -> None: ...
+
+    async def zrange_by_score(
+        self, key: str, low: float, high: float, offset: int = 0, limit: int | None = None
+    ) -> list[tuple[str, float]]:
+        """Members with ``low <= score <= high``, ascending by (score, member)."""
+        ...
+
+    async def zrem(self, key: str, members: Sequence[str]) -> int: ...
+
+    async def zcard(self, key: str) -> int: ...
+
+    # -- documents ----------------------------------------------------------------------
+    async def docs_read(self, reads: Sequence[DocRead]) -> list[Doc]: ...
+
+    async def docs_write(self, writes: Sequence[DocWrite]) -> list[bool]:
+        """Compare-and-set each document; True where it was written."""
+        ...

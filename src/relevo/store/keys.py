@@ -1,0 +1,43 @@
+"""Key names, in one place.
+
+Every key of one user shares the hash tag ``{u:<user id>}`` so that Redis Cluster
+places them on one slot, and a user's document and marks can be updated by one
+atomic script. Global keys carry no user tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def user_tag(user_id: str) -> str:
+    return "{u:" + user_id + "}"
+
+
+def profile_key(user_id: str) -> str:
+    return user_tag(user_id) + ":profile"
+
+
+def profile_marks_key(user_id: str) -> str:
+    return user_tag(user_id) + ":applied"
+
+
+def event_mark(event_id: str) -> bytes:
+    """What a profile remembers of an applied event: 8 bytes instead of the whole id.
+
+    Collisions matter only within one user's dedupe horizon (odds ~ n²/2⁶⁵).
+    """
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
+def item_key(item_id: str) -> str:
+    return "item:" + item_id
+
+
+ITEMS_INDEX = "items:index"
+RECENT_EVENTS = "events:recent"
+EVENT_TOTALS = "stats:events:total"
+
+
+def event_rate_key(event_type: str) -> str:
+    return "stats:events:rate:" + event_type

@@ -1,0 +1,298 @@
+"""The embedded store: every primitive in process memory.
+
+It is fast (no I/O) and, in embedded mode, made durable by the event log and
+snapshots (`relevo.eventlog.snapshot`): its whole content pickles to bytes and
+back. Expiry follows the injected clock, so tests control it.
+"""
+
+from __future__ import annotations
+
+import pickle
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from relevo.clock import Clock, SystemClock
+from relevo.store.base import Doc, DocRead, DocWrite
+
+
+class _Document:
+    __slots__ = ("value", "version")
+
+    def __init__(self, version: int, value: bytes) -> None:
+        self.version = version
+        self.value = value
+
+
+class _SortedSet:
+    __slots__ = ("order", "scores")
+
+    def __init__(self) -> None:
+        self.scores: dict[str, float] = {}
+        self.order: Any = SortedList()
+
+    def add(self, member: str, score: float) -> None:
+        old = self.scores.get(member)
+        if old is not None:
+            self.order.remove((old, member))
+        self.scores[member] = score
+        self.order.add((score, member))
+
+    def remove(self, member: str) -> bool:
+        old = self.scores.pop(member, None)
+        if old is None:
+            return False
+        self.order.remove((old, member))
+        return True
+
+
+class _Periodic:
+    """Buckets of a periodic counter; those more than `kept` behind the newest are dropped."""
+
+    __slots__ = ("buckets", "newest")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.newest: int | None = None
+
+    def add(self, bucket: int, by: int, kept: int) -> None:
+        newest = bucket if self.newest is None else self.newest
+        if bucket < newest - kept:
+            return
+        self.buckets[bucket] = self.buckets.get(bucket, 0) + by
+        if bucket > newest:
+            for stale in [b for b in self.buckets if b < bucket - kept]:
+                del self.buckets[stale]
+            newest = bucket
+        self.newest = newest
+
+
+class MemoryStore:
+    """All state in dictionaries, one per primitive kind (a key belongs to one kind)."""
+
+    backend = "embedded"
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._data: dict[str, Any] = {}
+        self._expires: dict[str, int] = {}
+
+    # -- housekeeping -------------------------------------------------------------------
+    def _live(self, key: str) -> Any:
+        expires = self._expires.get(key)
+        if expires is not None and expires <= self._clock.now_ms():
+            self._drop(key)
+            return None
+        return self._data.get(key)
+
+    def _drop(self, key: str) -> bool:
+        self._expires.pop(key, None)
+        return self._data.pop(key, None) is not None
+
+    def _expire(self, key: str, ttl_ms: int | None) -> None:
+        if ttl_ms is None:
+            self._expires.pop(key, None)
+        else:
+            self._expires[key] = self._clock.now_ms() + ttl_ms
+
+    def purge_expired(self) -> int:
+        """Drop every expired key now (reads drop them lazily anyway)."""
+        now = self._clock.now_ms()
+        dead = [key for key, at in self._expires.items() if at <= now]
+        for key in dead:
+            self._drop(key)
+        return len(dead)
+
+    def dump(self) -> bytes:
+        """The whole content, for a snapshot."""
+        return pickle.dumps((self._data, self._expires), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load(self, blob: bytes) -> None:
+        """Replace the content with a snapshot's (our own file: pickle is trusted here)."""
+        self._data, self._expires = pickle.loads(blob)
+
+    def keys(self) -> list[str]:
+        return [key for key in list(self._data) if self._live(key) is not None]
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    # -- key-value ----------------------------------------------------------------------
+    async def get(self, key: str) -> bytes | None:
+        value = self._live(key)
+        return value if isinstance(value, bytes) else None
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [await self.get(key) for key in keys]
+
+    async def set_many(self, values: Mapping[str, bytes], ttl_ms: int | None = None) -> None:
+        for key, value in values.items():
+            self._data[key] = value
+            self._expire(key, ttl_ms)
+
+    async def delete(self, keys: Sequence[str]) -> int:
+        return sum(self._live(key) is not None and self._drop(key) for key in keys)
+
+    async def ttl_ms(self, key: str) -> int | None:
+        if self._live(key) is None or key not in self._expires:
+            return None
+        return self._expires[key] - self._clock.now_ms()
+
+    # -- counters -----------------------------------------------------------------------
+    async def incr(self, key: str, by: int = 1) -> int:
+        value = int(self._live(key) or 0) + by
+        self._data[key] = value
+        return value
+
+    async def counter(self, key: str) -> int:
+        return int(self._live(key) or 0)
+
+    async def periodic_add(
+        self, entries: Sequence[tuple[str, int, int]], bucket_ms: int, keep_ms: int
+    ) -> None:
+        for key, ts_ms, by in entries:
+            periodic: _Periodic | None = self._live(key)
+            if periodic is None:
+                periodic = self._data[key] = _Periodic()
+            periodic.add(ts_ms // bucket_ms, by, keep_ms // bucket_ms)
+
+    async def periodic_sum(self, key: str, from_ms: int, to_ms: int, bucket_ms: int) -> int:
+        periodic: _Periodic | None = self._live(key)
+        if periodic is None:
+            return 0
+        low, high = from_ms // bucket_ms, to_ms // bucket_ms
+        return sum(count for bucket, count in periodic.buckets.items() if low <= bucket <= high)
+
+    # -- bounded list -------------------------------------------------------------------
+    async def list_push(self, key: str, values: Sequence[bytes], max_len: int) -> None:
+        items: list[bytes] | None = self._live(key)
+        if items is None:
+            items = self._data[key] = []
+        items[:0] = reversed(values)
+        del items[max_len:]
+
+    async def list_range(self, key: str, start: int = 0, stop: int = -1) -> list[bytes]:
+        items: list[bytes] = self._live(key) or []
+        end = None if stop == -1 else stop + 1
+        return list(items[start:end])
+
+    # -- map ----------------------------------------------------------------------------
+    def _map(self, key: str) -> dict[str, Any]:
+        fields: dict[str, Any] | None = self._live(key)
+        if fields is None:
+            fields = self._data[key] = {}
+        return fields
+
+    async def map_set(self, key: str, fields: Mapping[str, bytes]) -> None:
+        self._map(key).update(fields)
+
+    async def map_get(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
+        found: dict[str, Any] = self._live(key) or {}
+        return [_as_bytes(found.get(name)) for name in fields]
+
+    async def map_all(self, key: str) -> dict[str, bytes]:
+        found: dict[str, Any] = self._live(key) or {}
+        return {name: _as_bytes(value) or b"" for name, value in found.items()}
+
+    async def map_incr(self, key: str, increments: Mapping[str, int]) -> None:
+        fields = self._map(key)
+        for name, by in increments.items():
+            fields[name] = int(fields.get(name, 0)) + by
+
+    async def map_delete(self, key: str, fields: Sequence[str]) -> int:
+        found: dict[str, Any] = self._live(key) or {}
+        removed = sum(found.pop(name, None) is not None for name in fields)
+        if key in self._data and not found:
+            self._drop(key)
+        return removed
+
+    # -- sorted set ---------------------------------------------------------------------
+    async def zadd(self, key: str, members: Mapping[str, float]) -> None:
+        zset: _SortedSet | None = self._live(key)
+        if zset is None:
+            zset = self._data[key] = _SortedSet()
+        for member, score in members.items():
+            zset.add(member, float(score))
+
+    async def zrange_by_score(
+        self, key: str, low: float, high: float, offset: int = 0, limit: int | None = None
+    ) -> list[tuple[str, float]]:
+        zset: _SortedSet | None = self._live(key)
+        if zset is None:
+            return []
+        order = zset.order
+        start = bisect_left(order, (low, ""))
+        stop = bisect_right(order, (high, "\U0010ffff"))
+        start += offset
+        if limit is not None:
+            stop = min(stop, start + limit)
+        return [(member, score) for score, member in order[start:stop]]
+
+    async def zrem(self, key: str, members: Sequence[str]) -> int:
+        zset: _SortedSet | None = self._live(key)
+        if zset is None:
+            return 0
+        removed = sum(zset.remove(member) for member in members)
+        if not zset.scores:
+            self._drop(key)
+        return removed
+
+    async def zcard(self, key: str) -> int:
+        zset: _SortedSet | None = self._live(key)
+        return 0 if zset is None else len(zset.scores)
+
+    # -- documents ----------------------------------------------------------------------
+    async def docs_read(self, reads: Sequence[DocRead]) -> list[Doc]:
+        docs = []
+        for read in reads:
+            document: _Document | None = self._live(read.key)
+            marks: dict[bytes, int] = self._live(read.marks_key) or {}
+            marked = [mark in marks for mark in read.marks]
+            if document is None:
+                docs.append(Doc(0, None, marked))
+            else:
+                docs.append(Doc(document.version, document.value, marked))
+        return docs
+
+    async def docs_write(self, writes: Sequence[DocWrite]) -> list[bool]:
+        results = []
+        for write in writes:
+            document: _Document | None = self._live(write.key)
+            version = 0 if document is None else document.version
+            if version != write.expected_version:
+                results.append(False)
+                continue
+            self._data[write.key] = _Document(version + 1, write.value)
+            self._expire(write.key, write.ttl_ms)
+            if write.marks:
+                marks: dict[bytes, int] | None = self._live(write.marks_key)
+                if marks is None:
+                    marks = self._data[write.marks_key] = {}
+                for mark in write.marks:
+                    marks[mark] = write.now_ms
+                _forget_before(marks, write.now_ms - write.marks_horizon_ms)
+                self._expire(write.marks_key, write.marks_horizon_ms)
+            results.append(True)
+        return results
+
+
+def _forget_before(marks: dict[bytes, int], cutoff: int) -> None:
+    """Drop marks older than `cutoff`; marks are inserted in time order, so stop early."""
+    stale = []
+    for mark, at in marks.items():
+        if at >= cutoff:
+            break
+        stale.append(mark)
+    for mark in stale:
+        del marks[mark]
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).encode()

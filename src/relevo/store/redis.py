@@ -1,0 +1,297 @@
+"""The Redis backend: the same primitives on Redis (single node today, Cluster-ready keys).
+
+Every key is prefixed (``relevo:`` by default). Hot paths are pipelined so a batch
+costs one round trip; compare-and-set of documents runs as a Lua script so the
+version check, the write, the marks and the TTLs change together or not at all.
+Connection failures surface as `relevo.errors.Unavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from relevo.errors import Unavailable
+from relevo.store.base import Doc, DocRead, DocWrite
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# KEYS: document hash, marks zset. ARGV: expected version, value, ttl ms (0 = none),
+# now ms, marks horizon ms, marks...
+_DOC_CAS = """
+local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if version ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', version + 1, 'd', ARGV[2])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+if #ARGV > 5 then
+  for i = 6, #ARGV do redis.call('ZADD', KEYS[2], ARGV[4], ARGV[i]) end
+  local cutoff = string.format('(%d', tonumber(ARGV[4]) - tonumber(ARGV[5]))
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
+return 1
+"""
+
+# KEYS: bucket hash. ARGV: bucket, by, buckets kept behind the newest. The field
+# "newest" remembers the newest bucket, so pruning only touches buckets that just
+# fell out of the window (or scans once after a long pause).
+_PERIODIC_ADD = """
+local bucket = tonumber(ARGV[1])
+local kept = tonumber(ARGV[3])
+local newest = tonumber(redis.call('HGET', KEYS[1], 'newest') or ARGV[1])
+if bucket < newest - kept then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if bucket > newest then
+  if bucket - newest > kept + 1 then
+    for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+      local b = tonumber(field)
+      if b and b < bucket - kept then redis.call('HDEL', KEYS[1], field) end
+    end
+  else
+    for b = newest - kept, bucket - kept - 1 do
+      redis.call('HDEL', KEYS[1], string.format('%d', b))
+    end
+  end
+  newest = bucket
+end
+redis.call('HSET', KEYS[1], 'newest', string.format('%d', newest))
+return 1
+"""
+
+
+def _unavailable(
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turn connection failures into `Unavailable`, the one error callers handle."""
+
+    @wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            raise Unavailable(f"redis is unreachable: {error}") from error
+
+    return wrapper
+
+
+class RedisStore:
+    """State in Redis. `url` is a redis:// URL; `prefix` namespaces every key."""
+
+    backend = "redis"
+
+    def __init__(self, url: str, prefix: str = "relevo") -> None:
+        self.url = url
+        self.prefix = prefix + ":"
+        self.client: Any = aioredis.Redis.from_url(
+            url,
+            decode_responses=False,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=10,
+        )
+        self._doc_cas = self.client.register_script(_DOC_CAS)
+        self._periodic_add = self.client.register_script(_PERIODIC_ADD)
+
+    def k(self, key: str) -> str:
+        return self.prefix + key
+
+    @_unavailable
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # -- key-value ----------------------------------------------------------------------
+    @_unavailable
+    async def get(self, key: str) -> bytes | None:
+        value: bytes | None = await self.client.get(self.k(key))
+        return value
+
+    @_unavailable
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        values: list[bytes | None] = await self.client.mget([self.k(key) for key in keys])
+        return values
+
+    @_unavailable
+    async def set_many(self, values: Mapping[str, bytes], ttl_ms: int | None = None) -> None:
+        if not values:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, value in values.items():
+                pipe.set(self.k(key), value, px=ttl_ms)
+            await pipe.execute()
+
+    @_unavailable
+    async def delete(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        removed: int = await self.client.delete(*[self.k(key) for key in keys])
+        return removed
+
+    @_unavailable
+    async def ttl_ms(self, key: str) -> int | None:
+        left: int = await self.client.pttl(self.k(key))
+        return None if left < 0 else left
+
+    # -- counters -----------------------------------------------------------------------
+    @_unavailable
+    async def incr(self, key: str, by: int = 1) -> int:
+        value: int = await self.client.incrby(self.k(key), by)
+        return value
+
+    @_unavailable
+    async def counter(self, key: str) -> int:
+        value = await self.client.get(self.k(key))
+        return 0 if value is None else int(value)
+
+    @_unavailable
+    async def periodic_add(
+        self, entries: Sequence[tuple[str, int, int]], bucket_ms: int, keep_ms: int
+    ) -> None:
+        if not entries:
+            return
+        kept = keep_ms // bucket_ms
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, ts_ms, by in entries:
+                await self._periodic_add(
+                    keys=[self.k(key)], args=[ts_ms // bucket_ms, by, kept], client=pipe
+                )
+            await pipe.execute()
+
+    @_unavailable
+    async def periodic_sum(self, key: str, from_ms: int, to_ms: int, bucket_ms: int) -> int:
+        buckets = list(range(from_ms // bucket_ms, to_ms // bucket_ms + 1))
+        if not buckets:
+            return 0
+        values = await self.client.hmget(self.k(key), buckets)
+        return sum(int(value) for value in values if value is not None)
+
+    # -- bounded list -------------------------------------------------------------------
+    @_unavailable
+    async def list_push(self, key: str, values: Sequence[bytes], max_len: int) -> None:
+        if not values:
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.lpush(self.k(key), *values)
+            pipe.ltrim(self.k(key), 0, max_len - 1)
+            await pipe.execute()
+
+    @_unavailable
+    async def list_range(self, key: str, start: int = 0, stop: int = -1) -> list[bytes]:
+        values: list[bytes] = await self.client.lrange(self.k(key), start, stop)
+        return values
+
+    # -- map ----------------------------------------------------------------------------
+    @_unavailable
+    async def map_set(self, key: str, fields: Mapping[str, bytes]) -> None:
+        if fields:
+            await self.client.hset(self.k(key), mapping=dict(fields))
+
+    @_unavailable
+    async def map_get(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
+        if not fields:
+            return []
+        values: list[bytes | None] = await self.client.hmget(self.k(key), list(fields))
+        return values
+
+    @_unavailable
+    async def map_all(self, key: str) -> dict[str, bytes]:
+        found: dict[bytes, bytes] = await self.client.hgetall(self.k(key))
+        return {name.decode(): value for name, value in found.items()}
+
+    @_unavailable
+    async def map_incr(self, key: str, increments: Mapping[str, int]) -> None:
+        if not increments:
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            for name, by in increments.items():
+                pipe.hincrby(self.k(key), name, by)
+            await pipe.execute()
+
+    @_unavailable
+    async def map_delete(self, key: str, fields: Sequence[str]) -> int:
+        if not fields:
+            return 0
+        removed: int = await self.client.hdel(self.k(key), *fields)
+        return removed
+
+    # -- sorted set ---------------------------------------------------------------------
+    @_unavailable
+    async def zadd(self, key: str, members: Mapping[str, float]) -> None:
+        if members:
+            await self.client.zadd(self.k(key), dict(members))
+
+    @_unavailable
+    async def zrange_by_score(
+        self, key: str, low: float, high: float, offset: int = 0, limit: int | None = None
+    ) -> list[tuple[str, float]]:
+        found = await self.client.zrangebyscore(
+            self.k(key),
+            low,
+            high,
+            start=offset if limit is not None or offset else None,
+            num=limit if limit is not None else (-1 if offset else None),
+            withscores=True,
+        )
+        return [(member.decode(), float(score)) for member, score in found]
+
+    @_unavailable
+    async def zrem(self, key: str, members: Sequence[str]) -> int:
+        if not members:
+            return 0
+        removed: int = await self.client.zrem(self.k(key), *members)
+        return removed
+
+    @_unavailable
+    async def zcard(self, key: str) -> int:
+        count: int = await self.client.zcard(self.k(key))
+        return count
+
+    # -- documents ----------------------------------------------------------------------
+    @_unavailable
+    async def docs_read(self, reads: Sequence[DocRead]) -> list[Doc]:
+        if not reads:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for read in reads:
+                pipe.hmget(self.k(read.key), ["v", "d"])
+                if read.marks:
+                    pipe.zmscore(self.k(read.marks_key), list(read.marks))
+            replies = iter(await pipe.execute())
+        docs = []
+        for read in reads:
+            version, value = next(replies)
+            marked = [score is not None for score in next(replies)] if read.marks else []
+            docs.append(Doc(0 if version is None else int(version), value, marked))
+        return docs
+
+    @_unavailable
+    async def docs_write(self, writes: Sequence[DocWrite]) -> list[bool]:
+        if not writes:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for write in writes:
+                await self._doc_cas(
+                    keys=[self.k(write.key), self.k(write.marks_key)],
+                    args=[
+                        write.expected_version,
+                        write.value,
+                        write.ttl_ms or 0,
+                        write.now_ms,
+                        write.marks_horizon_ms,
+                        *write.marks,
+                    ],
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+        return [reply == 1 for reply in replies]

@@ -1,0 +1,50 @@
+"""The catalog over HTTP."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+
+
+def test_upsert_get_and_list_items(api: Api) -> None:
+    body = {"items": [{"item_id": "new-1", "title": "Tea", "category": "kitchen", "price": 4.5}]}
+    assert api.client.post("/v1/items", json=body).json() == {"upserted": 1}
+    item = api.client.get("/v1/items/new-1").json()
+    assert (item["title"], item["category"], item["in_stock"]) == ("Tea", "kitchen", True)
+    api.client.post("/v1/items", json={"item_id": "new-1", "title": "Green tea"})
+    assert api.client.get("/v1/items/new-1").json()["title"] == "Green tea"
+    listing = api.client.get("/v1/items?limit=5").json()
+    assert len(listing["items"]) == 5
+    assert listing["total"] >= 241
+
+
+def test_missing_item_is_404(api: Api) -> None:
+    response = api.client.get("/v1/items/none-such")
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "not_found",
+        "message": "no item 'none-such'",
+        "field": "item_id",
+    }
+
+
+def test_item_batch_is_all_or_nothing(api: Api) -> None:
+    before = api.fingerprint()
+    body = {"items": [{"item_id": "ok-1"}, {"item_id": "bad", "price": -3}]}
+    response = api.client.post("/v1/items", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "items[1].price"
+    assert api.fingerprint() == before
+    assert api.client.get("/v1/items/ok-1").status_code == 404
+
+
+def test_events_get_category_and_price_from_the_catalog(api: Api) -> None:
+    api.client.post("/v1/items", json={"item_id": "priced", "category": "toys", "price": 12.5})
+    event = {
+        "type": "purchase",
+        "user_id": "buyer-1",
+        "items": [{"item_id": "priced", "quantity": 2}],
+    }
+    api.client.post("/v1/events", json=event)
+    profile = api.client.get("/v1/users/buyer-1").json()
+    assert profile["rfm"]["monetary"] == 25.0
+    assert profile["category_counts"]["purchase"]["toys"]["total"] == 1

@@ -1,0 +1,61 @@
+"""Contract: key-value with TTL."""
+
+from __future__ import annotations
+
+from relevo.store.base import Store
+from tests.conftest import StoreHarness
+from tests.support.polling import eventually
+
+
+async def test_missing_key_reads_none(store: Store) -> None:
+    assert await store.get("nothing") is None
+    assert await store.get_many(["a", "b"]) == [None, None]
+
+
+async def test_set_then_get_many_keeps_order(store: Store) -> None:
+    await store.set_many({"a": b"1", "b": b"2"})
+    assert await store.get("a") == b"1"
+    assert await store.get_many(["b", "missing", "a"]) == [b"2", None, b"1"]
+
+
+async def test_set_replaces(store: Store) -> None:
+    await store.set_many({"a": b"old"})
+    await store.set_many({"a": b"new"})
+    assert await store.get("a") == b"new"
+
+
+async def test_delete_counts_existing_keys(store: Store) -> None:
+    await store.set_many({"a": b"1", "b": b"2"})
+    assert await store.delete(["a", "missing"]) == 1
+    assert await store.get("a") is None
+    assert await store.get("b") == b"2"
+
+
+async def test_ttl_is_reported_and_absent_without_expiry(store: Store) -> None:
+    await store.set_many({"short": b"1"}, ttl_ms=60_000)
+    await store.set_many({"forever": b"1"})
+    left = await store.ttl_ms("short")
+    assert left is not None
+    assert 0 < left <= 60_000
+    assert await store.ttl_ms("forever") is None
+    assert await store.ttl_ms("missing") is None
+
+
+async def test_key_expires_after_its_ttl(harness: StoreHarness) -> None:
+    store = harness.store
+    await store.set_many({"brief": b"1"}, ttl_ms=50)
+    await store.set_many({"kept": b"1"})
+    if harness.backend == "embedded":
+        harness.clock.advance(51)
+    await eventually(lambda: _gone(store, "brief"), within=3)
+    assert await store.get("kept") == b"1"
+
+
+async def test_setting_again_without_ttl_clears_the_expiry(store: Store) -> None:
+    await store.set_many({"a": b"1"}, ttl_ms=60_000)
+    await store.set_many({"a": b"2"})
+    assert await store.ttl_ms("a") is None
+
+
+async def _gone(store: Store, key: str) -> bool:
+    return await store.get(key) is None

@@ -1,0 +1,1 @@
+"""Test helpers: real servers started by the test session, and polling."""
