@@ -58,7 +58,9 @@ def make_batches(count: int, seed: int = 1) -> list[bytes]:
     return batches
 
 
-def ingest_rate(url: str, batches: list[bytes], seconds: float, concurrency: int) -> tuple[float, int]:
+def ingest_rate(
+    url: str, batches: list[bytes], seconds: float, concurrency: int
+) -> tuple[float, int]:
     def body(index: int) -> bytes:
         if index >= len(batches):
             raise RuntimeError("not enough distinct batches prepared; raise the count")
@@ -86,18 +88,36 @@ def main() -> None:
     with relevo_server({"RELEVO_DATA_DIR": str(data_dir()), "RELEVO_DEMO_CATALOG": "true"}) as url:
         embedded, embedded_errors = ingest_rate(url, batches, args.seconds, args.concurrency)
 
-    with redis_server() as redis_url, relevo_server(
-        {"RELEVO_STORE": redis_url, "RELEVO_DATA_DIR": str(data_dir()), "RELEVO_DEMO_CATALOG": "true"}
-    ) as url:
+    with (
+        redis_server() as redis_url,
+        relevo_server(
+            {
+                "RELEVO_STORE": redis_url,
+                "RELEVO_DATA_DIR": str(data_dir()),
+                "RELEVO_DEMO_CATALOG": "true",
+            }
+        ) as url,
+    ):
         redis_rate, redis_errors = ingest_rate(url, batches, args.seconds, args.concurrency)
 
     print_table(
-        f"ingestion: batches of {BATCH}, {args.concurrency} concurrent clients, {args.seconds:.0f} s each",
+        f"ingestion: batches of {BATCH}, {args.concurrency} concurrent clients, "
+        f"{args.seconds:.0f} s each",
         ["server", "rate", "errors", "vs trivial requests/s"],
         [
             ["trivial FastAPI GET /ping", f"{trivial_rps:,.0f} requests/s", "-", "1.00"],
-            ["relevo embedded", f"{embedded:,.0f} events/s", str(embedded_errors), f"{embedded / trivial_rps:.2f}"],
-            ["relevo redis (AOF everysec)", f"{redis_rate:,.0f} events/s", str(redis_errors), f"{redis_rate / trivial_rps:.2f}"],
+            [
+                "relevo embedded",
+                f"{embedded:,.0f} events/s",
+                str(embedded_errors),
+                f"{embedded / trivial_rps:.2f}",
+            ],
+            [
+                "relevo redis (AOF everysec)",
+                f"{redis_rate:,.0f} events/s",
+                str(redis_errors),
+                f"{redis_rate / trivial_rps:.2f}",
+            ],
         ],
     )
     print(

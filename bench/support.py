@@ -37,7 +37,9 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 @contextmanager
-def process(command: list[str], env: dict[str, str], health_url: str) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    command: list[str], env: dict[str, str], health_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
     log = tempfile.NamedTemporaryFile(prefix="relevo-bench-", suffix=".log", delete=False)  # noqa: SIM115
     child = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=log)
     try:
@@ -56,7 +58,16 @@ def process(command: list[str], env: dict[str, str], health_url: str) -> Iterato
 def relevo_server(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "relevo", "serve", "--port", str(port), "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "relevo",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     with process(command, env, url + "/healthz"):
         yield url
 

@@ -17,7 +17,6 @@ class Archiver:
     def __init__(self, event_log: EventLog, writer: ArchiveWriter) -> None:
         self.log = event_log
         self.writer = writer
-        self.archived = 0
 
     async def flush(self) -> int:
         """Archive everything the log holds now; return how many records were written."""
@@ -26,5 +25,4 @@ class Archiver:
             await asyncio.to_thread(self.writer.write, records)
             await self.log.archive_done(records)
             written += len(records)
-        self.archived += written
         return written

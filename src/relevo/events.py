@@ -13,7 +13,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from pydantic import (
@@ -401,5 +401,3 @@ def item_record(item: Item, received_ms: int) -> dict[str, Any]:
     record.setdefault("updated_at", received_ms)
     return record
 
-
-RecordKind = Literal["event", "item"]

@@ -23,7 +23,12 @@ BAD_LINES = {17: "not json", 480: "naive timestamp", 1000: "unknown field"}
 def write_jsonl(path: Path) -> None:
     with path.open("w") as handle:
         for line in range(1, 1001):
-            event = {"type": "view", "user_id": f"u{line % 10}", "item_id": f"i{line}", "timestamp": T0 + line * 1000}
+            event = {
+                "type": "view",
+                "user_id": f"u{line % 10}",
+                "item_id": f"i{line}",
+                "timestamp": T0 + line * 1000,
+            }
             if BAD_LINES.get(line) == "not json":
                 handle.write('{"type": "view", "user_id": \n')
                 continue
@@ -75,13 +80,19 @@ def test_csv_with_dotted_and_json_columns(tmp_path: Path) -> None:
     source = tmp_path / "events.csv"
     with source.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["event_id", "type", "user_id", "timestamp", "context.device", "items", "value"])
-        writer.writerow(["c1", "purchase", "u1", str(T0), "mobile", '[{"item_id": "a", "price": 5}]', "5"])
+        writer.writerow(
+            ["event_id", "type", "user_id", "timestamp", "context.device", "items", "value"]
+        )
+        writer.writerow(
+            ["c1", "purchase", "u1", str(T0), "mobile", '[{"item_id": "a", "price": 5}]', "5"]
+        )
         writer.writerow(["c2", "view", "u1", "2026-01-01T00:01:00Z", "desktop", "", ""])
         writer.writerow(["c3", "view", "", "2026-01-01T00:02:00Z", "", "", ""])
     report = run_import(str(source), env={"RELEVO_DATA_DIR": str(tmp_path / "data")})
     assert (report["imported"], report["rejected"]) == (2, 1)
-    assert report["errors"] == [{"line": 4, "field": "user_id", "message": "user_id or anonymous_id is required"}]
+    assert report["errors"] == [
+        {"line": 4, "field": "user_id", "message": "user_id or anonymous_id is required"}
+    ]
 
 
 def test_parquet_rows(tmp_path: Path) -> None:
@@ -119,6 +130,8 @@ def test_a_running_server_keeps_its_data_dir_to_itself(tmp_path: Path) -> None:
 def test_unknown_format_is_a_clear_error(tmp_path: Path, name: str) -> None:
     source = tmp_path / name
     source.write_text("{}\n")
-    result = CliRunner().invoke(app, ["import", str(source)], env={"RELEVO_DATA_DIR": str(tmp_path)})
+    result = CliRunner().invoke(
+        app, ["import", str(source)], env={"RELEVO_DATA_DIR": str(tmp_path)}
+    )
     assert result.exit_code == 2
     assert "--format" in result.output

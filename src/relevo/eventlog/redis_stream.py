@@ -141,10 +141,6 @@ class RedisStreamLog:
         if floor:
             await self.client.xtrim(self.stream, minid=min(floor, key=_id_key), approximate=True)
 
-    async def length(self) -> int:
-        size: int = await self.client.xlen(self.stream)
-        return size
-
     async def close(self) -> None:
         return None
 

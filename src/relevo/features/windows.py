@@ -57,14 +57,15 @@ class WindowCounter(msgspec.Struct, array_like=True):
         2
         """
         self.total += 1
-        self.newest = max(self.newest, ts_ms)
+        previous = self.newest
+        self.newest = newest = max(previous, ts_ms)
         insort(self.recent, ts_ms)
-        horizon = bisect_right(self.recent, self.newest - EXACT_HORIZON_MS)
+        horizon = bisect_right(self.recent, newest - EXACT_HORIZON_MS)
         overflow = len(self.recent) - MAX_EXACT
         if horizon or overflow > 0:
             del self.recent[: max(horizon, overflow)]
-        _bump(self.hours, ts_ms // HOUR_MS, self.newest // HOUR_MS - (HOURS_KEPT - 1))
-        _bump(self.days, ts_ms // DAY_MS, self.newest // DAY_MS - (DAYS_KEPT - 1))
+        _bump(self.hours, ts_ms // HOUR_MS, previous // HOUR_MS, newest // HOUR_MS, HOURS_KEPT)
+        _bump(self.days, ts_ms // DAY_MS, previous // DAY_MS, newest // DAY_MS, DAYS_KEPT)
 
     def count(self, window_ms: int, now_ms: int) -> int:
         """Events in ``(now - window, now]``: exact up to 1 h, whole buckets beyond."""
@@ -86,8 +87,11 @@ class WindowCounter(msgspec.Struct, array_like=True):
         return found
 
 
-def _bump(buckets: dict[int, int], bucket: int, oldest_kept: int) -> None:
+def _bump(buckets: dict[int, int], bucket: int, previous: int, newest: int, kept: int) -> None:
+    """Count in `bucket`; drop buckets that fell out of the last `kept` (only when it moved)."""
+    oldest_kept = newest - (kept - 1)
     if bucket >= oldest_kept:
         buckets[bucket] = buckets.get(bucket, 0) + 1
-    for stale in [b for b in buckets if b < oldest_kept]:
-        del buckets[stale]
+    if newest != previous:
+        for stale in [b for b in buckets if b < oldest_kept]:
+            del buckets[stale]

@@ -113,9 +113,6 @@ class MemoryStore:
         """Replace the content with a snapshot's (our own file: pickle is trusted here)."""
         self._data, self._expires = pickle.loads(blob)
 
-    def keys(self) -> list[str]:
-        return [key for key in list(self._data) if self._live(key) is not None]
-
     async def ping(self) -> None:
         return None
 
