@@ -440,6 +440,41 @@ class ExperimentReport(BaseModel):
         return None
 
 
+def _comparison(
+    metric: Metric,
+    control: ArmStats,
+    arm: ArmStats,
+    values: tuple[float | None, float | None],
+    test: DifferenceTest | None,
+    always_valid_p: float,
+    alpha: float,
+    prob_beat: float | None = None,
+) -> Comparison:
+    """Assemble a comparison; ``test`` is None when the data cannot support one."""
+    control_value, arm_value = values
+    lift = None
+    if test is not None and control_value:
+        lift = test.difference / control_value
+    return Comparison(
+        metric=metric,
+        arm=arm.name,
+        control=control.name,
+        control_value=control_value,
+        arm_value=arm_value,
+        difference=test.difference if test else None,
+        ci_low=test.ci_low if test else None,
+        ci_high=test.ci_high if test else None,
+        relative_lift=lift,
+        test="welch" if metric == "revenue_per_user" else "z",
+        statistic=test.statistic if test else None,
+        p_value=test.p_value if test else None,
+        significant=test is not None and test.p_value < alpha,
+        always_valid_p_value=always_valid_p,
+        sequentially_significant=always_valid_p < alpha,
+        probability_to_beat_control=prob_beat,
+    )
+
+
 def _proportion_comparison(
     metric: Metric,
     control: ArmStats,
@@ -450,23 +485,9 @@ def _proportion_comparison(
     previous_p: float,
 ) -> Comparison:
     (x_c, x_a), (n_c, n_a) = x, n
-    base = {"metric": metric, "arm": arm.name, "control": control.name, "test": "z"}
+    values = (x_c / n_c if n_c else None, x_a / n_a if n_a else None)
     if n_c == 0 or n_a == 0:
-        return Comparison(
-            **base,
-            control_value=x_c / n_c if n_c else None,
-            arm_value=x_a / n_a if n_a else None,
-            difference=None,
-            ci_low=None,
-            ci_high=None,
-            relative_lift=None,
-            statistic=None,
-            p_value=None,
-            significant=False,
-            always_valid_p_value=previous_p,
-            sequentially_significant=previous_p < config.alpha,
-            probability_to_beat_control=None,
-        )
+        return _comparison(metric, control, arm, values, None, previous_p, config.alpha)
     t = two_proportion_ztest(x_c, n_c, x_a, n_a, 1.0 - config.alpha)
     pooled = (x_c + x_a) / (n_c + n_a)
     unit_var = pooled * (1.0 - pooled)
@@ -478,49 +499,21 @@ def _proportion_comparison(
             config.msprt_effect_size**2 * unit_var,
             previous_p,
         )
-    p_c = x_c / n_c
-    return Comparison(
-        **base,
-        control_value=p_c,
-        arm_value=x_a / n_a,
-        difference=t.difference,
-        ci_low=t.ci_low,
-        ci_high=t.ci_high,
-        relative_lift=t.difference / p_c if p_c > 0 else None,
-        statistic=t.statistic,
-        p_value=t.p_value,
-        significant=t.p_value < config.alpha,
-        always_valid_p_value=avp,
-        sequentially_significant=avp < config.alpha,
-        probability_to_beat_control=probability_to_beat_control(
-            x_c, n_c, x_a, n_a, config.bayes_draws, config.seed
-        ),
-    )
+    prob = probability_to_beat_control(x_c, n_c, x_a, n_a, config.bayes_draws, config.seed)
+    return _comparison(metric, control, arm, values, t, avp, config.alpha, prob)
 
 
 def _revenue_comparison(
     control: ArmStats, arm: ArmStats, config: ReportConfig, previous_p: float
 ) -> Comparison:
-    base = {"metric": "revenue_per_user", "arm": arm.name, "control": control.name, "test": "welch"}
-    m_c = control.revenue_sum / control.users if control.users else None
-    m_a = arm.revenue_sum / arm.users if arm.users else None
-    if control.users < 2 or arm.users < 2:
-        return Comparison(
-            **base,
-            control_value=m_c,
-            arm_value=m_a,
-            difference=None,
-            ci_low=None,
-            ci_high=None,
-            relative_lift=None,
-            statistic=None,
-            p_value=None,
-            significant=False,
-            always_valid_p_value=previous_p,
-            sequentially_significant=previous_p < config.alpha,
-            probability_to_beat_control=None,
-        )
+    metric: Metric = "revenue_per_user"
     n_c, n_a = control.users, arm.users
+    values = (
+        control.revenue_sum / n_c if n_c else None,
+        arm.revenue_sum / n_a if n_a else None,
+    )
+    if n_c < 2 or n_a < 2:
+        return _comparison(metric, control, arm, values, None, previous_p, config.alpha)
     t = welch_ttest(
         n_c,
         control.revenue_sum,
@@ -541,22 +534,14 @@ def _revenue_comparison(
             config.msprt_effect_size**2 * pooled_var,
             previous_p,
         )
-    assert m_c is not None
-    return Comparison(
-        **base,
-        control_value=m_c,
-        arm_value=m_a,
-        difference=t.difference,
-        ci_low=t.ci_low,
-        ci_high=t.ci_high,
-        relative_lift=t.difference / m_c if m_c > 0 else None,
-        statistic=t.statistic,
-        p_value=t.p_value,
-        significant=t.p_value < config.alpha,
-        always_valid_p_value=avp,
-        sequentially_significant=avp < config.alpha,
-        probability_to_beat_control=None,
-    )
+    return _comparison(metric, control, arm, values, t, avp, config.alpha)
+
+
+def _previous_p(previous: ExperimentReport | None, arm: str, metric: Metric) -> float:
+    old = previous.comparison(arm, metric) if previous is not None else None
+    if old is None or old.always_valid_p_value is None:
+        return 1.0
+    return old.always_valid_p_value
 
 
 def experiment_report(
@@ -584,13 +569,6 @@ def experiment_report(
     for arm in arms:
         if arm.name == control:
             continue
-
-        def prev(metric: Metric, arm_name: str = arm.name) -> float:
-            old = previous.comparison(arm_name, metric) if previous is not None else None
-            if old is None or old.always_valid_p_value is None:
-                return 1.0
-            return old.always_valid_p_value
-
         comparisons.append(
             _proportion_comparison(
                 "ctr",
@@ -599,7 +577,7 @@ def experiment_report(
                 (ctrl.clicks, arm.clicks),
                 (ctrl.exposures, arm.exposures),
                 config,
-                prev("ctr"),
+                _previous_p(previous, arm.name, "ctr"),
             )
         )
         comparisons.append(
@@ -610,10 +588,14 @@ def experiment_report(
                 (ctrl.conversions, arm.conversions),
                 (ctrl.users, arm.users),
                 config,
-                prev("conversion_rate"),
+                _previous_p(previous, arm.name, "conversion_rate"),
             )
         )
-        comparisons.append(_revenue_comparison(ctrl, arm, config, prev("revenue_per_user")))
+        comparisons.append(
+            _revenue_comparison(
+                ctrl, arm, config, _previous_p(previous, arm.name, "revenue_per_user")
+            )
+        )
     return ExperimentReport(
         experiment_id=experiment_id,
         control=control,
