@@ -400,4 +400,3 @@ def item_record(item: Item, received_ms: int) -> dict[str, Any]:
     record = item.model_dump(exclude_none=True)
     record.setdefault("updated_at", received_ms)
     return record
-

@@ -1,0 +1,1 @@
+"""Monitoring: metrics, input/score drift and the dashboard."""
