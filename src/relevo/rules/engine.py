@@ -646,12 +646,14 @@ class RuleSet:
                         key = (r.id, exc.field, exc.kind)
                         item_errors.setdefault(key, [exc.message, 0])[1] += 1
                         if isinstance(a, Filter) and a.on_error == "drop":
-                            removed.setdefault(item_id, r.id)
+                            removed[item_id] = r.id
+                            break  # a removed item needs no further actions
                         continue
                     if isinstance(a, Filter):
                         if not hit:
-                            removed.setdefault(item_id, r.id)
+                            removed[item_id] = r.id
                             touched.setdefault(item_id, []).append(r.id)
+                            break
                         continue
                     if not hit:
                         continue

@@ -377,7 +377,9 @@ class Rule(_Strict):
         # Checked here rather than with min_length, which pydantic would also report (as a
         # confusing "0 items") whenever one action fails to validate.
         if not self.then:
-            raise PydanticCustomError("no_actions", "then: a rule needs at least one action")
+            raise PydanticCustomError(
+                "no_actions", "a rule needs at least one action", {"field": "then"}
+            )
         decision = isinstance(self.trigger, DecisionTrigger)
         allowed = DECISION_ACTIONS if decision else STATE_ACTIONS
         for i, action in enumerate(self.then):
@@ -386,8 +388,9 @@ class Rule(_Strict):
                 names = ", ".join(_ACTION_TYPES[a] for a in allowed)
                 raise PydanticCustomError(
                     "action_not_allowed",
-                    "then[{index}]: {action} is not allowed in {kind} rules (allowed: {names})",
-                    {"index": i, "action": action_kind(action), "kind": kind, "names": names},
+                    "{action} is not allowed in {kind} rules (allowed: {names})",
+                    {"field": f"then[{i}]", "action": action_kind(action), "kind": kind}
+                    | {"names": names},
                 )
         return self
 
@@ -409,7 +412,7 @@ class RuleSetSpec(_Strict):
         for rule in self.rules:
             if rule.id in seen:
                 raise PydanticCustomError(
-                    "duplicate_rule_id", "duplicate rule id {rule_id!r}", {"rule_id": rule.id}
+                    "duplicate_rule_id", "duplicate rule id '{rule_id}'", {"rule_id": rule.id}
                 )
             seen.add(rule.id)
         return self
@@ -480,8 +483,10 @@ def _issues(exc: ValidationError, raw: Any) -> list[RuleIssue]:
         else:
             field = _field_path(loc)
         ctx = err.get("ctx") or {}
+        if "field" in ctx:  # a rule-level check that knows which field it is about
+            field = f"{field}.{ctx['field']}" if field else str(ctx["field"])
         if err["type"] == "duplicate_rule_id":
-            rule_id = str(ctx.get("rule_id"))
+            rule_id, field = str(ctx.get("rule_id")), "id"
         message = err["msg"].removeprefix("Value error, ")
         issues.append(
             RuleIssue(
