@@ -23,7 +23,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -36,6 +36,7 @@ from relevo.rules.expressions import (
     Explanation,
     Expression,
     ExpressionEvaluationError,
+    Projection,
     jsonable,
 )
 from relevo.rules.model import (
@@ -301,30 +302,19 @@ def _compile_rule(rule: Rule, order: int) -> CompiledRule:
 
 @dataclass(frozen=True, slots=True)
 class _Bucket:
-    """The rules one trigger value selects, in run order, and the profile fields they read."""
+    """The rules one trigger value selects, in run order, and the input parts they read."""
 
     rules: tuple[CompiledRule, ...]
-    profile_fields: frozenset[str] | None
+    projection: Projection
 
     @classmethod
     def of(cls, rules: Iterable[CompiledRule]) -> _Bucket:
         ordered = tuple(sorted(rules, key=lambda r: (-r.rule.priority, r.order)))
-        fields: set[str] | None = set()
-        for r in ordered:
-            exprs = [r.when] + [a.expr for a in r.actions]
-            for e in exprs:
-                if e is None or fields is None:
-                    continue
-                if e.profile_fields is None:
-                    fields = None
-                else:
-                    fields |= e.profile_fields
-        return cls(ordered, None if fields is None else frozenset(fields))
+        return cls(ordered, _projection(ordered))
 
-    def profile_view(self, profile: Mapping[str, Any]) -> Mapping[str, Any]:
-        if self.profile_fields is None:
-            return profile
-        return {k: profile[k] for k in self.profile_fields if k in profile}
+
+def _projection(rules: Iterable[CompiledRule]) -> Projection:
+    return Projection.of(e for r in rules for e in (r.when, *(a.expr for a in r.actions)))
 
 
 def _index(rules: Sequence[CompiledRule], key: str) -> tuple[dict[str, _Bucket], _Bucket]:
@@ -447,13 +437,17 @@ class RuleSet:
             return RuleOutcome(self.version, at_ms, (), (), ())
         ctx = context if context is not None else event.get("context") or {}
         values = {
-            "profile": bucket.profile_view(profile),
+            "profile": profile,
             "event": event,
             "context": ctx,
             "now": None if at_ms is None else from_epoch_ms(at_ms),
         }
         return self._run_state_rules(
-            bucket.rules, values, at_ms, user_id=_user_id(event, profile), cause=_cause(event)
+            bucket.rules,
+            bucket.projection.project(values),
+            at_ms,
+            user_id=_user_id(event, profile),
+            cause=_cause(event),
         )
 
     def on_timer(
@@ -486,12 +480,18 @@ class RuleSet:
         }
         values = {"profile": profile, "event": event, "context": {}, "now": now}
         return self._run_state_rules(
-            (rule,), values, now_ms, user_id=timer.user_id, cause=f"timer:{timer.token}"
+            (rule,),
+            _projection((rule,)).project(values),
+            now_ms,
+            user_id=timer.user_id,
+            cause=f"timer:{timer.token}",
         )
 
-    def plan_timers(self, event: Mapping[str, Any]) -> tuple[TimerOp, ...]:
+    def plan_timers(
+        self, event: Mapping[str, Any], armed: Collection[str] | None = None
+    ) -> tuple[TimerOp, ...]:
         """Timer operations ``event`` causes (see ``relevo.rules.timers``)."""
-        return self._timers.plan(event)
+        return self._timers.plan(event, armed)
 
     @property
     def timer_rule_ids(self) -> tuple[str, ...]:
@@ -585,13 +585,13 @@ class RuleSet:
             return ItemAdjustments(placement, self.version, now_ms)
         evaluated = tuple(r.id for r in bucket.rules)
         values = {
-            "profile": bucket.profile_view(profile),
+            "profile": profile,
             "context": context or {},
             "now": None if now_ms is None else from_epoch_ms(now_ms),
             "placement": placement,
         }
         try:
-            activation = Activation(values)
+            activation = Activation(bucket.projection.project(values))
         except ActivationError as exc:
             errs = tuple(
                 RuleError(r.id, "activation", "activation", str(exc)) for r in bucket.rules
@@ -632,7 +632,7 @@ class RuleSet:
                     continue
                 item_id = str(item_id)
                 try:
-                    activation.bind("item", item)
+                    activation.bind("item", bucket.projection.project_one("item", item))
                 except ActivationError as exc:
                     key = ("*", "item", "activation")
                     item_errors.setdefault(key, [str(exc), 0])[1] += 1

@@ -30,7 +30,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import cel
 
@@ -202,7 +202,7 @@ class _Analysis:
     calls: tuple[_Token, ...]  # identifiers directly followed by "("
     bound: frozenset[str]  # comprehension variables
     paths: tuple[str, ...]  # readable paths, in order of appearance
-    profile_fields: frozenset[str] | None  # None: the whole profile is needed
+    reads: tuple[tuple[str, ...], ...]  # (root, field, field...): what a projection keeps
     terms: tuple[str, ...]  # top-level && / || operands
 
 
@@ -227,7 +227,7 @@ def _analyse(source: str) -> _Analysis:
     roots: list[_Token] = []
     calls: list[_Token] = []
     paths: list[str] = []
-    profile_fields: set[str] | None = set()
+    reads: list[tuple[str, ...]] = []
     for i, tok in enumerate(toks):
         if tok.kind != "ident" or tok.text in _KEYWORDS:
             continue
@@ -238,9 +238,12 @@ def _analyse(source: str) -> _Analysis:
             continue
         roots.append(tok)
         if tok.text in bound:
+            if tok.text in ALL_ROOTS:  # a comprehension variable shadowing a root: be safe
+                reads.append((tok.text,))
             continue
-        # Walk the path: .field or ['key'] / [0], stopping before a method call.
-        j, end, first_field = i + 1, tok.end, None
+        # Walk the path: .field, ['key'] or [0], stopping before a method call. ``static``
+        # keeps the leading run of plain field names: the part a projection can follow.
+        j, end, static, is_static = i + 1, tok.end, [tok.text], True
         while j < n:
             if text(j) == "." and j + 1 < n and toks[j + 1].kind == "ident" and text(j + 2) != "(":
                 step: str | None = toks[j + 1].text
@@ -255,23 +258,21 @@ def _analyse(source: str) -> _Analysis:
                 end, next_j = toks[j + 2].end, j + 3
             else:
                 break
-            if j == i + 1:
-                first_field = step
+            if step is None:
+                is_static = False
+            elif is_static:
+                static.append(step)
             j = next_j
         path = source[tok.start : end]
         if path not in paths:
             paths.append(path)
-        if tok.text == "profile" and profile_fields is not None:
-            if first_field is None:
-                profile_fields = None  # bare `profile`, `profile[x]`, `profile.f(...)`...
-            else:
-                profile_fields.add(first_field)
+        reads.append(tuple(static))
     return _Analysis(
         roots=tuple(roots),
         calls=tuple(calls),
         bound=frozenset(bound),
         paths=tuple(paths),
-        profile_fields=None if profile_fields is None else frozenset(profile_fields),
+        reads=tuple(dict.fromkeys(reads)),
         terms=_top_level_terms(source, toks),
     )
 
@@ -298,6 +299,67 @@ def _top_level_terms(source: str, toks: list[_Token]) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------------------------
+
+
+_Node: TypeAlias = "dict[str, _Node] | bool"  # True: keep this value whole
+
+
+class Projection:
+    """The parts of the input values a group of expressions can read, and nothing else.
+
+    Why: converting Python values to CEL costs about a microsecond per string (see
+    ``bench/rules.py``), far more than evaluating a condition, and a profile holds hundreds of
+    values while a rule reads a handful. Projecting first keeps results identical, because an
+    expression can only reach data through the paths the lexer found: a path is followed
+    through plain field names, and whatever comes after (an index, a method, a comprehension)
+    keeps that value whole. Absent keys stay absent, so ``has()`` and missing-key errors are
+    unchanged.
+
+    >>> p = Projection([("profile", "counts", "view"), ("profile", "segments")])
+    >>> p.project({"profile": {"counts": {"view": 1, "click": 2}, "segments": ["a"], "x": 3}})
+    {'profile': {'counts': {'view': 1}, 'segments': ['a']}}
+    """
+
+    __slots__ = ("_trie",)
+
+    def __init__(self, reads: Iterable[tuple[str, ...]]) -> None:
+        trie: dict[str, _Node] = {}
+        for path in reads:
+            node = trie
+            for k, seg in enumerate(path):
+                child = node.get(seg)
+                if child is True:
+                    break
+                if k == len(path) - 1:
+                    node[seg] = True
+                    break
+                if not isinstance(child, dict):
+                    child = node[seg] = {}
+                node = child
+        self._trie = trie
+
+    @classmethod
+    def of(cls, expressions: Iterable[Expression | None]) -> Projection:
+        return cls(r for e in expressions if e is not None for r in e.reads)
+
+    @property
+    def roots(self) -> frozenset[str]:
+        return frozenset(self._trie)
+
+    def project(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The read parts of ``values``; variables nothing reads are left out."""
+        return {k: _project(values[k], node) for k, node in self._trie.items() if k in values}
+
+    def project_one(self, name: str, value: Any) -> Any:
+        node = self._trie.get(name)
+        return None if node is None else _project(value, node)
+
+
+def _project(value: Any, node: _Node) -> Any:
+    if node is True or not isinstance(value, Mapping):
+        return value
+    assert isinstance(node, dict)
+    return {k: _project(value[k], child) for k, child in node.items() if k in value}
 
 
 class Activation:
@@ -424,8 +486,9 @@ class Expression:
     field: str
     program: cel.Program = dataclasses.field(repr=False, compare=False)
     variables: frozenset[str] = frozenset()
-    #: Top-level profile fields the expression reads; ``None`` when it needs the whole profile.
-    profile_fields: frozenset[str] | None = None
+    #: What the expression can read, as (root, field, field...) paths; everything below the
+    #: last field is read whole (see :class:`Projection`).
+    reads: tuple[tuple[str, ...], ...] = ()
     paths: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
 
@@ -481,7 +544,7 @@ class Expression:
             field=field,
             program=program,
             variables=variables,
-            profile_fields=analysis.profile_fields if "profile" in variables else frozenset(),
+            reads=tuple(r for r in analysis.reads if r[0] in variables),
             paths=tuple(p for p in analysis.paths if p.split(".")[0].split("[")[0] in allowed),
             terms=analysis.terms,
         )

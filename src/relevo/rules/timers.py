@@ -33,7 +33,7 @@ Known limit: an ``after`` event that arrives after a *newer* ``unless`` event re
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,8 +247,16 @@ class TimerPlanner:
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(rule_id for rule_id, _ in self._rules)
 
-    def plan(self, event: Mapping[str, Any]) -> tuple[TimerOp, ...]:
-        """Timer operations caused by ``event``; empty when it has no user or no timestamp."""
+    def plan(
+        self, event: Mapping[str, Any], armed: Collection[str] | None = None
+    ) -> tuple[TimerOp, ...]:
+        """Timer operations caused by ``event``; empty when it has no user or no timestamp.
+
+        ``armed``: the rule ids whose timer the user has armed, when the core knows them (one
+        read of a per-user set). Rearm and Cancel ops for other rules would be no-ops, so they
+        are left out; without it every timer rule an event touches gets an op, and a rule set
+        with many timer rules costs the store one conditional write per rule per event.
+        """
         if not self._rules:
             return ()
         user_id, event_id = event.get("user_id"), event.get("event_id")
@@ -260,7 +268,11 @@ class TimerPlanner:
             return ()
         uid, eid = str(user_id), str(event_id)
         plan = self._plans.get(str(event.get("type")), self._default)
-        ops: list[TimerOp] = [Cancel(rule_id, uid, eid, at) for rule_id in plan.cancel]
+        cancel, rearm = plan.cancel, plan.rearm
+        if armed is not None:
+            cancel = tuple(r for r in cancel if r in armed)
+            rearm = tuple((r, ms) for r, ms in rearm if r in armed)
+        ops: list[TimerOp] = [Cancel(rule_id, uid, eid, at) for rule_id in cancel]
         ops += [Arm(rule_id, uid, at + ms, eid, at) for rule_id, ms in plan.arm]
-        ops += [Rearm(rule_id, uid, at + ms, eid, at) for rule_id, ms in plan.rearm]
+        ops += [Rearm(rule_id, uid, at + ms, eid, at) for rule_id, ms in rearm]
         return tuple(ops)

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relevo.rules.expressions import (
@@ -16,6 +16,7 @@ from relevo.rules.expressions import (
     Expression,
     ExpressionCompileError,
     ExpressionEvaluationError,
+    Projection,
 )
 
 from .builders import make_event, make_profile
@@ -195,24 +196,92 @@ def test_threshold_condition_agrees_with_python(count: int, threshold: int) -> N
 # ------------------------------------------------------------------------- static analysis
 
 
-def test_profile_fields_lists_what_the_expression_reads() -> None:
+def test_reads_lists_the_paths_an_expression_can_follow() -> None:
     expr = Expression.compile(
         "has(profile.rfm.monetary) && profile['counts'].view['5m'] > 1 "
-        "&& profile.segments.exists(s, s == 'vip') && context.device == 'x'"
+        "&& profile.segments.exists(s, s == 'vip') && context.device == 'x' "
+        "&& profile.recent_items[0] == 'a' && profile.affinities[context.device] > 1.0"
     )
-    assert expr.profile_fields == frozenset({"rfm", "counts", "segments"})
+    assert expr.reads == (
+        ("profile", "rfm", "monetary"),
+        ("profile", "counts", "view", "5m"),
+        ("profile", "segments"),
+        ("context", "device"),
+        ("profile", "recent_items"),  # an index stops the path: the list is read whole
+        ("profile", "affinities"),
+    )
 
 
 @pytest.mark.parametrize("source", ["size(profile) > 3", "profile[event.type] != null"])
-def test_dynamic_profile_access_needs_the_whole_profile(source: str) -> None:
-    assert Expression.compile(source).profile_fields is None
+def test_dynamic_access_reads_the_whole_root(source: str) -> None:
+    assert ("profile",) in Expression.compile(source).reads
 
 
 def test_string_literals_do_not_look_like_references() -> None:
     expr = Expression.compile("context.page == 'profile.nope(x) && item.y'")
     assert expr.variables == {"context"}
-    assert expr.profile_fields == frozenset()
+    assert expr.reads == (("context", "page"),)
     assert expr.paths == ("context.page",)
+
+
+def test_projection_keeps_only_what_is_read() -> None:
+    proj = Projection.of(
+        [
+            Expression.compile("profile.counts.view['5m'] > 1 && has(profile.rfm.nope)"),
+            Expression.compile("profile.counts.view.size() > 0 && now != null"),
+        ]
+    )
+    profile = make_profile()
+    projected = proj.project({"profile": profile, "event": make_event(), "now": None})
+    assert projected == {
+        "profile": {"counts": {"view": profile["counts"]["view"]}, "rfm": {}},
+        "now": None,
+    }
+    assert proj.project_one("item", {"x": 1}) is None  # nothing reads item
+
+
+KEYS = st.sampled_from(["a", "b", "c"])
+TREES = st.recursive(
+    st.one_of(st.integers(-3, 3), st.sampled_from(["a", "b", "x"]), st.none()),
+    lambda children: st.dictionaries(KEYS, children, max_size=3) | st.lists(children, max_size=3),
+    max_leaves=12,
+)
+TEMPLATES = [
+    "has(profile.{k1}.{k2})",
+    "profile.{k1}.{k2} == 1",
+    "profile.{k1}['{k2}'] != null",
+    "size(profile.{k1}) > 1",
+    "profile.{k1}.exists(x, x == '{k2}')",
+    "profile.{k1}[context.key] == 1",
+    "profile.{k1}[0] == 1",
+    "profile.{k1}.{k2}.{k3} > 0 || has(profile.{k3})",
+    "'{k2}' in profile.{k1}",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    profile=st.dictionaries(KEYS, TREES, max_size=3),
+    templates=st.lists(st.sampled_from(TEMPLATES), min_size=1, max_size=3),
+    keys=st.tuples(KEYS, KEYS, KEYS),
+    context_key=KEYS,
+)
+def test_projection_never_changes_a_result(
+    profile: dict[str, Any], templates: list[str], keys: tuple[str, str, str], context_key: str
+) -> None:
+    k1, k2, k3 = keys
+    exprs = [Expression.compile(t.format(k1=k1, k2=k2, k3=k3)) for t in templates]
+    values = {"profile": profile, "context": {"key": context_key}}
+    full, projected = Activation(values), Activation(Projection.of(exprs).project(values))
+
+    def outcome(expr: Expression, act: Activation) -> Any:
+        try:
+            return ("value", expr.evaluate(act))
+        except ExpressionEvaluationError as exc:
+            return ("error", exc.kind)
+
+    for expr in exprs:
+        assert outcome(expr, projected) == outcome(expr, full), expr.source
 
 
 # ---------------------------------------------------------------------------------- explain

@@ -111,6 +111,16 @@ def test_reset_on_narrows_which_events_push_back() -> None:
     assert {type(op) for op in rs.plan_timers(at("purchase", 1, "p"))} == {Cancel}
 
 
+def test_known_armed_timers_limit_rearm_and_cancel_ops() -> None:
+    other = {**ABANDON, "id": "other"}
+    rs = rules(other)
+    assert {op.rule_id for op in rs.plan_timers(at("view", 1, "v"))} == {"cart-abandoned", "other"}
+    assert [op.rule_id for op in rs.plan_timers(at("view", 1, "v"), armed={"other"})] == ["other"]
+    assert rs.plan_timers(at("purchase", 1, "p"), armed=()) == ()
+    arms = rs.plan_timers(at("add_to_cart", 1, "a"), armed=())
+    assert [type(op) for op in arms] == [Arm, Arm]  # arming never depends on the armed set
+
+
 def test_after_any_event_is_an_inactivity_timer() -> None:
     idle = {
         "id": "idle",
