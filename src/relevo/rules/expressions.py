@@ -74,6 +74,10 @@ KNOWN_FUNCTIONS: Final = frozenset(
 _MACROS: Final = frozenset({"has", "all", "exists", "exists_one", "map", "filter"})
 _COMPREHENSIONS: Final = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _KEYWORDS: Final = frozenset({"true", "false", "null", "in"})
+#: Type names are identifiers in CEL (``type(x) == int``); the runtime binds them itself.
+_TYPE_NAMES: Final = frozenset(
+    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
+)
 
 
 class RulesError(Exception):
@@ -231,6 +235,8 @@ def _analyse(source: str) -> _Analysis:
     for i, tok in enumerate(toks):
         if tok.kind != "ident" or tok.text in _KEYWORDS:
             continue
+        if tok.text in _TYPE_NAMES and text(i + 1) != "(":
+            continue
         if text(i + 1) == "(":
             calls.append(tok)
             continue
@@ -377,14 +383,18 @@ class Activation:
         self.values: dict[str, Any] = dict(values)
         try:
             self._context = cel.Context(self.values)
-        except (ValueError, TypeError) as exc:
+        except _ESCAPES:
+            raise
+        except BaseException as exc:  # ValueError for unconvertible values; see _ESCAPES
             raise ActivationError(str(exc)) from exc
 
     def bind(self, name: str, value: Any) -> None:
         """Set one variable, converting only it (cheap: an item, not the whole profile)."""
         try:
             self._context.add_variable(name, value)
-        except (ValueError, TypeError) as exc:
+        except _ESCAPES:
+            raise
+        except BaseException as exc:
             raise ActivationError(f"cannot convert {name!r}: {exc}") from exc
         self.values[name] = value
 
@@ -392,6 +402,11 @@ class Activation:
     def context(self) -> cel.Context:
         return self._context
 
+
+# A panic inside the Rust library surfaces as pyo3's PanicException, which derives from
+# BaseException, not Exception. One bad rule must not take the engine down, so everything is
+# caught except what asks the process to stop.
+_ESCAPES: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 _ERROR_KINDS: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (KeyError, "missing_key"),
@@ -410,7 +425,7 @@ def _error_kind(exc: BaseException) -> str:
     for cls, kind in _ERROR_KINDS:
         if isinstance(exc, cls):
             return kind
-    return "error"
+    return "error" if isinstance(exc, Exception) else "internal"
 
 
 def _error_message(exc: BaseException) -> str:
@@ -518,7 +533,9 @@ class Expression:
             raise fail("empty expression", None)
         try:
             program = cel.compile(source)
-        except (ValueError, RuntimeError) as exc:
+        except _ESCAPES:
+            raise
+        except BaseException as exc:  # ValueError for parse errors; see _ESCAPES for the rest
             message, offset = _parse_error(source, str(exc))
             raise fail(message, offset) from exc
         analysis = _analyse(source)
@@ -531,7 +548,7 @@ class Expression:
                 f"unknown function {name!r} (known: {', '.join(sorted(KNOWN_FUNCTIONS))})",
                 tok.start if tok else None,
             )
-        variables = frozenset(program.variables()) - analysis.bound
+        variables = frozenset(program.variables()) - analysis.bound - _TYPE_NAMES
         for name in sorted(variables - allowed, key=lambda v: _first_offset(analysis.roots, v)):
             tok = next((t for t in analysis.roots if t.text == name), None)
             raise fail(
@@ -553,7 +570,9 @@ class Expression:
         """Evaluate; any runtime failure becomes :class:`ExpressionEvaluationError`."""
         try:
             return self.program.execute(activation.context)
-        except Exception as exc:  # the library maps CEL errors onto several builtin types
+        except _ESCAPES:
+            raise
+        except BaseException as exc:  # CEL errors arrive as several builtin types; see _ESCAPES
             raise ExpressionEvaluationError(
                 _error_kind(exc), _error_message(exc), rule_id=self.rule_id, field=self.field
             ) from exc
@@ -581,7 +600,9 @@ class Expression:
 def _seen(source: str, activation: Activation) -> SeenValue:
     try:
         program = cel.compile(source)
-    except (ValueError, RuntimeError) as exc:
+    except _ESCAPES:
+        raise
+    except BaseException as exc:
         return SeenValue(source, error=f"cannot compile: {exc}")
     value, error = _try(program, activation)
     return SeenValue(source, value, error)
@@ -590,7 +611,9 @@ def _seen(source: str, activation: Activation) -> SeenValue:
 def _try(program: cel.Program, activation: Activation) -> tuple[Any, str | None]:
     try:
         return program.execute(activation.context), None
-    except Exception as exc:  # explanation must report, not raise
+    except _ESCAPES:
+        raise
+    except BaseException as exc:  # explanation must report, not raise
         return None, f"{_error_kind(exc)}: {_error_message(exc)}"
 
 

@@ -87,6 +87,15 @@ def test_comprehension_variables_are_not_unknown() -> None:
     assert expr.evaluate(activation(profile=make_profile())) is True
 
 
+def test_type_names_are_not_unknown_variables() -> None:
+    expr = Expression.compile(
+        "type(profile.rfm.recency_days) == double && type(profile.segments) == list",
+        roots=EVENT_ROOTS,
+    )
+    assert expr.variables == {"profile"}
+    assert expr.evaluate(activation(profile=make_profile())) is True
+
+
 def test_empty_expression_is_a_compile_error() -> None:
     with pytest.raises(ExpressionCompileError, match="empty expression"):
         Expression.compile("   ")
