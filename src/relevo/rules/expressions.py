@@ -30,7 +30,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import cel
 
@@ -160,8 +160,7 @@ _TOKEN = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):  # a NamedTuple: tokenizing is on the rule-set load path
     kind: str
     text: str
     start: int
@@ -169,18 +168,12 @@ class _Token:
 
 
 def _tokenize(source: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    pos = 0
-    while pos < len(source):
-        m = _TOKEN.match(source, pos)
-        if m is None:  # not reachable for text the parser accepted; stay total anyway
-            pos += 1
-            continue
-        kind = m.lastgroup or "op"
-        if kind != "ws":
-            tokens.append(_Token(kind, m.group(), m.start(), m.end()))
-        pos = m.end()
-    return tokens
+    # finditer skips characters no pattern matches; the parser accepted the text, so none are.
+    return [
+        _Token(m.lastgroup or "op", m.group(), m.start(), m.end())
+        for m in _TOKEN.finditer(source)
+        if m.lastgroup != "ws"
+    ]
 
 
 def _position(source: str, offset: int) -> SourcePosition:
