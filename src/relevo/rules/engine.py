@@ -1,0 +1,790 @@
+"""The compiled rule set: which rules an event or a decision triggers, and what they do.
+
+Why it looks like this:
+
+* **Compiled once, immutable, versioned.** A :class:`RuleSet` is built from a validated spec and
+  a caller-given ``version``; it never changes, so the core can swap a new version in with one
+  reference assignment while requests keep using the old one, and every outcome names the
+  version that produced it.
+* **Indexed by trigger.** With a thousand rules, an event must only evaluate the rules that can
+  match its type (plus ``"*"`` rules); a decision only the rules of its placement (plus ``"*"``).
+* **Converted once.** Converting the profile to CEL values costs far more than evaluating a
+  condition, so each event builds one :class:`Activation` for all its candidate rules, holding
+  only the profile fields those rules read (found when compiling).
+* **Never raises.** A rule that fails at run time is recorded as a :class:`RuleError` and
+  skipped; the other rules still run. The core counts errors per rule via
+  :class:`RuleStatsBook`.
+* **Pure.** Outcomes are data (segments to add or remove, attributes to set, outbox messages,
+  item adjustments); the core applies them to the store. Rules see the profile as it was
+  *before* this event's rule actions, so rules never chain within one event and their order
+  cannot change what fires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+from pydantic import BaseModel, JsonValue
+
+from relevo.rules.expressions import (
+    Activation,
+    ActivationError,
+    Explanation,
+    Expression,
+    ExpressionEvaluationError,
+    Projection,
+    jsonable,
+)
+from relevo.rules.model import (
+    DECISION_ROOTS,
+    EVENT_ROOTS,
+    ITEM_ROOTS,
+    AddSegment,
+    Boost,
+    Bury,
+    DecisionTrigger,
+    Emit,
+    EventTrigger,
+    Filter,
+    Pin,
+    RemoveSegment,
+    Rule,
+    RuleSetSpec,
+    SetAttribute,
+    TimerTrigger,
+    Variant,
+    action_kind,
+    parse_rule_set,
+)
+from relevo.rules.timers import Timer, TimerOp, TimerPlanner, from_epoch_ms, to_epoch_ms
+
+# ---------------------------------------------------------------------------- outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class RuleError:
+    """A rule that failed at run time; ``count`` > 1 when the same failure hit many items."""
+
+    rule_id: str
+    field: str
+    kind: str
+    message: str
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FiredRule:
+    """A rule whose condition held, with the actions it contributed."""
+
+    rule_id: str
+    actions: tuple[BaseModel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message for the outbox. ``message_id`` is deterministic (rule + cause), so replaying
+    the same event or firing the same timer arming twice yields the same id: dedupe on it."""
+
+    message_id: str
+    name: str
+    rule_id: str
+    user_id: str | None
+    payload: Mapping[str, JsonValue]
+    at_ms: int | None
+    cause: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "name": self.name,
+            "rule_id": self.rule_id,
+            "user_id": self.user_id,
+            "payload": dict(self.payload),
+            "at_ms": self.at_ms,
+            "cause": self.cause,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    """What the rules decided for one event (or one fired timer), as data for the core."""
+
+    version: str
+    at_ms: int | None
+    evaluated: tuple[str, ...]
+    fired: tuple[FiredRule, ...]
+    errors: tuple[RuleError, ...]
+    add_segments: tuple[str, ...] = ()
+    remove_segments: tuple[str, ...] = ()
+    attributes: Mapping[str, JsonValue] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    outbox: tuple[OutboxMessage, ...] = ()
+
+    @property
+    def fired_ids(self) -> tuple[str, ...]:
+        return tuple(f.rule_id for f in self.fired)
+
+
+@dataclass(frozen=True, slots=True)
+class PinnedItem:
+    item_id: str
+    position: int
+    rule_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemAdjustments:
+    """How decision rules shape one placement's candidates; :meth:`apply` does the reordering.
+
+    ``item_rules`` says which rules touched each item, so a decision can record why an item
+    moved and the core can attribute clicks and conversions to rules.
+    """
+
+    placement: str
+    version: str
+    at_ms: int | None
+    evaluated: tuple[str, ...] = ()
+    applied: tuple[str, ...] = ()
+    errors: tuple[RuleError, ...] = ()
+    removed: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    multipliers: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    buried: frozenset[str] = frozenset()
+    pins: tuple[PinnedItem, ...] = ()
+    variant: str | None = None
+    variant_rule: str | None = None
+    item_rules: Mapping[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def score(self, item_id: str, base: float) -> float:
+        return base * self.multipliers.get(item_id, 1.0)
+
+    def apply(self, ranked: Sequence[tuple[str, float]]) -> list[str]:
+        """Filter, boost, bury and pin a scored candidate list; returns item ids in order.
+
+        Order of operations: filtered items go; scores are multiplied by boosts and re-sorted
+        (stable, so equal scores keep the model's order); buried items move after all others;
+        pinned items are placed at their slots, first rule first. A pin never resurrects a
+        filtered item and never adds an item that is not a candidate: the pipeline includes
+        :meth:`RuleSet.pinned_items` in the candidates up front.
+        """
+        kept = [(i, self.score(i, s)) for i, s in ranked if i not in self.removed]
+        kept.sort(key=lambda pair: -pair[1])
+        order = [i for i, _ in kept if i not in self.buried]
+        order += [i for i, _ in kept if i in self.buried]
+        present = set(order)
+        placed: dict[str, int] = {}
+        for pin in self.pins:
+            if pin.item_id in present and pin.item_id not in placed:
+                placed[pin.item_id] = pin.position
+        rest = [i for i in order if i not in placed]
+        for item_id, pos in sorted(placed.items(), key=lambda kv: kv[1]):
+            rest.insert(min(pos, len(rest)), item_id)
+        return rest
+
+
+# ------------------------------------------------------------------------------- stats
+
+
+@dataclass(slots=True)
+class RuleStats:
+    """Counters for one rule; plain data so the core can persist and sum them across workers.
+
+    ``evaluations``: times the rule was considered (its trigger matched); ``fires``: times its
+    condition held; ``errors``: evaluations that hit at least one runtime error.
+    """
+
+    evaluations: int = 0
+    fires: int = 0
+    errors: int = 0
+    last_fired_ms: int | None = None
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuleStats:
+        return cls(**{f.name: data.get(f.name, f.default) for f in dataclasses.fields(cls)})
+
+
+class RuleStatsBook:
+    """Per-rule statistics accumulated from outcomes (mutable, unlike the rule set)."""
+
+    __slots__ = ("_stats",)
+
+    def __init__(self, stats: Mapping[str, RuleStats] | None = None) -> None:
+        self._stats: dict[str, RuleStats] = dict(stats or {})
+
+    def record(self, outcome: RuleOutcome | ItemAdjustments) -> None:
+        fired = set(outcome.fired_ids) if isinstance(outcome, RuleOutcome) else set(outcome.applied)
+        failed: dict[str, str] = {}
+        for err in outcome.errors:
+            failed.setdefault(err.rule_id, f"{err.field}: {err.kind}: {err.message}")
+        for rule_id in outcome.evaluated:
+            s = self._stats.setdefault(rule_id, RuleStats())
+            s.evaluations += 1
+            if rule_id in fired:
+                s.fires += 1
+                if outcome.at_ms is not None:
+                    s.last_fired_ms = max(s.last_fired_ms or outcome.at_ms, outcome.at_ms)
+            if rule_id in failed:
+                s.errors += 1
+                s.last_error = failed[rule_id]
+
+    def get(self, rule_id: str) -> RuleStats:
+        return self._stats.get(rule_id, RuleStats())
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {rule_id: s.to_dict() for rule_id, s in sorted(self._stats.items())}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, Any]]) -> RuleStatsBook:
+        return cls({k: RuleStats.from_dict(v) for k, v in data.items()})
+
+
+# ---------------------------------------------------------------------------- compiling
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledAction:
+    index: int
+    action: BaseModel
+    expr: Expression | None  # filter/boost/bury condition, or set_attribute's expr
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule with its expressions compiled; ``order`` is its index in the rule set."""
+
+    rule: Rule
+    order: int
+    when: Expression | None
+    actions: tuple[_CompiledAction, ...]
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+def _compile_rule(rule: Rule, order: int) -> CompiledRule:
+    decision = isinstance(rule.trigger, DecisionTrigger)
+    when = None
+    if rule.when is not None:
+        roots = DECISION_ROOTS if decision else EVENT_ROOTS
+        when = Expression.compile(rule.when, rule_id=rule.id, field="when", roots=roots)
+    actions = []
+    for i, action in enumerate(rule.then):
+        expr = None
+        if isinstance(action, Filter | Boost | Bury):
+            kind = action_kind(action)
+            source = getattr(action, kind)
+            expr = Expression.compile(
+                source, rule_id=rule.id, field=f"then[{i}].{kind}", roots=ITEM_ROOTS
+            )
+        elif isinstance(action, SetAttribute) and action.set_attribute.expr is not None:
+            expr = Expression.compile(
+                action.set_attribute.expr,
+                rule_id=rule.id,
+                field=f"then[{i}].set_attribute.expr",
+                roots=EVENT_ROOTS,
+            )
+        actions.append(_CompiledAction(i, action, expr))
+    return CompiledRule(rule, order, when, tuple(actions))
+
+
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    """The rules one trigger value selects, in run order, and the input parts they read."""
+
+    rules: tuple[CompiledRule, ...]
+    projection: Projection
+
+    @classmethod
+    def of(cls, rules: Iterable[CompiledRule]) -> _Bucket:
+        ordered = tuple(sorted(rules, key=lambda r: (-r.rule.priority, r.order)))
+        return cls(ordered, _projection(ordered))
+
+
+def _projection(rules: Iterable[CompiledRule]) -> Projection:
+    return Projection.of(e for r in rules for e in (r.when, *(a.expr for a in r.actions)))
+
+
+def _index(rules: Sequence[CompiledRule], key: str) -> tuple[dict[str, _Bucket], _Bucket]:
+    by_value: dict[str, list[CompiledRule]] = {}
+    for r in rules:
+        by_value.setdefault(getattr(r.rule.trigger, key), []).append(r)
+    wildcard = by_value.pop("*", [])
+    index = {value: _Bucket.of(rs + wildcard) for value, rs in by_value.items()}
+    return index, _Bucket.of(wildcard)
+
+
+# ------------------------------------------------------------------------- explanations
+
+
+@dataclass(frozen=True, slots=True)
+class RuleExplanation:
+    """Why one rule did or did not match: its condition's values, or the timer op it gets."""
+
+    rule_id: str
+    kind: Literal["event", "timer", "decide"]
+    matched: bool | None
+    reason: str
+    condition: Explanation | None = None
+    actions: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "kind": self.kind,
+            "matched": self.matched,
+            "reason": self.reason,
+            "condition": None if self.condition is None else self.condition.to_dict(),
+            "actions": list(self.actions),
+        }
+
+
+# ------------------------------------------------------------------------------ the set
+
+
+class RuleSet:
+    """An immutable, compiled, indexed rule set. Build with :meth:`compile`/:meth:`from_dict`."""
+
+    __slots__ = (
+        "_decide_any",
+        "_decide_index",
+        "_event_any",
+        "_event_index",
+        "_rules",
+        "_timer_rules",
+        "_timers",
+        "spec",
+        "version",
+    )
+
+    def __init__(self, spec: RuleSetSpec, version: str) -> None:
+        """Compile ``spec``; raises ``ExpressionCompileError`` if an expression is invalid
+        (cannot happen for a spec from :func:`parse_rule_set`, which compiles them too)."""
+        self.version = version
+        self.spec = spec
+        compiled = [_compile_rule(r, i) for i, r in enumerate(spec.rules) if r.enabled]
+        self._rules: Mapping[str, CompiledRule] = MappingProxyType({r.id: r for r in compiled})
+        events = [r for r in compiled if isinstance(r.rule.trigger, EventTrigger)]
+        decisions = [r for r in compiled if isinstance(r.rule.trigger, DecisionTrigger)]
+        self._event_index, self._event_any = _index(events, "on")
+        self._decide_index, self._decide_any = _index(decisions, "placement")
+        self._timer_rules: Mapping[str, CompiledRule] = MappingProxyType(
+            {r.id: r for r in compiled if isinstance(r.rule.trigger, TimerTrigger)}
+        )
+        self._timers = TimerPlanner(r.rule for r in self._timer_rules.values())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | str | bytes, version: str) -> RuleSet:
+        """Validate and compile JSON data; raises ``RuleSetValidationError`` on any problem."""
+        return cls(parse_rule_set(data), version)
+
+    def __repr__(self) -> str:
+        return f"RuleSet(version={self.version!r}, rules={len(self._rules)})"
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(self._rules)
+
+    def rule(self, rule_id: str) -> CompiledRule:
+        return self._rules[rule_id]
+
+    def rules_for_event(self, event_type: str) -> tuple[CompiledRule, ...]:
+        """The event rules an event of this type evaluates, in run order."""
+        return self._event_index.get(event_type, self._event_any).rules
+
+    def rules_for_placement(self, placement: str) -> tuple[CompiledRule, ...]:
+        return self._decide_index.get(placement, self._decide_any).rules
+
+    def pinned_items(self, placement: str) -> tuple[str, ...]:
+        """Every item any rule of this placement may pin, for the pipeline to fetch up front."""
+        ids: dict[str, None] = {}
+        for r in self.rules_for_placement(placement):
+            for a in r.actions:
+                if isinstance(a.action, Pin):
+                    ids.update(dict.fromkeys(a.action.pin))
+        return tuple(ids)
+
+    # -- events --------------------------------------------------------------------------
+
+    def on_event(
+        self,
+        profile: Mapping[str, Any],
+        event: Mapping[str, Any],
+        context: Mapping[str, Any] | None = None,
+    ) -> RuleOutcome:
+        """Evaluate the event rules of ``event``'s type; never raises.
+
+        ``context`` defaults to the event's own ``context``; ``now`` is the event's timestamp.
+        """
+        bucket = self._event_index.get(str(event.get("type")), self._event_any)
+        at_ms = _event_ms(event)
+        if not bucket.rules:
+            return RuleOutcome(self.version, at_ms, (), (), ())
+        ctx = context if context is not None else event.get("context") or {}
+        values = {
+            "profile": profile,
+            "event": event,
+            "context": ctx,
+            "now": None if at_ms is None else from_epoch_ms(at_ms),
+        }
+        return self._run_state_rules(
+            bucket.rules,
+            bucket.projection.project(values),
+            at_ms,
+            user_id=_user_id(event, profile),
+            cause=_cause(event),
+        )
+
+    def on_timer(
+        self,
+        timer: Timer,
+        profile: Mapping[str, Any],
+        now_ms: int,
+        *,
+        armed_by: Mapping[str, Any] | None = None,
+    ) -> RuleOutcome:
+        """Run a due timer's rule: its ``when`` sees the profile *now*; never raises.
+
+        ``event`` is a synthetic ``timer`` event carrying the arming event (``event.armed_by``)
+        when the core kept it. The outbox message id derives from the timer's token, so one
+        arming emits at most one message even if it is fired twice.
+        """
+        rule = self._timer_rules.get(timer.rule_id)
+        if rule is None:  # rule removed or disabled since arming: nothing to do
+            return RuleOutcome(self.version, now_ms, (), (), ())
+        now = from_epoch_ms(now_ms)
+        event = {
+            "event_id": f"timer:{timer.rule_id}:{timer.token}",
+            "type": "timer",
+            "user_id": timer.user_id,
+            "timestamp": now.isoformat().replace("+00:00", "Z"),
+            "rule_id": timer.rule_id,
+            "due_at": from_epoch_ms(timer.due_at_ms).isoformat().replace("+00:00", "Z"),
+            "armed_by_event_id": timer.armed_by_event_id,
+            "armed_by": dict(armed_by or {}),
+        }
+        values = {"profile": profile, "event": event, "context": {}, "now": now}
+        return self._run_state_rules(
+            (rule,),
+            _projection((rule,)).project(values),
+            now_ms,
+            user_id=timer.user_id,
+            cause=f"timer:{timer.token}",
+        )
+
+    def plan_timers(
+        self, event: Mapping[str, Any], armed: Collection[str] | None = None
+    ) -> tuple[TimerOp, ...]:
+        """Timer operations ``event`` causes (see ``relevo.rules.timers``)."""
+        return self._timers.plan(event, armed)
+
+    @property
+    def timer_rule_ids(self) -> tuple[str, ...]:
+        return self._timers.rule_ids
+
+    def _run_state_rules(
+        self,
+        rules: Sequence[CompiledRule],
+        values: Mapping[str, Any],
+        at_ms: int | None,
+        *,
+        user_id: str | None,
+        cause: str,
+    ) -> RuleOutcome:
+        evaluated = tuple(r.id for r in rules)
+        try:
+            activation = Activation(values)
+        except ActivationError as exc:
+            errors = tuple(RuleError(r.id, "activation", "activation", str(exc)) for r in rules)
+            return RuleOutcome(self.version, at_ms, evaluated, (), errors)
+        fired: list[FiredRule] = []
+        errors_: list[RuleError] = []
+        segments: dict[str, bool] = {}
+        attributes: dict[str, JsonValue] = {}
+        outbox: list[OutboxMessage] = []
+        for r in rules:
+            if not _condition(r, activation, errors_):
+                continue
+            done: list[BaseModel] = []
+            for ca in r.actions:
+                a = ca.action
+                if isinstance(a, AddSegment):
+                    segments.pop(a.add_segment, None)
+                    segments[a.add_segment] = True
+                elif isinstance(a, RemoveSegment):
+                    segments.pop(a.remove_segment, None)
+                    segments[a.remove_segment] = False
+                elif isinstance(a, SetAttribute):
+                    if ca.expr is None:
+                        value = a.set_attribute.value
+                    else:
+                        try:
+                            value = _json(ca.expr.evaluate(activation))
+                        except ExpressionEvaluationError as exc:
+                            errors_.append(_rule_error(r.id, exc))
+                            continue
+                    attributes[a.set_attribute.name] = value
+                elif isinstance(a, Emit):
+                    outbox.append(
+                        OutboxMessage(
+                            message_id=f"{r.id}:{cause}:{ca.index}",
+                            name=a.emit,
+                            rule_id=r.id,
+                            user_id=user_id,
+                            payload=MappingProxyType(dict(a.payload)),
+                            at_ms=at_ms,
+                            cause=cause,
+                        )
+                    )
+                done.append(a)
+            fired.append(FiredRule(r.id, tuple(done)))
+        return RuleOutcome(
+            version=self.version,
+            at_ms=at_ms,
+            evaluated=evaluated,
+            fired=tuple(fired),
+            errors=tuple(errors_),
+            add_segments=tuple(s for s, add in segments.items() if add),
+            remove_segments=tuple(s for s, add in segments.items() if not add),
+            attributes=MappingProxyType(attributes),
+            outbox=tuple(outbox),
+        )
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def for_decision(
+        self,
+        placement: str,
+        profile: Mapping[str, Any],
+        context: Mapping[str, Any] | None = None,
+        items: Iterable[Mapping[str, Any]] = (),
+        *,
+        now_ms: int | None = None,
+    ) -> ItemAdjustments:
+        """Evaluate the placement's decision rules over the candidate items; never raises.
+
+        ``now_ms`` is the decision's time (the injected clock); CEL sees it as ``now``.
+        """
+        bucket = self._decide_index.get(placement, self._decide_any)
+        if not bucket.rules:
+            return ItemAdjustments(placement, self.version, now_ms)
+        evaluated = tuple(r.id for r in bucket.rules)
+        values = {
+            "profile": profile,
+            "context": context or {},
+            "now": None if now_ms is None else from_epoch_ms(now_ms),
+            "placement": placement,
+        }
+        try:
+            activation = Activation(bucket.projection.project(values))
+        except ActivationError as exc:
+            errs = tuple(
+                RuleError(r.id, "activation", "activation", str(exc)) for r in bucket.rules
+            )
+            return ItemAdjustments(placement, self.version, now_ms, evaluated, errors=errs)
+
+        errors: list[RuleError] = []
+        applied: list[str] = []
+        per_item: list[tuple[CompiledRule, _CompiledAction]] = []
+        pins: list[PinnedItem] = []
+        variant: str | None = None
+        variant_rule: str | None = None
+        for r in bucket.rules:
+            if not _condition(r, activation, errors):
+                continue
+            applied.append(r.id)
+            for ca in r.actions:
+                a = ca.action
+                if isinstance(a, Variant):
+                    if variant is None:  # rules run by priority: the first one wins
+                        variant, variant_rule = a.variant, r.id
+                elif isinstance(a, Pin):
+                    pins += [PinnedItem(i, a.position + k, r.id) for k, i in enumerate(a.pin)]
+                else:
+                    per_item.append((r, ca))
+
+        removed: dict[str, str] = {}
+        multipliers: dict[str, float] = {}
+        buried: set[str] = set()
+        touched: dict[str, list[str]] = {}
+        item_errors: dict[tuple[str, str, str], list[Any]] = {}
+        for pin in pins:
+            touched.setdefault(pin.item_id, []).append(pin.rule_id)
+        if per_item:
+            for item in items:
+                item_id = item.get("item_id")
+                if item_id is None:
+                    continue
+                item_id = str(item_id)
+                try:
+                    activation.bind("item", bucket.projection.project_one("item", item))
+                except ActivationError as exc:
+                    key = ("*", "item", "activation")
+                    item_errors.setdefault(key, [str(exc), 0])[1] += 1
+                    continue
+                for r, ca in per_item:
+                    a, expr = ca.action, ca.expr
+                    assert expr is not None  # filter/boost/bury always carry a condition
+                    try:
+                        hit = expr.evaluate_bool(activation)
+                    except ExpressionEvaluationError as exc:
+                        key = (r.id, exc.field, exc.kind)
+                        item_errors.setdefault(key, [exc.message, 0])[1] += 1
+                        if isinstance(a, Filter) and a.on_error == "drop":
+                            removed[item_id] = r.id
+                            break  # a removed item needs no further actions
+                        continue
+                    if isinstance(a, Filter):
+                        if not hit:
+                            removed[item_id] = r.id
+                            touched.setdefault(item_id, []).append(r.id)
+                            break
+                        continue
+                    if not hit:
+                        continue
+                    if isinstance(a, Boost):
+                        multipliers[item_id] = multipliers.get(item_id, 1.0) * a.by
+                    elif isinstance(a, Bury):
+                        buried.add(item_id)
+                    touched.setdefault(item_id, []).append(r.id)
+        for (rule_id, field, kind), (message, count) in item_errors.items():
+            errors.append(RuleError(rule_id, field, kind, message, count))
+        return ItemAdjustments(
+            placement=placement,
+            version=self.version,
+            at_ms=now_ms,
+            evaluated=evaluated,
+            applied=tuple(applied),
+            errors=tuple(errors),
+            removed=MappingProxyType(removed),
+            multipliers=MappingProxyType(multipliers),
+            buried=frozenset(buried),
+            pins=tuple(pins),
+            variant=variant,
+            variant_rule=variant_rule,
+            item_rules=MappingProxyType({k: tuple(dict.fromkeys(v)) for k, v in touched.items()}),
+        )
+
+    # -- explanations ----------------------------------------------------------------------
+
+    def explain(
+        self,
+        profile: Mapping[str, Any],
+        event: Mapping[str, Any] | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        placement: str | None = None,
+        now_ms: int | None = None,
+    ) -> tuple[RuleExplanation, ...]:
+        """Which rules an event (or a decision for ``placement``) considers and why each one
+        matched or not, with the values its condition saw. Slow path for humans; never raises.
+        """
+        out: list[RuleExplanation] = []
+        if event is not None:
+            at_ms = _event_ms(event)
+            ctx = context if context is not None else event.get("context") or {}
+            values: dict[str, Any] = {
+                "profile": profile,
+                "event": event,
+                "context": ctx,
+                "now": None if at_ms is None else from_epoch_ms(at_ms),
+            }
+            rules = self.rules_for_event(str(event.get("type")))
+            out += self._explain_rules(rules, values, "event")
+            for op in self.plan_timers(event):
+                out.append(
+                    RuleExplanation(
+                        op.rule_id, "timer", None, f"{type(op).__name__.lower()}: {op!r}"
+                    )
+                )
+        if placement is not None:
+            values = {
+                "profile": profile,
+                "context": context or {},
+                "now": None if now_ms is None else from_epoch_ms(now_ms),
+                "placement": placement,
+            }
+            out += self._explain_rules(self.rules_for_placement(placement), values, "decide")
+        return tuple(out)
+
+    def _explain_rules(
+        self,
+        rules: Sequence[CompiledRule],
+        values: Mapping[str, Any],
+        kind: Literal["event", "decide"],
+    ) -> list[RuleExplanation]:
+        try:
+            activation = Activation(values)
+        except ActivationError as exc:
+            return [RuleExplanation(r.id, kind, None, f"activation error: {exc}") for r in rules]
+        out = []
+        for r in rules:
+            actions = tuple(action_kind(a.action) for a in r.actions)
+            if r.when is None:
+                out.append(RuleExplanation(r.id, kind, True, "no condition", None, actions))
+                continue
+            exp = r.when.explain(activation)
+            if exp.error is not None:
+                matched, reason = None, f"error: {exp.error}"
+            elif exp.result is True:
+                matched, reason = True, "condition is true"
+            elif exp.result is False:
+                matched, reason = False, "condition is false"
+            else:
+                matched, reason = None, f"error: condition evaluated to {exp.result!r}"
+            out.append(RuleExplanation(r.id, kind, matched, reason, exp, actions))
+        return out
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _condition(rule: CompiledRule, activation: Activation, errors: list[RuleError]) -> bool:
+    if rule.when is None:
+        return True
+    try:
+        return rule.when.evaluate_bool(activation)
+    except ExpressionEvaluationError as exc:
+        errors.append(_rule_error(rule.id, exc))
+        return False
+
+
+def _rule_error(rule_id: str, exc: ExpressionEvaluationError) -> RuleError:
+    return RuleError(rule_id, exc.field, exc.kind, exc.message)
+
+
+def _event_ms(event: Mapping[str, Any]) -> int | None:
+    try:
+        return to_epoch_ms(event.get("timestamp"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _user_id(event: Mapping[str, Any], profile: Mapping[str, Any]) -> str | None:
+    uid = event.get("user_id") or profile.get("user_id")
+    return None if uid is None else str(uid)
+
+
+def _cause(event: Mapping[str, Any]) -> str:
+    return f"event:{event.get('event_id')}"
+
+
+def _json(value: Any) -> JsonValue:
+    """A CEL result stored as a profile attribute: JSON data (timestamps as ISO strings)."""
+    result: JsonValue = jsonable(value)
+    return result
