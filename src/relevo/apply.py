@@ -13,24 +13,47 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 import orjson
 
 from relevo.clock import Clock
 from relevo.errors import Unavailable
+from relevo.eventlog.base import RecordKind
 from relevo.events import profile_key
 from relevo.features.profile import FeatureParams, ProfileState, apply_event, decode, encode
 from relevo.features.windows import MINUTE_MS
+from relevo.rules.effects import (
+    TIMER_FIELD,
+    Effects,
+    fire_due_timers,
+    fire_recorded,
+    run_event_rules,
+)
+from relevo.rules.engine import RuleSet
+from relevo.rules.outbox import Outbox
+from relevo.rules.registry import RuleRegistry
+from relevo.rules.stats import RuleStatsRecorder
 from relevo.store import keys
 from relevo.store.base import Doc, DocRead, DocWrite, Store
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+PROFILE_KINDS = frozenset({"event", "timer"})
+"""Log record kinds that change a user's profile document."""
 RECENT_EVENTS_KEPT = 100
 RATE_BUCKET_MS = MINUTE_MS
 RATE_KEPT_MS = 25 * 60 * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class _UserPlan:
+    user: str
+    fresh: list[int]
+    write: DocWrite
+    effects: Effects
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +73,22 @@ class Retention:
 
 class Applier:
     def __init__(
-        self, store: Store, params: FeatureParams, retention: Retention, clock: Clock
+        self,
+        store: Store,
+        params: FeatureParams,
+        retention: Retention,
+        clock: Clock,
+        rules: RuleRegistry,
+        outbox: Outbox,
+        stats: RuleStatsRecorder,
     ) -> None:
         self.store = store
         self.params = params
         self.retention = retention
         self.clock = clock
+        self.rules = rules
+        self.outbox = outbox
+        self.stats = stats
         self.errors = 0
 
     async def read(self, events: Sequence[dict[str, Any]]) -> dict[str, ProfileDoc]:
@@ -76,10 +109,26 @@ class Applier:
         )
         return {user: _absorbed(doc, by_user[user]) for user, doc in zip(users, docs, strict=True)}
 
+    async def apply(
+        self,
+        entries: Sequence[tuple[RecordKind, dict[str, Any]]],
+        docs: dict[str, ProfileDoc] | None = None,
+    ) -> None:
+        """Apply records of any kind in log order (a rule change applies to what follows)."""
+        for kind, run in groupby(entries, key=lambda entry: _family(entry[0])):
+            records = [record for _, record in run]
+            if kind == "profile":
+                await self.apply_events(records, docs)
+            elif kind == "item":
+                await self.apply_items(records)
+            else:
+                for record in records:
+                    await self.rules.apply(record)
+
     async def apply_events(
         self, events: Sequence[dict[str, Any]], docs: dict[str, ProfileDoc] | None = None
     ) -> list[bool]:
-        """Apply events in order; True for each one that was new to its profile.
+        """Apply events (and timer firings) in order; True for each one new to its profile.
 
         `docs` may come from an earlier `read` of the same events (it saves a round
         trip); a stale read only costs a retry.
@@ -92,22 +141,27 @@ class Applier:
             docs = await self.read(events)
         pending = list(by_user)
         for _ in range(MAX_ATTEMPTS):
-            writes, plan = self._plan(pending, by_user, docs, events)
-            results = await self.store.docs_write(writes)
-            conflicted = []
-            for (user, fresh), written in zip(plan, results, strict=True):
-                if written:
-                    for index in fresh:
+            plans = self._plan(pending, by_user, docs, events)
+            await self._before_write([plan.effects for plan in plans])
+            results = await self.store.docs_write([plan.write for plan in plans])
+            conflicted, written = [], []
+            for plan, ok in zip(plans, results, strict=True):
+                if ok:
+                    written.append(plan.effects)
+                    for index in plan.fresh:
                         applied[index] = True
                 else:
-                    conflicted.append(user)
+                    conflicted.append(plan.user)
+            await self._after_write(written)
             if not conflicted:
                 break
             pending = conflicted
             docs = await self.read([events[i] for user in conflicted for i in by_user[user]])
         else:
             raise Unavailable("profile updates keep conflicting; try again")
-        await self._aggregate([record for record, new in zip(events, applied, strict=True) if new])
+        await self._aggregate(
+            [r for r, new in zip(events, applied, strict=True) if new and TIMER_FIELD not in r]
+        )
         return applied
 
     def _plan(
@@ -116,9 +170,10 @@ class Applier:
         by_user: dict[str, list[int]],
         docs: dict[str, ProfileDoc],
         events: Sequence[dict[str, Any]],
-    ) -> tuple[list[DocWrite], list[tuple[str, list[int]]]]:
+    ) -> list[_UserPlan]:
         now = self.clock.now_ms()
-        writes, plan = [], []
+        rules = self.rules.current
+        plans = []
         for user in users:
             doc = docs[user]
             fresh, marks, taken = [], [], set()
@@ -131,31 +186,59 @@ class Applier:
             if not fresh:
                 continue
             state = decode(doc.value) if doc.value is not None else ProfileState(user_id=user)
+            effects = Effects()
             for index in fresh:
-                self._apply_one(state, events[index])
-            writes.append(
-                DocWrite(
-                    key=keys.profile_key(user),
-                    marks_key=keys.profile_marks_key(user),
-                    expected_version=doc.version,
-                    value=encode(state),
-                    now_ms=now,
-                    marks=marks,
-                    ttl_ms=self.retention.profile_ttl_ms,
-                    marks_horizon_ms=self.retention.dedupe_horizon_ms,
-                )
+                self._apply_one(rules, state, events[index], effects)
+            write = DocWrite(
+                key=keys.profile_key(user),
+                marks_key=keys.profile_marks_key(user),
+                expected_version=doc.version,
+                value=encode(state),
+                now_ms=now,
+                marks=marks,
+                ttl_ms=self.retention.profile_ttl_ms,
+                marks_horizon_ms=self.retention.dedupe_horizon_ms,
             )
-            plan.append((user, fresh))
-        return writes, plan
+            plans.append(_UserPlan(user, fresh, write, effects))
+        return plans
 
-    def _apply_one(self, state: ProfileState, record: dict[str, Any]) -> None:
-        # A bug in feature code must not turn one odd event into a crash loop on replay:
-        # count it, log it, and go on.
+    def _apply_one(
+        self, rules: RuleSet, state: ProfileState, record: dict[str, Any], effects: Effects
+    ) -> None:
+        # A bug in feature or rule code must not turn one odd event into a crash loop on
+        # replay: count it, log it, and go on.
         try:
+            if TIMER_FIELD in record:
+                fire_recorded(rules, state, record, self.params, effects)
+                return
+            if state.timers:
+                fire_due_timers(rules, state, record["timestamp"], self.params, effects)
             apply_event(state, record, self.params)
+            run_event_rules(rules, state, record, self.params, effects)
         except Exception:
             self.errors += 1
             log.exception("could not apply event %s", record.get("event_id"))
+
+    async def _before_write(self, effects: Sequence[Effects]) -> None:
+        """Idempotent effects that must exist if the profile write succeeds.
+
+        Outbox messages keep their deterministic ids, so writing them before a write
+        that then conflicts (and is redone) or crashes (and is replayed) stores them
+        once. An armed timer is indexed before it exists; the scheduler ignores index
+        entries without a matching timer.
+        """
+        await self.outbox.add([message for e in effects for message in e.outbox])
+        armed = {member: due for e in effects for member, due in e.armed.items()}
+        if armed:
+            await self.store.zadd(keys.TIMERS_DUE, armed)
+
+    async def _after_write(self, effects: Sequence[Effects]) -> None:
+        disarmed = [member for e in effects for member in e.disarmed]
+        if disarmed:
+            await self.store.zrem(keys.TIMERS_DUE, disarmed)
+        for e in effects:
+            for outcome in e.outcomes:
+                self.stats.record(outcome)
 
     async def _aggregate(self, events: Sequence[dict[str, Any]]) -> None:
         """Site-wide counts: totals and per-minute rates by type, and a feed of recent events.
@@ -193,6 +276,10 @@ class Applier:
         await self.store.zadd(
             keys.ITEMS_INDEX, {item["item_id"]: item["updated_at"] for item in items}
         )
+
+
+def _family(kind: RecordKind) -> str:
+    return "profile" if kind in PROFILE_KINDS else kind
 
 
 def _absorbed(doc: Doc, event_ids: list[str]) -> ProfileDoc:

@@ -35,6 +35,7 @@ from relevo.store.redis import RedisStore
 log = logging.getLogger(__name__)
 
 Apply = Callable[[Sequence[LogRecord]], Awaitable[None]]
+Ready = Callable[[], Awaitable[None]]
 REPLAY_BATCH = 5_000
 IN_FLIGHT_GRACE_MS = 30_000
 
@@ -44,8 +45,11 @@ class Backend(Protocol):
     log: EventLog
     maintenance_every_s: float
 
-    async def open(self, apply: Apply) -> None:
-        """Connect, and bring state up to date with the log (crash recovery)."""
+    async def open(self, apply: Apply, restored: Ready) -> None:
+        """Connect, and bring state up to date with the log (crash recovery).
+
+        `restored` runs once stored state is readable and before the log is replayed.
+        """
         ...
 
     async def append(self, records: Sequence[LogRecord]) -> list[str]: ...
@@ -72,10 +76,11 @@ class EmbeddedBackend:
         self._snapshotted = 0
         self._lock: IO[str] | None = None
 
-    async def open(self, apply: Apply) -> None:
+    async def open(self, apply: Apply, restored: Ready) -> None:
         self._lock = _lock(self.data_dir)
         await self.local_log.open()
         self._position = self._snapshotted = snapshot.load(self.snapshot_path, self.memory)
+        await restored()
         replayed = 0
         while records := await self.local_log.read_after(self._position, REPLAY_BATCH):
             await apply(records)
@@ -144,9 +149,10 @@ class RedisBackend:
         self.clock = clock
         self.maintenance_every_s = 5.0
 
-    async def open(self, apply: Apply) -> None:
+    async def open(self, apply: Apply, restored: Ready) -> None:
         await self.redis.ping()
         await self.stream.open()
+        await restored()
         await self._recover(apply, arrived_before_ms=float("inf"))
 
     async def _recover(self, apply: Apply, arrived_before_ms: float) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from relevo.apply import Applier
+from relevo.apply import PROFILE_KINDS, Applier
 from relevo.eventlog.base import LogRecord, RecordKind
 from relevo.events import profile_key
 
@@ -114,12 +114,12 @@ class Committer:
                 start += len(job.entries)
 
     async def _commit(self, entries: list[Entry]) -> list[bool]:
-        events = [entry.record for entry in entries if entry.kind == "event"]
+        events = [entry.record for entry in entries if entry.kind in PROFILE_KINDS]
         docs = await self._applier.read(events)
         new = [True] * len(entries)
         taken: set[str] = set()
         for index, entry in enumerate(entries):
-            if entry.kind != "event":
+            if entry.kind not in PROFILE_KINDS:
                 continue
             event_id = entry.record["event_id"]
             if event_id in taken or event_id in docs[profile_key(entry.record)].absorbed:
@@ -136,11 +136,12 @@ class Committer:
                 for entry in fresh
             ]
         )
-        await self._applier.apply_items([e.record for e in fresh if e.kind == "item"])
-        await self._applier.apply_events([e.record for e in fresh if e.kind == "event"], docs)
+        await self._applier.apply([(entry.kind, entry.record) for entry in fresh], docs)
         await self._applied(positions)
         return new
 
 
 def _record_key(entry: Entry) -> str:
-    return profile_key(entry.record) if entry.kind == "event" else str(entry.record["item_id"])
+    if entry.kind in PROFILE_KINDS:
+        return profile_key(entry.record)
+    return str(entry.record.get("item_id") or entry.record.get("version"))

@@ -100,10 +100,26 @@ class Settings(BaseSettings):
         False, description="Load the demo catalog when the catalog is empty."
     )
     log_level: str = Field("info", description="Logging level.")
+    project: Path | None = Field(
+        None,
+        description="The project file (rules, webhooks, ...); default: ./relevo.yaml if present.",
+    )
+    webhook_url: str | None = Field(None, description="Send every rule action to this URL.")
+    webhook_secret: str | None = Field(None, description="HMAC secret for RELEVO_WEBHOOK_URL.")
+    webhook_first_retry: DurationMs = Field(
+        parse_duration_ms("500ms"), description="First webhook retry delay (doubles each time)."
+    )
 
     @property
     def is_redis(self) -> bool:
         return self.store.startswith(("redis://", "rediss://", "unix://"))
+
+    @property
+    def project_path(self) -> Path | None:
+        if self.project is not None:
+            return self.project
+        default = Path("relevo.yaml")
+        return default if default.exists() else None
 
     @property
     def archive_path(self) -> Path:

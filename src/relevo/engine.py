@@ -1,16 +1,17 @@
 """The Engine: the one door through which the API and the CLI reach relevo.
 
-It wires a backend (store + event log), the applier and the group committer, runs
-crash recovery at start and housekeeping in the background, and offers the verbs:
-`ingest`, `upsert_items`, `item`, `items`, `profile`, `health`, `stats`.
+It wires a backend (store + event log), the applier and the group committer, the
+rules (versions, timers, outbox, webhooks, statistics), runs crash recovery at
+start and housekeeping in the background, and offers the verbs: `ingest`,
+`upsert_items`, `item`, `items`, `profile`, `put_rules`, `rollback_rules`,
+`test_rules`, `actions`, `health`, `stats`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -19,16 +20,25 @@ from relevo import catalog
 from relevo.apply import Applier, Retention
 from relevo.archiver import Archiver
 from relevo.backends import Backend, open_backend
+from relevo.background import Background
 from relevo.clock import Clock, SystemClock, to_iso
 from relevo.committer import Committer, Entry
 from relevo.config import Settings
-from relevo.errors import InvalidInput, RelevoError
+from relevo.errors import ConfigurationError, InvalidInput, RelevoError
 from relevo.eventlog.archive import ArchiveWriter
 from relevo.eventlog.base import LogRecord
 from relevo.events import Limits
 from relevo.features.profile import FeatureParams, decode, render
 from relevo.features.windows import WINDOWS_MS
 from relevo.ingest import IngestReport, InvalidBatch, validate_events
+from relevo.project import Project, load_project
+from relevo.rules import testing as rule_testing
+from relevo.rules.model import RuleSetValidationError
+from relevo.rules.outbox import Outbox
+from relevo.rules.registry import RuleRegistry
+from relevo.rules.scheduler import TimerScheduler
+from relevo.rules.stats import RuleStatsRecorder
+from relevo.rules.webhooks import WebhookDeliverer, WebhookTarget
 from relevo.store import keys
 from relevo.store.base import DocRead
 
@@ -45,46 +55,64 @@ class Engine:
             session_timeout_ms=settings.session_timeout,
             affinity_half_life_ms=settings.affinity_half_life,
         )
+        self.project = load_project(settings.project_path)
+        self.rules = RuleRegistry(self.store, self.clock)
+        self.outbox = Outbox(self.store, self.clock)
+        self.rule_stats = RuleStatsRecorder(self.store)
         self.applier = Applier(
             self.store,
             self.params,
             Retention(settings.retention, settings.dedupe_horizon),
             self.clock,
+            self.rules,
+            self.outbox,
+            self.rule_stats,
         )
         self.committer = Committer(self.applier, self.backend.append, self.backend.applied)
         self.archiver = Archiver(self.backend.log, ArchiveWriter(settings.archive_path))
-        self._tasks: list[asyncio.Task[None]] = []
+        self.scheduler = TimerScheduler(self.store, self._submit_firings, self.clock)
+        self.webhooks = WebhookDeliverer(
+            self.store,
+            self.outbox,
+            _webhook_targets(settings, self.project),
+            self.clock,
+            first_delay_s=settings.webhook_first_retry / 1000,
+        )
+        self.background = Background()
         self.started = False
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, *, background: bool = True) -> None:
         """Recover state from the log, then accept work (and run housekeeping if asked)."""
-        await self.backend.open(self._apply_records)
+        await self.backend.open(self._apply_records, self.rules.refresh)
         self.committer.start()
         self.started = True
         if background:
-            self._tasks = [
-                _every(self.backend.maintenance_every_s, self._maintain, "relevo-maintenance"),
-                _every(
-                    self.settings.archive_flush_every / 1000, self.archiver.flush, "relevo-archiver"
-                ),
-            ]
+            every = self.background.every
+            every(self.backend.maintenance_every_s, self._maintain, "relevo-maintenance")
+            every(self.settings.archive_flush_every / 1000, self.archiver.flush, "relevo-archiver")
+            every(1.0, self.scheduler.run_once, "relevo-timers")
+            every(1.0, self.rules.refresh, "relevo-rules-refresh")
+            every(5.0, self.rule_stats.flush, "relevo-rule-stats")
+            if self.webhooks.targets:
+                every(1.0, self.webhooks.run_once, "relevo-webhooks")
+        if self.project.rules is not None:
+            await self.put_rules({"rules": self.project.rules})
         if self.settings.demo_catalog and await self.store.zcard(keys.ITEMS_INDEX) == 0:
             from relevo.demo.catalog import demo_items
 
             await self.upsert_items(demo_items())
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self.background.stop()
         await self.committer.stop()
         if self.started:
             with contextlib.suppress(RelevoError):
                 await self.archiver.flush()
+            with contextlib.suppress(RelevoError):
+                await self.rule_stats.flush()
         self.started = False
+        await self.webhooks.close()
         await self.backend.close()
 
     async def _maintain(self) -> None:
@@ -92,10 +120,10 @@ class Engine:
 
     async def _apply_records(self, records: Sequence[LogRecord]) -> None:
         """Apply log records again (recovery and replay): same code as live traffic."""
-        items = [orjson.loads(r.body) for r in records if r.kind == "item"]
-        events = [orjson.loads(r.body) for r in records if r.kind == "event"]
-        await self.applier.apply_items(items)
-        await self.applier.apply_events(events)
+        await self.applier.apply([(r.kind, orjson.loads(r.body)) for r in records])
+
+    async def _submit_firings(self, firings: list[dict[str, Any]]) -> None:
+        await self.committer.submit([Entry("timer", record) for record in firings])
 
     # -- events -------------------------------------------------------------------------
     def limits(self) -> Limits:
@@ -167,6 +195,38 @@ class Engine:
             return None
         return render(decode(doc.value), self.clock.now_ms(), self.params)
 
+    # -- rules --------------------------------------------------------------------------
+    async def put_rules(self, raw: Any) -> dict[str, Any]:
+        """Make `raw` the active rule set (a new version, unless it already is)."""
+        try:
+            record = await self.rules.put_record(_rules_body(raw))
+        except RuleSetValidationError as error:
+            raise rule_testing.rule_set_error(error) from None
+        if record is not None:
+            await self.committer.submit([Entry("rules", record)])
+        return {"version": self.rules.current.version, "changed": record is not None}
+
+    async def validate_rules(self, raw: Any) -> dict[str, Any]:
+        try:
+            spec = self.rules.validate(_rules_body(raw))
+        except RuleSetValidationError as error:
+            raise rule_testing.rule_set_error(error) from None
+        return {"valid": True, "rules": len(spec["rules"])}
+
+    async def rollback_rules(self, version: str | None) -> dict[str, Any]:
+        previous = self.rules.current.version
+        record = await self.rules.rollback_record(version)
+        await self.committer.submit([Entry("rules", record)])
+        return {"version": self.rules.current.version, "previous": previous}
+
+    async def test_rules(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate a rule set (given, or the active one) without side effects."""
+        return await rule_testing.run(self, request)
+
+    async def actions(self, after: str | None, limit: int) -> dict[str, Any]:
+        actions, cursor = await self.outbox.read(after, limit)
+        return {"actions": actions, "next": cursor}
+
     # -- operations ---------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
@@ -181,6 +241,7 @@ class Engine:
             "status": "ok" if healthy else "unavailable",
             "backend": self.store.backend,
             "checks": checks,
+            "rules": {"version": self.rules.current.version},
         }
 
     async def stats(self) -> dict[str, Any]:
@@ -200,18 +261,23 @@ class Engine:
         return {"events": events, "items": await self.store.zcard(keys.ITEMS_INDEX)}
 
 
-def _every(seconds: float, work: Callable[[], Awaitable[Any]], name: str) -> asyncio.Task[None]:
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await work()
-            except RelevoError as error:
-                log.warning("%s: %s", name, error.message)
-            except Exception:
-                log.exception("%s failed", name)
+def _rules_body(raw: Any) -> Any:
+    """`{"rules": [...]}`, also accepting a bare list of rules."""
+    return {"rules": raw} if isinstance(raw, list) else raw
 
-    return asyncio.create_task(loop(), name=name)
+
+def _webhook_targets(settings: Settings, project: Project) -> list[WebhookTarget]:
+    targets = [
+        WebhookTarget(w.name, w.url, w.secret, None if w.types is None else frozenset(w.types))
+        for w in project.webhooks
+    ]
+    if settings.webhook_url:
+        if not settings.webhook_secret:
+            raise ConfigurationError(
+                "RELEVO_WEBHOOK_URL needs RELEVO_WEBHOOK_SECRET (for the signature)"
+            )
+        targets.append(WebhookTarget("default", settings.webhook_url, settings.webhook_secret))
+    return targets
 
 
 def _public_event(record: dict[str, Any]) -> dict[str, Any]:

@@ -21,14 +21,17 @@ class RelevoError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.details: list[dict[str, Any]] | None = None
         if code is not None:
             self.code = code
 
     def to_dict(self) -> dict[str, Any]:
-        """The body of an error response: ``{"code", "message", "field"?}``."""
+        """The body of an error response: ``{"code", "message", "field"?, "details"?}``."""
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field is not None:
             body["field"] = self.field
+        if self.details is not None:
+            body["details"] = self.details
         return body
 
 

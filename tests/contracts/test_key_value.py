@@ -59,3 +59,16 @@ async def test_setting_again_without_ttl_clears_the_expiry(store: Store) -> None
 
 async def _gone(store: Store, key: str) -> bool:
     return await store.get(key) is None
+
+
+async def test_a_lease_has_one_holder_until_it_expires(harness: StoreHarness) -> None:
+    store = harness.store
+    assert await store.lease("job", "a", 50)
+    assert await store.lease("job", "a", 60_000)  # the holder extends it
+    assert not await store.lease("job", "b", 60_000)
+    assert await store.delete(["job"]) == 1
+    assert await store.lease("job", "b", 50)
+    if harness.backend == "embedded":
+        harness.clock.advance(51)
+    await eventually(lambda: store.lease("job", "a", 60_000), within=3)
+    assert not await store.lease("job", "b", 60_000)

@@ -117,6 +117,8 @@ class ArchiveWriter:
         """Write records, one file per (kind, day); return the files written."""
         partitions: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for record in records:
+            if record.kind not in ("event", "item"):
+                continue  # timer firings and rule changes are state, not history
             body = orjson.loads(record.body)
             if record.kind == "event":
                 row = _event_row(body, record.position)

@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-RecordKind = Literal["event", "item"]
+RecordKind = Literal["event", "item", "timer", "rules"]
+"""`event`: a user's event; `item`: a catalog upsert; `timer`: a timer firing;
+`rules`: a rule set change. Events and timer firings update profiles."""
 
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
-    """One entry: an event (keyed by its user) or an item upsert (keyed by item id).
+    """One entry, keyed by its user (events, timer firings) or its subject (items, rules).
 
     `body` is the record as JSON; `position` is set once the log has stored it.
     """

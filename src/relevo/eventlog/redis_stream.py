@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
@@ -146,7 +146,7 @@ class RedisStreamLog:
 
 
 def _record(id_: bytes, fields: dict[bytes, bytes]) -> LogRecord:
-    kind: RecordKind = "item" if fields[b"k"] == b"item" else "event"
+    kind = cast(RecordKind, fields[b"k"].decode())
     return LogRecord(kind=kind, key=fields[b"u"].decode(), body=fields[b"d"], position=id_.decode())
 
 

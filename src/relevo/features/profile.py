@@ -68,6 +68,14 @@ class RecentItem(msgspec.Struct, array_like=True):
     at: int
 
 
+class ArmedTimer(msgspec.Struct, array_like=True):
+    """A timer rule armed for this user (see `relevo.rules.timers`)."""
+
+    due_at: int
+    armed_by: str
+    armed_at: int
+
+
 class ProfileState(msgspec.Struct, array_like=True):
     user_id: str
     created_at: int = 0
@@ -87,6 +95,7 @@ class ProfileState(msgspec.Struct, array_like=True):
     segments: list[str] = msgspec.field(default_factory=list)
     consent: dict[str, bool] = msgspec.field(default_factory=dict)
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    timers: dict[str, ArmedTimer] = msgspec.field(default_factory=dict)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -315,6 +324,10 @@ def render(state: ProfileState, now_ms: int, params: FeatureParams) -> dict[str,
         "segments": list(state.segments),
         "consent": dict(state.consent),
         "attributes": dict(state.attributes),
+        "timers": {
+            rule_id: {"due_at": to_iso(timer.due_at), "armed_by": timer.armed_by}
+            for rule_id, timer in state.timers.items()
+        },
     }
 
 

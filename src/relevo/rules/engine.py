@@ -242,6 +242,17 @@ class RuleStatsBook:
     def get(self, rule_id: str) -> RuleStats:
         return self._stats.get(rule_id, RuleStats())
 
+    def merge(self, other: RuleStatsBook) -> None:
+        """Add another book's counts to this one (e.g. counts whose flush failed)."""
+        for rule_id, theirs in other._stats.items():
+            mine = self._stats.setdefault(rule_id, RuleStats())
+            mine.evaluations += theirs.evaluations
+            mine.fires += theirs.fires
+            mine.errors += theirs.errors
+            if theirs.last_fired_ms is not None:
+                mine.last_fired_ms = max(mine.last_fired_ms or 0, theirs.last_fired_ms)
+            mine.last_error = mine.last_error or theirs.last_error
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {rule_id: s.to_dict() for rule_id, s in sorted(self._stats.items())}
 

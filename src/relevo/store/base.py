@@ -9,6 +9,8 @@ backend:
 - **bounded list** (newest first, trimmed on every push);
 - **map** (fields of one key, with per-field increments);
 - **sorted set** (members ordered by a score: indexes, timers);
+- **stream**: an append-only sequence of messages with unique ids (a message appended
+  twice is stored once) read from a cursor (the rules' outbox);
 - **document**: a versioned value written by compare-and-set together with a set of
   *marks* (event ids already applied to it). Profiles are documents: the marks make
   applying an event idempotent, and the version makes concurrent writers safe.
@@ -24,6 +26,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """A message of a stream: its cursor `position`, its unique `id`, its `body`."""
+
+    position: str
+    id: str
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,14 @@ class Store(Protocol):
         """Delete keys of any kind; return how many existed."""
         ...
 
+    async def lease(self, key: str, owner: str, ttl_ms: int) -> bool:
+        """Take (or extend) an expiring lease on `key` for `owner`; False if another holds it.
+
+        One process at a time does a job (delivering a webhook) while any can take over
+        when the holder dies: the lease simply expires.
+        """
+        ...
+
     async def ttl_ms(self, key: str) -> int | None:
         """Milliseconds left before `key` expires; None when it has no expiry or doesn't exist."""
         ...
@@ -140,6 +159,26 @@ class Store(Protocol):
     async def zrem(self, key: str, members: Sequence[str]) -> int: ...
 
     async def zcard(self, key: str) -> int: ...
+
+    # -- stream -------------------------------------------------------------------------
+    async def stream_add(
+        self,
+        key: str,
+        messages: Sequence[tuple[str, bytes]],
+        now_ms: int,
+        dedupe_ms: int,
+        max_len: int,
+    ) -> list[str | None]:
+        """Append `(id, body)` messages in order; an id seen within `dedupe_ms` is skipped.
+
+        Returns each message's position, or None for a duplicate. The stream keeps about
+        the newest `max_len` messages.
+        """
+        ...
+
+    async def stream_read(self, key: str, after: str | None, limit: int) -> list[StreamEntry]:
+        """Messages after position `after` (from the start when None), oldest first."""
+        ...
 
     # -- documents ----------------------------------------------------------------------
     async def docs_read(self, reads: Sequence[DocRead]) -> list[Doc]: ...

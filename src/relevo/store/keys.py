@@ -35,6 +35,7 @@ def item_key(item_id: str) -> str:
 
 
 ITEMS_INDEX = "items:index"
+TIMERS_DUE = "timers:due"
 RECENT_EVENTS = "events:recent"
 EVENT_TOTALS = "stats:events:total"
 

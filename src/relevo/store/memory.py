@@ -15,7 +15,7 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from relevo.clock import Clock, SystemClock
-from relevo.store.base import Doc, DocRead, DocWrite
+from relevo.store.base import Doc, DocRead, DocWrite, StreamEntry
 
 
 class _Document:
@@ -67,6 +67,17 @@ class _Periodic:
                 del self.buckets[stale]
             newest = bucket
         self.newest = newest
+
+
+class _Stream:
+    """Messages with increasing sequence numbers, and the ids recently seen."""
+
+    __slots__ = ("entries", "next", "seen")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, str, bytes]] = []
+        self.next = 1
+        self.seen: dict[str, int] = {}
 
 
 class MemoryStore:
@@ -134,6 +145,13 @@ class MemoryStore:
 
     async def delete(self, keys: Sequence[str]) -> int:
         return sum(self._live(key) is not None and self._drop(key) for key in keys)
+
+    async def lease(self, key: str, owner: str, ttl_ms: int) -> bool:
+        holder = self._live(key)
+        if holder is not None and holder != owner.encode():
+            return False
+        await self.set_many({key: owner.encode()}, ttl_ms)
+        return True
 
     async def ttl_ms(self, key: str) -> int | None:
         if self._live(key) is None or key not in self._expires:
@@ -243,6 +261,41 @@ class MemoryStore:
         zset: _SortedSet | None = self._live(key)
         return 0 if zset is None else len(zset.scores)
 
+    # -- stream -------------------------------------------------------------------------
+    async def stream_add(
+        self,
+        key: str,
+        messages: Sequence[tuple[str, bytes]],
+        now_ms: int,
+        dedupe_ms: int,
+        max_len: int,
+    ) -> list[str | None]:
+        stream: _Stream | None = self._live(key)
+        if stream is None:
+            stream = self._data[key] = _Stream()
+        _forget_before(stream.seen, now_ms - dedupe_ms)
+        positions: list[str | None] = []
+        for message_id, body in messages:
+            if message_id in stream.seen:
+                positions.append(None)
+                continue
+            stream.seen[message_id] = now_ms
+            stream.entries.append((stream.next, message_id, body))
+            positions.append(str(stream.next))
+            stream.next += 1
+        del stream.entries[: max(0, len(stream.entries) - max_len)]
+        return positions
+
+    async def stream_read(self, key: str, after: str | None, limit: int) -> list[StreamEntry]:
+        stream: _Stream | None = self._live(key)
+        if stream is None:
+            return []
+        start = bisect_right(stream.entries, (int(after or 0), "\U0010ffff"))
+        return [
+            StreamEntry(str(seq), message_id, body)
+            for seq, message_id, body in stream.entries[start : start + limit]
+        ]
+
     # -- documents ----------------------------------------------------------------------
     async def docs_read(self, reads: Sequence[DocRead]) -> list[Doc]:
         docs = []
@@ -278,7 +331,7 @@ class MemoryStore:
         return results
 
 
-def _forget_before(marks: dict[bytes, int], cutoff: int) -> None:
+def _forget_before(marks: dict[Any, int], cutoff: int) -> None:
     """Drop marks older than `cutoff`; marks are inserted in time order, so stop early."""
     stale = []
     for mark, at in marks.items():

@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relevo.errors import Unavailable
-from relevo.store.base import Doc, DocRead, DocWrite
+from relevo.store.base import Doc, DocRead, DocWrite, StreamEntry
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -66,6 +66,34 @@ return 1
 """
 
 
+# KEYS: stream, seen-ids zset (same hash tag). ARGV: now ms, dedupe ms, max len, then
+# (id, body) pairs. Returns one position per message, or false for a duplicate.
+_STREAM_ADD = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%d', now - tonumber(ARGV[2])))
+local positions = {}
+for i = 4, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[i]) == 1 then
+    positions[#positions + 1] = redis.call(
+      'XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'i', ARGV[i], 'b', ARGV[i + 1])
+  else
+    positions[#positions + 1] = false
+  end
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return positions
+"""
+
+
+# KEYS: lease. ARGV: owner, ttl ms.
+_LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
 def _unavailable(
     method: Callable[P, Coroutine[Any, Any, T]],
 ) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -98,6 +126,8 @@ class RedisStore:
         )
         self._doc_cas = self.client.register_script(_DOC_CAS)
         self._periodic_add = self.client.register_script(_PERIODIC_ADD)
+        self._stream_add = self.client.register_script(_STREAM_ADD)
+        self._lease = self.client.register_script(_LEASE)
 
     def k(self, key: str) -> str:
         return self.prefix + key
@@ -137,6 +167,11 @@ class RedisStore:
             return 0
         removed: int = await self.client.delete(*[self.k(key) for key in keys])
         return removed
+
+    @_unavailable
+    async def lease(self, key: str, owner: str, ttl_ms: int) -> bool:
+        taken = await self._lease(keys=[self.k(key)], args=[owner, ttl_ms])
+        return bool(taken)
 
     @_unavailable
     async def ttl_ms(self, key: str) -> int | None:
@@ -256,6 +291,33 @@ class RedisStore:
     async def zcard(self, key: str) -> int:
         count: int = await self.client.zcard(self.k(key))
         return count
+
+    # -- stream -------------------------------------------------------------------------
+    @_unavailable
+    async def stream_add(
+        self,
+        key: str,
+        messages: Sequence[tuple[str, bytes]],
+        now_ms: int,
+        dedupe_ms: int,
+        max_len: int,
+    ) -> list[str | None]:
+        if not messages:
+            return []
+        args: list[Any] = [now_ms, dedupe_ms, max_len]
+        for message_id, body in messages:
+            args.extend((message_id, body))
+        replies = await self._stream_add(keys=[self.k(key), self.k(key + ":seen")], args=args)
+        return [reply.decode() if reply else None for reply in replies]
+
+    @_unavailable
+    async def stream_read(self, key: str, after: str | None, limit: int) -> list[StreamEntry]:
+        start = "-" if after is None else "(" + after
+        found = await self.client.xrange(self.k(key), min=start, max="+", count=limit)
+        return [
+            StreamEntry(position.decode(), fields[b"i"].decode(), fields[b"b"])
+            for position, fields in found
+        ]
 
     # -- documents ----------------------------------------------------------------------
     @_unavailable
