@@ -297,19 +297,27 @@ def top_k(scores: FloatArray, k: int) -> tuple[IntArray, FloatArray]:
 
     `argpartition` then a sort of only k columns: O(n_items) per row instead of
     a full sort, which matters for catalogs of tens of thousands of items.
+    Ties are broken by the lower item index, also at the k-th place (where
+    `argpartition` alone would pick arbitrarily), so answers are reproducible.
     """
-    n = scores.shape[1]
+    n_rows, n = scores.shape
     k = min(k, n)
     if k == 0:
-        return np.zeros((scores.shape[0], 0), dtype=np.int64), np.zeros(
-            (scores.shape[0], 0), dtype=np.float32
-        )
+        return np.zeros((n_rows, 0), dtype=np.int64), np.zeros((n_rows, 0), dtype=np.float32)
     if k < n:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
+        tied = np.flatnonzero((scores >= kth[:, None]).sum(axis=1) > k)
+        if len(tied):
+            sub = scores[tied]
+            above = sub > kth[tied, None]
+            at = sub == kth[tied, None]
+            need = k - above.sum(axis=1)
+            keep = above | (at & (np.cumsum(at, axis=1) <= need[:, None]))
+            part[tied] = np.nonzero(keep)[1].reshape(len(tied), k)
     else:
-        part = np.tile(np.arange(n), (scores.shape[0], 1))
+        part = np.tile(np.arange(n), (n_rows, 1))
     vals = np.take_along_axis(scores, part, axis=1)
-    # Stable sort on (-score) keeps equal scores in index order: deterministic output.
     order = np.lexsort((part, -vals), axis=1)
     idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
     return idx, np.take_along_axis(vals, order, axis=1).astype(np.float32)
