@@ -39,6 +39,9 @@ class ALSRecommender(Recommender):
     * ``binary``: 1 per touched item (the plain `implicit` baseline);
     * ``events``: summed event-type weights (purchase > cart > click > view);
     * ``bm25``: event weights, then BM25 to damp heavy users and blockbusters.
+
+    The default `regularization` (1.0) suits ALS, where it keeps factors from
+    memorising small catalogs; BPR's SGD wants about 0.01.
     """
 
     kind = "als"
@@ -46,7 +49,7 @@ class ALSRecommender(Recommender):
     def __init__(
         self,
         factors: int = 64,
-        regularization: float = 0.05,
+        regularization: float = 1.0,
         alpha: float = 1.0,
         iterations: int = 15,
         algorithm: Algorithm = "als",

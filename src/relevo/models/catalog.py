@@ -113,7 +113,13 @@ CHECK_VARIANTS: dict[str, ModelSpec] = {
         "relevo-cf-bpr",
         "relevo",
         ALSRecommender,
-        params={"algorithm": "bpr", "factors": 16, "iterations": 200, "learning_rate": 0.05},
+        params={
+            "algorithm": "bpr",
+            "factors": 16,
+            "iterations": 200,
+            "learning_rate": 0.05,
+            "regularization": 0.01,
+        },
     ),
     "popularity-decayed": ModelSpec(
         "popularity-decayed",

@@ -54,8 +54,8 @@ SOURCES: dict[str, tuple[type[Recommender], dict[str, Any], Grid]] = {
     ),
     "als": (
         ALSRecommender,
-        {"factors": 64, "regularization": 0.05, "weighting": "bm25", "iterations": 15},
-        {"factors": [32, 64, 128]},
+        {"factors": 64, "regularization": 1.0, "weighting": "bm25", "iterations": 15},
+        {"factors": [32, 64, 128], "regularization": [0.1, 1.0]},
     ),
     "item_knn": (ItemKNNRecommender, {"neighbors": 100}, {"neighbors": [50, 200]}),
     "covisitation": (
@@ -66,6 +66,9 @@ SOURCES: dict[str, tuple[type[Recommender], dict[str, Any], Grid]] = {
     "popularity": (PopularityRecommender, {}, {}),
     "content": (ContentRecommender, {}, {}),
 }
+
+#: Below this many training rows the ranker trains single-threaded.
+SMALL_RANKER_ROWS = 200_000
 
 DEFAULT_RANKER_PARAMS: dict[str, Any] = {
     "objective": "lambdarank",
@@ -219,7 +222,9 @@ class HybridRecommender(Recommender):
         out: list[tuple[Candidates, FloatArray]] = []
         for part in (np.sort(users[n_valid:]), np.sort(users[:n_valid])):
             cands = build_candidates(early, part, self.per_source, seen, context)
-            labels = np.asarray(relevant[cands.users, cands.items], dtype=np.float32).ravel()
+            labels = np.zeros(len(cands.items), dtype=np.float32)
+            if len(labels):
+                labels[:] = np.asarray(relevant[cands.users, cands.items]).ravel()
             out.append(_drop_groups_without_positives(cands, labels))
         return out[0], (out[1] if n_valid else None)
 
@@ -234,11 +239,18 @@ class HybridRecommender(Recommender):
         Too little data to learn a ranker (a tiny shop, a first day) is not an
         error: the hybrid then fuses the sources' ranks instead (`_fused`).
         """
-        params = {**DEFAULT_RANKER_PARAMS, **(self.ranker_params or {}), "seed": self.random_state}
-        cols = feature_names(names)
         cands, labels = train_rows
         if len(labels) == 0:
             return None
+        params = {
+            **DEFAULT_RANKER_PARAMS,
+            # OpenMP threads cost more than they save on small sets (and spin against other
+            # processes on a busy machine): one thread below SMALL_RANKER_ROWS rows.
+            "num_threads": 1 if len(labels) < SMALL_RANKER_ROWS else 0,
+            **(self.ranker_params or {}),
+            "seed": self.random_state,
+        }
+        cols = feature_names(names)
         train_set = lgb.Dataset(
             cands.features, labels, group=cands.group_sizes, feature_name=cols, free_raw_data=True
         )
@@ -274,7 +286,10 @@ class HybridRecommender(Recommender):
         if self.booster is None:
             pred = self._fused(cands)
         else:
-            pred = np.asarray(self.booster.predict(cands.features), dtype=np.float32)
+            threads = 1 if len(cands.items) < SMALL_RANKER_ROWS else 0
+            pred = np.asarray(
+                self.booster.predict(cands.features, num_threads=threads), dtype=np.float32
+            )
         floor = float(pred.min()) - 1.0 if len(pred) else 0.0
         pop = self.item_popularity / max(float(self.item_popularity.max()), 1.0)
         scores = np.broadcast_to(floor - 1.0 + pop, (len(users), self.n_items)).copy()
