@@ -89,6 +89,14 @@ class Recommender(ABC):
     def _load_extra(self, path: Path) -> None:  # noqa: B027 - optional hook
         """Restore what `_save_extra` wrote."""
 
+    def shared_scores(self) -> FloatArray | None:
+        """One score vector that ranks items the same for every user, or None.
+
+        Only user-independent models (popularity) return it; callers that build
+        candidates for many users then skip a dense users x items matrix.
+        """
+        return None
+
     def item_vectors(self) -> npt.NDArray[np.float32] | sp.csr_matrix | None:
         """Item representations for `similar_items` (cosine); None if the model has none."""
         return None

@@ -225,6 +225,12 @@ def _build_batch(
     dense: list[FloatArray] = []
     tops: list[tuple[IntArray, FloatArray]] = []
     for model in sources.values():
+        shared = model.shared_scores()
+        if shared is not None:
+            # Same ranking for everyone: walk it once instead of a users x items matrix.
+            dense.append(np.asarray(shared, dtype=np.float32))
+            tops.append(_shared_top(dense[-1], seen[users], per_source))
+            continue
         s = np.asarray(model.score_users(users), dtype=np.float32)
         s[seen_r, seen_c] = -np.inf
         dense.append(s)
@@ -245,7 +251,7 @@ def _build_batch(
         mean = vals.sum(axis=1) / n_fin
         std = np.sqrt(np.where(finite, (vals - mean[:, None]) ** 2, 0.0).sum(axis=1) / n_fin)
         std[~(std > 0)] = 1.0
-        raw = s[r, c]
+        raw = s[r, c] if s.ndim == 2 else s[c]
         rank = _rank_lookup(keys, (rows * n_items + idx)[finite], np.nonzero(finite)[1], per_source)
         in_top += rank < per_source
         cols += [raw, ((raw - mean[r]) / std[r]).astype(np.float32), rank.astype(np.float32)]
@@ -281,3 +287,27 @@ def _rank_lookup(keys: IntArray, listed: IntArray, positions: IntArray, absent: 
         found = sorted_keys[at] == keys
         out[found] = positions[order][at[found]]
     return out
+
+
+def _shared_top(
+    scores: FloatArray, seen_rows: sp.csr_matrix, k: int
+) -> tuple[IntArray, FloatArray]:
+    """`top_k` of one shared score vector for users with different seen items.
+
+    Only the first ``k + most items seen by one user`` of the global order can
+    qualify, so each row looks at that prefix alone. Ties rank by item index,
+    as in `top_k`; rows that run out of items are padded with -1 / -inf.
+    """
+    n_rows, n_items = seen_rows.shape
+    order = np.argsort(-scores, kind="stable")
+    most_seen = int(np.diff(seen_rows.indptr).max()) if n_rows else 0
+    prefix = order[: min(n_items, k + most_seen)]
+    unseen = ~seen_rows[:, prefix].toarray().astype(bool)
+    position = np.cumsum(unseen, axis=1) - 1
+    keep = unseen & (position < k)
+    rows, cols = np.nonzero(keep)
+    idx = np.full((n_rows, k), -1, dtype=np.int64)
+    top = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    idx[rows, position[rows, cols]] = prefix[cols]
+    top[rows, position[rows, cols]] = scores[prefix[cols]]
+    return idx, top

@@ -53,6 +53,9 @@ class PopularityRecommender(Recommender):
         assert self.scores is not None
         return np.broadcast_to(self.scores, (len(users), len(self.scores))).copy()
 
+    def shared_scores(self) -> FloatArray | None:
+        return self.scores
+
     def _state(self) -> State:
         assert self.scores is not None
         return {"scores": self.scores}

@@ -118,3 +118,24 @@ def test_hybrid_leaves_out_sources_that_cannot_work(tastes: SyntheticData) -> No
     assert "content" not in HybridRecommender().source_names(no_text)
     with pytest.raises(ValueError, match="unknown hybrid sources"):
         HybridRecommender(sources=["nope"]).source_names(tastes.interactions)
+
+
+def test_shared_scores_shortcut_matches_top_k() -> None:
+    import scipy.sparse as sp
+
+    from relevo.models.base import top_k
+    from relevo.models.candidates import _shared_top
+
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 6, 40).astype(np.float32)  # many ties
+    mask = rng.random((30, 40)) < 0.3
+    mask[0] = True  # one user saw everything: a row of padding
+    seen = sp.csr_matrix(mask, dtype=np.float32)
+    dense = np.broadcast_to(scores, seen.shape).copy()
+    dense[seen.toarray() > 0] = -np.inf
+    want_idx, want_top = top_k(dense, 8)
+    got_idx, got_top = _shared_top(scores, sp.csr_matrix(seen), 8)
+    np.testing.assert_array_equal(got_top, want_top)
+    finite = np.isfinite(want_top)
+    np.testing.assert_array_equal(got_idx[finite], want_idx[finite])
+    assert np.all(got_idx[~finite] == -1)
