@@ -12,6 +12,9 @@ The protocol (what `relevo evaluate` runs):
   order the event log appended them), so the split is deterministic and needs
   no arbitrary key such as the item id, which a model could otherwise exploit.
   Ties can therefore straddle the cut; the split is by position, not by time.
+* **Per user, not per date.** Other users' training interactions may be later
+  than this user's test part; every model sees the same data, so the
+  comparison stays fair (the usual per-user protocol).
 * **Relevance.** A user's relevant set is the distinct test items the user did
   not already touch in train: recommendations exclude seen training items, so
   re-consumption could never be hit and would only add noise. Users whose
