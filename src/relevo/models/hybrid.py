@@ -97,6 +97,11 @@ class HybridRecommender(Recommender):
     parameters on the early/late training split; `max_ranker_users` caps the
     users whose candidates train the ranker (a fixed random sample), which
     bounds training time on large datasets.
+
+    After `fit`, `source_params` holds the parameters chosen for each source,
+    so ``HybridRecommender(**model.params())`` (what `load` does) rebuilds the
+    same model without tuning again; `timings` and `tuning_report` say where
+    the time went and what each grid point scored.
     """
 
     kind = "hybrid"
