@@ -159,6 +159,7 @@ def receiver() -> Iterator[Receiver]:
     found = Receiver(failures=2)
     yield found
     found.server.shutdown()
+    found.server.server_close()
 
 
 async def test_webhook_retries_then_delivers_once_signed(
