@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from relevo.errors import InvalidInput
-from relevo.events import Limits, event_record, parse_event
+from relevo.events import Limits, event_record, finish_record, parse_all, parse_event
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -78,8 +78,16 @@ def validate_events(
     raws: list[Any], limits: Limits, *, batch: bool, received_ms: int
 ) -> tuple[list[dict[str, Any] | None], IngestReport]:
     """Records for the valid events (None where invalid) and a report with rejections."""
-    records: list[dict[str, Any] | None] = []
     report = IngestReport()
+    valid = parse_all(raws, limits)
+    if valid is not None:
+        finished: list[dict[str, Any] | None] = [finish_record(r, received_ms) for r in valid]
+        report.results = [
+            EventResult(index, "accepted", event_id=record["event_id"])
+            for index, record in enumerate(valid)
+        ]
+        return finished, report
+    records: list[dict[str, Any] | None] = []
     for index, raw in enumerate(raws):
         try:
             event = parse_event(raw, limits, prefix=f"events[{index}]" if batch else "")

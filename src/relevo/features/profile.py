@@ -12,6 +12,7 @@ small: new fields go at the end, with defaults, so older documents still decode.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import msgspec
 
 from relevo.clock import to_iso
 from relevo.features.sessions import Session, touch
-from relevo.features.windows import DAY_MS, WindowCounter
+from relevo.features.windows import DAY_MS, WINDOWS_MS, WindowCounter
 
 MAX_TYPES = 64
 MAX_CATEGORIES = 128
@@ -231,6 +232,9 @@ def _recent(state: ProfileState, item_ids: list[str], ts: int) -> None:
     """Keep the newest interaction per item, newest first, at most `MAX_RECENT_ITEMS`."""
     recent = state.recent_items
     for item_id in item_ids:
+        if recent and recent[0].item_id == item_id and recent[0].at <= ts:
+            recent[0].at = ts  # the common case: the same item again, newest
+            continue
         known = next((i for i, entry in enumerate(recent) if entry.item_id == item_id), None)
         if known is not None:
             if recent[known].at >= ts:
@@ -286,49 +290,189 @@ def _consent(state: ProfileState, record: dict[str, Any]) -> None:
 
 def render(state: ProfileState, now_ms: int, params: FeatureParams) -> dict[str, Any]:
     """The profile as JSON, as of `now_ms` (windows and decay are relative to it)."""
-    session = state.session
+    rendered: dict[str, Any] = plain(ProfileView(state, now_ms, params))
+    return rendered
+
+
+class ProfileView(Mapping[str, Any]):
+    """The profile as `render` gives it, computed field by field on first access.
+
+    Rules read a few values of a profile on every event; computing the whole JSON
+    each time would cost more than the rules. The view is the one definition of the
+    profile's shape: `render` is this view made plain.
+    """
+
+    __slots__ = ("_cache", "_now", "_params", "_state")
+
+    def __init__(self, state: ProfileState, now_ms: int, params: FeatureParams) -> None:
+        self._state = state
+        self._now = now_ms
+        self._params = params
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        value = _FIELDS[name](self._state, self._now, self._params)
+        self._cache[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_FIELDS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _FIELDS
+
+
+class _Lazy(Mapping[str, Any]):
+    """A mapping whose values are derived from another's on access (windowed counts)."""
+
+    __slots__ = ("_cache", "_convert", "_source")
+
+    def __init__(self, source: Mapping[str, Any], convert: Callable[[Any], Any]) -> None:
+        self._source = source
+        self._convert = convert
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = self._cache[key] = self._convert(self._source[key])
+            return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._source
+
+
+class _Windows(Mapping[str, int]):
+    """One counter's counts by window name, each computed when read."""
+
+    __slots__ = ("_counter", "_now")
+
+    def __init__(self, counter: WindowCounter, now_ms: int) -> None:
+        self._counter = counter
+        self._now = now_ms
+
+    def __getitem__(self, name: str) -> int:
+        if name == "total":
+            return self._counter.total
+        return self._counter.count(WINDOWS_MS[name], self._now)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_WINDOW_NAMES)
+
+    def __len__(self) -> int:
+        return len(_WINDOW_NAMES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _WINDOW_NAMES
+
+
+_WINDOW_NAMES = (*WINDOWS_MS, "total")
+
+
+def plain(value: Any) -> Any:
+    """A value with every lazy mapping inside made a dict (plain dicts are kept as they are)."""
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
+def _counts(state: ProfileState, now: int, _: FeatureParams) -> Mapping[str, Any]:
+    return _Lazy(state.counts, lambda counter: _Windows(counter, now))
+
+
+def _category_counts(state: ProfileState, now: int, _: FeatureParams) -> Mapping[str, Any]:
+    return _Lazy(
+        state.category_counts,
+        lambda by_category: _Lazy(by_category, lambda counter: _Windows(counter, now)),
+    )
+
+
+def _rfm(state: ProfileState, now: int, _: FeatureParams) -> dict[str, Any]:
     return {
-        "user_id": state.user_id,
-        "created_at": to_iso(state.created_at),
-        "updated_at": to_iso(state.updated_at),
-        "events": state.events,
-        "counts": {kind: counter.counts(now_ms) for kind, counter in state.counts.items()},
-        "category_counts": {
-            kind: {category: counter.counts(now_ms) for category, counter in by_category.items()}
-            for kind, by_category in state.category_counts.items()
-        },
-        "first_seen": {kind: to_iso(seen.first) for kind, seen in state.seen.items()},
-        "last_seen": {kind: to_iso(seen.last) for kind, seen in state.seen.items()},
-        "rfm": {
-            "recency_days": None
-            if state.last_purchase_at is None
-            else round(max(0, now_ms - state.last_purchase_at) / DAY_MS, 4),
-            "frequency": state.purchases,
-            "monetary": round(state.monetary, 2),
-        },
-        "session": None
-        if session is None
-        else {
-            "id": session.id,
-            "started_at": to_iso(session.started_at),
-            "last_event_at": to_iso(session.last_at),
-            "events": session.events,
-            "count": state.sessions,
-        },
-        "affinities": _ranked_affinities(state, now_ms, params.affinity_half_life_ms),
-        "recent_items": [entry.item_id for entry in state.recent_items],
-        "cart": [
-            {"item_id": item_id, "quantity": line.quantity, "added_at": to_iso(line.added_at)}
-            for item_id, line in state.cart.items()
-        ],
-        "segments": list(state.segments),
-        "consent": dict(state.consent),
-        "attributes": dict(state.attributes),
-        "timers": {
-            rule_id: {"due_at": to_iso(timer.due_at), "armed_by": timer.armed_by}
-            for rule_id, timer in state.timers.items()
-        },
+        "recency_days": None
+        if state.last_purchase_at is None
+        else round(max(0, now - state.last_purchase_at) / DAY_MS, 4),
+        "frequency": state.purchases,
+        "monetary": round(state.monetary, 2),
     }
+
+
+class _Record(Mapping[str, Any]):
+    """A fixed set of fields of one object, each computed when read."""
+
+    __slots__ = ("_getters", "_source")
+
+    def __init__(self, source: Any, getters: Mapping[str, Callable[[Any], Any]]) -> None:
+        self._source = source
+        self._getters = getters
+
+    def __getitem__(self, name: str) -> Any:
+        return self._getters[name](self._source)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._getters)
+
+    def __len__(self) -> int:
+        return len(self._getters)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._getters
+
+
+_SESSION_FIELDS: dict[str, Callable[[tuple[Session, int]], Any]] = {
+    "id": lambda pair: pair[0].id,
+    "started_at": lambda pair: to_iso(pair[0].started_at),
+    "last_event_at": lambda pair: to_iso(pair[0].last_at),
+    "events": lambda pair: pair[0].events,
+    "count": lambda pair: pair[1],
+}
+
+
+def _session(state: ProfileState, now: int, _: FeatureParams) -> Mapping[str, Any] | None:
+    if state.session is None:
+        return None
+    return _Record((state.session, state.sessions), _SESSION_FIELDS)
+
+
+_FIELDS: dict[str, Callable[[ProfileState, int, FeatureParams], Any]] = {
+    "user_id": lambda s, now, p: s.user_id,
+    "created_at": lambda s, now, p: to_iso(s.created_at),
+    "updated_at": lambda s, now, p: to_iso(s.updated_at),
+    "events": lambda s, now, p: s.events,
+    "counts": _counts,
+    "category_counts": _category_counts,
+    "first_seen": lambda s, now, p: _Lazy(s.seen, lambda seen: to_iso(seen.first)),
+    "last_seen": lambda s, now, p: _Lazy(s.seen, lambda seen: to_iso(seen.last)),
+    "rfm": _rfm,
+    "session": _session,
+    "affinities": lambda s, now, p: _ranked_affinities(s, now, p.affinity_half_life_ms),
+    "recent_items": lambda s, now, p: [entry.item_id for entry in s.recent_items],
+    "cart": lambda s, now, p: [
+        {"item_id": item_id, "quantity": line.quantity, "added_at": to_iso(line.added_at)}
+        for item_id, line in s.cart.items()
+    ],
+    "segments": lambda s, now, p: list(s.segments),
+    "consent": lambda s, now, p: dict(s.consent),
+    "attributes": lambda s, now, p: dict(s.attributes),
+    "timers": lambda s, now, p: {
+        rule_id: {"due_at": to_iso(timer.due_at), "armed_by": timer.armed_by}
+        for rule_id, timer in s.timers.items()
+    },
+}
 
 
 def _ranked_affinities(state: ProfileState, now_ms: int, half_life_ms: int) -> dict[str, float]:

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from relevo.clock import to_iso
-from relevo.features.profile import ArmedTimer, FeatureParams, ProfileState, render
+from relevo.features.profile import ArmedTimer, FeatureParams, ProfileState, ProfileView
 from relevo.rules.engine import OutboxMessage, RuleOutcome, RuleSet
 from relevo.rules.timers import Arm, Cancel, Rearm, Timer, apply_op
 
@@ -82,7 +82,8 @@ def run_event_rules(
         return
     event = event_view(record, state.user_id)
     if rules.rules_for_event(kind):
-        outcome = rules.on_event(render(state, record["timestamp"], params), event)
+        profile = ProfileView(state, record["timestamp"], params)
+        outcome = rules.on_event(profile, event, at_ms=record["timestamp"])
         apply_outcome(state, outcome, effects)
     for op in rules.plan_timers(event, armed=state.timers.keys()):
         _apply_timer_op(state, op, effects)
@@ -119,7 +120,7 @@ def fire(
     effects.disarmed.add(timer_member(state.user_id, rule_id))
     effects.armed.pop(timer_member(state.user_id, rule_id), None)
     timer = Timer(rule_id, state.user_id, armed.due_at, armed.armed_by, armed.armed_at)
-    profile = render(state, armed.due_at, params)
+    profile = ProfileView(state, armed.due_at, params)
     apply_outcome(state, rules.on_timer(timer, profile, armed.due_at), effects)
 
 

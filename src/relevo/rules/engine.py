@@ -37,8 +37,10 @@ from relevo.rules.expressions import (
     Expression,
     ExpressionEvaluationError,
     Projection,
+    Scope,
     jsonable,
 )
+from relevo.rules.fastpath import Err
 from relevo.rules.model import (
     DECISION_ROOTS,
     EVENT_ROOTS,
@@ -317,15 +319,24 @@ class _Bucket:
 
     rules: tuple[CompiledRule, ...]
     projection: Projection
+    uses_now: bool
 
     @classmethod
     def of(cls, rules: Iterable[CompiledRule]) -> _Bucket:
         ordered = tuple(sorted(rules, key=lambda r: (-r.rule.priority, r.order)))
-        return cls(ordered, _projection(ordered))
+        expressions = [e for r in ordered for e in (r.when, *(a.expr for a in r.actions)) if e]
+        uses_now = any("now" in e.variables for e in expressions)
+        return cls(ordered, _projection(ordered), uses_now)
 
 
 def _projection(rules: Iterable[CompiledRule]) -> Projection:
-    return Projection.of(e for r in rules for e in (r.when, *(a.expr for a in r.actions)))
+    """What the CEL library must be given: the reads of expressions off the fast path."""
+    return Projection.of(
+        e
+        for r in rules
+        for e in (r.when, *(a.expr for a in r.actions))
+        if e is not None and e.fast is None
+    )
 
 
 def _index(rules: Sequence[CompiledRule], key: str) -> tuple[dict[str, _Bucket], _Bucket]:
@@ -437,25 +448,26 @@ class RuleSet:
         profile: Mapping[str, Any],
         event: Mapping[str, Any],
         context: Mapping[str, Any] | None = None,
+        *,
+        at_ms: int | None = None,
     ) -> RuleOutcome:
         """Evaluate the event rules of ``event``'s type; never raises.
 
-        ``context`` defaults to the event's own ``context``; ``now`` is the event's timestamp.
+        ``context`` defaults to the event's own ``context``; ``now`` is the event's timestamp
+        (``at_ms`` when the caller has it as epoch milliseconds already).
         """
         bucket = self._event_index.get(str(event.get("type")), self._event_any)
-        at_ms = _event_ms(event)
+        if at_ms is None:
+            at_ms = _event_ms(event)
         if not bucket.rules:
             return RuleOutcome(self.version, at_ms, (), (), ())
         ctx = context if context is not None else event.get("context") or {}
-        values = {
-            "profile": profile,
-            "event": event,
-            "context": ctx,
-            "now": None if at_ms is None else from_epoch_ms(at_ms),
-        }
+        values = {"profile": profile, "event": event, "context": ctx}
+        if bucket.uses_now:
+            values["now"] = None if at_ms is None else from_epoch_ms(at_ms)
         return self._run_state_rules(
             bucket.rules,
-            bucket.projection.project(values),
+            Scope(values, bucket.projection),
             at_ms,
             user_id=_user_id(event, profile),
             cause=_cause(event),
@@ -492,7 +504,7 @@ class RuleSet:
         values = {"profile": profile, "event": event, "context": {}, "now": now}
         return self._run_state_rules(
             (rule,),
-            _projection((rule,)).project(values),
+            Scope(values, _projection((rule,))),
             now_ms,
             user_id=timer.user_id,
             cause=f"timer:{timer.token}",
@@ -511,18 +523,13 @@ class RuleSet:
     def _run_state_rules(
         self,
         rules: Sequence[CompiledRule],
-        values: Mapping[str, Any],
+        activation: Scope,
         at_ms: int | None,
         *,
         user_id: str | None,
         cause: str,
     ) -> RuleOutcome:
         evaluated = tuple(r.id for r in rules)
-        try:
-            activation = Activation(values)
-        except ActivationError as exc:
-            errors = tuple(RuleError(r.id, "activation", "activation", str(exc)) for r in rules)
-            return RuleOutcome(self.version, at_ms, evaluated, (), errors)
         fired: list[FiredRule] = []
         errors_: list[RuleError] = []
         segments: dict[str, bool] = {}
@@ -601,13 +608,7 @@ class RuleSet:
             "now": None if now_ms is None else from_epoch_ms(now_ms),
             "placement": placement,
         }
-        try:
-            activation = Activation(bucket.projection.project(values))
-        except ActivationError as exc:
-            errs = tuple(
-                RuleError(r.id, "activation", "activation", str(exc)) for r in bucket.rules
-            )
-            return ItemAdjustments(placement, self.version, now_ms, evaluated, errors=errs)
+        activation = Scope(values, bucket.projection)
 
         errors: list[RuleError] = []
         applied: list[str] = []
@@ -643,7 +644,7 @@ class RuleSet:
                     continue
                 item_id = str(item_id)
                 try:
-                    activation.bind("item", bucket.projection.project_one("item", item))
+                    activation.bind("item", item)
                 except ActivationError as exc:
                     key = ("*", "item", "activation")
                     item_errors.setdefault(key, [str(exc), 0])[1] += 1
@@ -765,11 +766,23 @@ class RuleSet:
 # ------------------------------------------------------------------------------ helpers
 
 
-def _condition(rule: CompiledRule, activation: Activation, errors: list[RuleError]) -> bool:
-    if rule.when is None:
+def _condition(rule: CompiledRule, activation: Scope, errors: list[RuleError]) -> bool:
+    when = rule.when
+    if when is None:
         return True
+    if when.fast is not None:  # the hot path: no exceptions, no conversion
+        value = when.fast(activation.values)
+        if value is True or value is False:
+            return value
+        if type(value) is Err:
+            errors.append(RuleError(rule.id, when.field, value.kind, value.message))
+        else:
+            errors.append(
+                RuleError(rule.id, when.field, "not_boolean", f"condition evaluated to {value!r}")
+            )
+        return False
     try:
-        return rule.when.evaluate_bool(activation)
+        return when.evaluate_bool(activation)
     except ExpressionEvaluationError as exc:
         errors.append(_rule_error(rule.id, exc))
         return False

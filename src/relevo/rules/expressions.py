@@ -30,9 +30,13 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import cel
+
+from relevo.features.profile import plain
+from relevo.rules.fastpath import Err, Fast, compile_fast
+from relevo.rules.lexer import Token, tokenize
 
 #: Top-level variables a condition may use. Which of them are bound depends on where the
 #: expression sits (see ``relevo.rules.model``): ``item`` only exists per candidate item.
@@ -147,34 +151,6 @@ class ActivationError(RulesError):
 # ``explain`` and for converting only the profile fields a rule set needs) and split top-level
 # terms.
 
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+|//[^\n]*)
-  | (?P<string>[rRbB]{0,2}(?:\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''
-        |"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
-  | (?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?[uU]?)
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>&&|\|\||==|!=|<=|>=|\.\?|[-+*/%!<>?:.,()\[\]{}])
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-class _Token(NamedTuple):  # a NamedTuple: tokenizing is on the rule-set load path
-    kind: str
-    text: str
-    start: int
-    end: int
-
-
-def _tokenize(source: str) -> list[_Token]:
-    # finditer skips characters no pattern matches; the parser accepted the text, so none are.
-    return [
-        _Token(m.lastgroup or "op", m.group(), m.start(), m.end())
-        for m in _TOKEN.finditer(source)
-        if m.lastgroup != "ws"
-    ]
-
 
 def _position(source: str, offset: int) -> SourcePosition:
     line = source.count("\n", 0, offset) + 1
@@ -195,8 +171,8 @@ def _string_literal(text: str) -> str | None:
 class _Analysis:
     """What the lexer learned about an expression."""
 
-    roots: tuple[_Token, ...]  # identifiers that name a top-level variable
-    calls: tuple[_Token, ...]  # identifiers directly followed by "("
+    roots: tuple[Token, ...]  # identifiers that name a top-level variable
+    calls: tuple[Token, ...]  # identifiers directly followed by "("
     bound: frozenset[str]  # comprehension variables
     paths: tuple[str, ...]  # readable paths, in order of appearance
     reads: tuple[tuple[str, ...], ...]  # (root, field, field...): what a projection keeps
@@ -204,7 +180,7 @@ class _Analysis:
 
 
 def _analyse(source: str) -> _Analysis:
-    toks = _tokenize(source)
+    toks = tokenize(source)
     n = len(toks)
 
     def text(i: int) -> str:
@@ -221,8 +197,8 @@ def _analyse(source: str) -> _Analysis:
         and toks[i + 2].kind == "ident"
         and text(i + 3) == ","
     }
-    roots: list[_Token] = []
-    calls: list[_Token] = []
+    roots: list[Token] = []
+    calls: list[Token] = []
     paths: list[str] = []
     reads: list[tuple[str, ...]] = []
     for i, tok in enumerate(toks):
@@ -276,7 +252,7 @@ def _analyse(source: str) -> _Analysis:
     )
 
 
-def _top_level_terms(source: str, toks: list[_Token]) -> tuple[str, ...]:
+def _top_level_terms(source: str, toks: list[Token]) -> tuple[str, ...]:
     depth, cuts, has_ternary = 0, [], False
     for tok in toks:
         if tok.text in ("(", "[", "{"):
@@ -373,7 +349,7 @@ class Activation:
     __slots__ = ("_context", "values")
 
     def __init__(self, values: Mapping[str, Any]) -> None:
-        self.values: dict[str, Any] = dict(values)
+        self.values: dict[str, Any] = {name: plain(value) for name, value in values.items()}
         try:
             self._context = cel.Context(self.values)
         except _ESCAPES:
@@ -394,6 +370,31 @@ class Activation:
     @property
     def context(self) -> cel.Context:
         return self._context
+
+
+class Scope:
+    """The variables of one evaluation, for both engines: raw for the fast path, converted
+    for the CEL library only when a rule that needs it runs (see `relevo.rules.fastpath`).
+    """
+
+    __slots__ = ("_activation", "_projection", "values")
+
+    def __init__(self, values: Mapping[str, Any], projection: Projection) -> None:
+        self.values: dict[str, Any] = dict(values)
+        self._projection = projection
+        self._activation: Activation | None = None
+
+    @property
+    def activation(self) -> Activation:
+        """The CEL activation of the projected values (built once, on first need)."""
+        if self._activation is None:
+            self._activation = Activation(self._projection.project(self.values))
+        return self._activation
+
+    def bind(self, name: str, value: Any) -> None:
+        self.values[name] = value
+        if self._activation is not None:
+            self._activation.bind(name, self._projection.project_one(name, value))
 
 
 # A panic inside the Rust library surfaces as pyo3's PanicException, which derives from
@@ -499,6 +500,8 @@ class Expression:
     reads: tuple[tuple[str, ...], ...] = ()
     paths: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
+    #: The same condition as a Python closure, when it is in the fast subset.
+    fast: Fast | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
     def compile(
@@ -557,12 +560,26 @@ class Expression:
             reads=tuple(r for r in analysis.reads if r[0] in variables),
             paths=tuple(p for p in analysis.paths if p.split(".")[0].split("[")[0] in allowed),
             terms=analysis.terms,
+            fast=compile_fast(source, allowed),
         )
 
-    def evaluate(self, activation: Activation) -> Any:
+    def evaluate(self, scope: Scope | Activation) -> Any:
         """Evaluate; any runtime failure becomes :class:`ExpressionEvaluationError`."""
+        if isinstance(scope, Scope) and self.fast is not None:
+            value = self.fast(scope.values)
+            if type(value) is Err:
+                raise ExpressionEvaluationError(
+                    value.kind, value.message, rule_id=self.rule_id, field=self.field
+                )
+            return value
         try:
-            return self.program.execute(activation.context)
+            if isinstance(scope, Scope):
+                scope = scope.activation
+            return self.program.execute(scope.context)
+        except ActivationError as exc:
+            raise ExpressionEvaluationError(
+                "activation", str(exc), rule_id=self.rule_id, field=self.field
+            ) from exc
         except _ESCAPES:
             raise
         except BaseException as exc:  # CEL errors arrive as several builtin types; see _ESCAPES
@@ -570,9 +587,9 @@ class Expression:
                 _error_kind(exc), _error_message(exc), rule_id=self.rule_id, field=self.field
             ) from exc
 
-    def evaluate_bool(self, activation: Activation) -> bool:
+    def evaluate_bool(self, scope: Scope | Activation) -> bool:
         """Evaluate a condition; a non-boolean result is an error, not a truthiness guess."""
-        value = self.evaluate(activation)
+        value = self.evaluate(scope)
         if not isinstance(value, bool):
             raise ExpressionEvaluationError(
                 "not_boolean",
@@ -614,7 +631,7 @@ def _is_operator(name: str) -> bool:
     return name.startswith(("_", "@", "!"))
 
 
-def _first_offset(tokens: Iterable[_Token], name: str) -> int:
+def _first_offset(tokens: Iterable[Token], name: str) -> int:
     return next((t.start for t in tokens if t.text == name), 1 << 30)
 
 

@@ -8,6 +8,7 @@ atomic script. Global keys carry no user tag.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 
 def user_tag(user_id: str) -> str:
@@ -22,6 +23,7 @@ def profile_marks_key(user_id: str) -> str:
     return user_tag(user_id) + ":applied"
 
 
+@lru_cache(maxsize=65_536)  # each event's mark is needed twice: to check, then to record
 def event_mark(event_id: str) -> bytes:
     """What a profile remembers of an applied event: 8 bytes instead of the whole id.
 

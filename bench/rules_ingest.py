@@ -1,0 +1,156 @@
+"""Rules' cost on ingestion: 1,000 active rules (about 10 match each event) vs none.
+
+Two measurements in one run, on the embedded backend:
+
+- **HTTP, end to end** (what "ingestion throughput" means in `bench.ingest`): two
+  `relevo serve` processes, one with no rules and one with the 1,000 rules (sent
+  through ``PUT /v1/rules``), each driven by the same concurrent clients posting
+  batches of 500; events/s with rules off and on, and the share the rules cost.
+- **In process**: `Engine.ingest` on the same batches, alternately, best of several
+  rounds, which isolates the rules' overhead per event.
+
+    python -m bench.rules_ingest [--seconds 8] [--rounds 3] [--batches 10]
+
+Last line: ``{"http_events_per_s_rules_off": .., "http_events_per_s_rules_on": ..,
+"http_cost": .., "events_per_s_rules_off": .., "events_per_s_rules_on": .., "cost": ..,
+"overhead_us_per_event": ..}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.ingest import BATCH, make_batches
+from bench.ingest import ingest_rate as http_ingest_rate
+from bench.rules import CATEGORIES, CONDITIONS
+from bench.support import data_dir, print_table, relevo_server
+from relevo.clock import ManualClock
+from relevo.config import Settings
+from relevo.engine import Engine
+
+WORKLOAD_TYPES = ["view", "click", "add_to_cart", "search", "purchase"]
+TYPES = WORKLOAD_TYPES + [f"custom_{n}" for n in range(95)]
+RULES_PER_TYPE = 10
+
+
+def thousand_rules() -> list[dict[str, Any]]:
+    rules = []
+    for t_index, kind in enumerate(TYPES):
+        for i in range(RULES_PER_TYPE):
+            category = CATEGORIES[(t_index + i) % len(CATEGORIES)]
+            rules.append(
+                {
+                    "id": f"{kind}-{i}",
+                    "trigger": {"on": kind},
+                    "when": CONDITIONS[i].format(cat=category),
+                    "then": [{"add_segment": f"{kind}-{i}"}],
+                }
+            )
+    return rules
+
+
+async def engine_with(rules: list[dict[str, Any]], clock: ManualClock) -> Engine:
+    settings = Settings(
+        data_dir=Path(tempfile.mkdtemp(prefix="relevo-bench-rules-")), demo_catalog=True
+    )
+    engine = Engine(settings, clock)
+    await engine.start(background=False)
+    if rules:
+        await engine.put_rules({"rules": rules})
+    return engine
+
+
+async def ingest_rate(engine: Engine, batches: list[list[dict[str, Any]]]) -> float:
+    start = time.perf_counter()
+    for batch in batches:
+        await engine.ingest(batch)
+    return len(batches) * BATCH / (time.perf_counter() - start)
+
+
+async def run(rounds: int, count: int) -> dict[str, float]:
+    gc.set_threshold(100_000, 50, 100)  # as `relevo serve` does
+    raw = [orjson.loads(body)["events"] for body in make_batches(count * rounds * 2 + 2, seed=5)]
+    clock = ManualClock(max(e["timestamp"] for batch in raw for e in batch) + 1)
+    off, on = await engine_with([], clock), await engine_with(thousand_rules(), clock)
+    assert len(on.rules.current.rules_for_event("view")) == RULES_PER_TYPE
+    await ingest_rate(off, raw[:1])  # warm both up
+    await ingest_rate(on, raw[1:2])
+    best_off = best_on = 0.0
+    for round_ in range(rounds):
+        chunk = raw[2 + round_ * 2 * count : 2 + (round_ * 2 + 2) * count]
+        best_off = max(best_off, await ingest_rate(off, chunk[:count]))
+        best_on = max(best_on, await ingest_rate(on, chunk[count:]))
+    stats = await on.rule_stats.read()
+    evaluations = sum(s["evaluations"] for s in stats.values())
+    await off.stop()
+    await on.stop()
+    return {
+        "events_per_s_rules_off": best_off,
+        "events_per_s_rules_on": best_on,
+        "cost": 1 - best_on / best_off,
+        "overhead_us_per_event": 1e6 / best_on - 1e6 / best_off,
+        "rule_evaluations": evaluations,
+    }
+
+
+def http_rates(seconds: float, concurrency: int) -> tuple[float, float]:
+    """Events/s over HTTP without rules and with the 1,000 rules, same batches, same clients."""
+    import httpx
+
+    batches = make_batches(int(seconds * 120) + 200, seed=7)
+    rates = []
+    for rules in ([], thousand_rules()):
+        env = {"RELEVO_DATA_DIR": str(data_dir()), "RELEVO_DEMO_CATALOG": "true"}
+        with relevo_server(env) as url:
+            if rules:
+                answer = httpx.put(url + "/v1/rules", json={"rules": rules}, timeout=60)
+                answer.raise_for_status()
+            rate, errors = http_ingest_rate(url, batches, seconds, concurrency)
+            if errors:
+                raise RuntimeError(f"{errors} requests failed")
+            rates.append(rate)
+    return rates[0], rates[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0, help="HTTP run length each")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=10, help="batches of 500 per round")
+    args = parser.parse_args()
+    http_off, http_on = http_rates(args.seconds, args.concurrency)
+    result = {
+        "http_events_per_s_rules_off": http_off,
+        "http_events_per_s_rules_on": http_on,
+        "http_cost": 1 - http_on / http_off,
+        **asyncio.run(run(args.rounds, args.batches)),
+    }
+    print_table(
+        "ingestion with 1,000 rules (10 per event type) vs none, embedded backend",
+        ["", "HTTP end to end", "in process"],
+        [
+            [
+                "events/s, rules off",
+                f"{http_off:,.0f}",
+                f"{result['events_per_s_rules_off']:,.0f}",
+            ],
+            ["events/s, rules on", f"{http_on:,.0f}", f"{result['events_per_s_rules_on']:,.0f}"],
+            ["throughput cost of rules", f"{result['http_cost']:.1%}", f"{result['cost']:.1%}"],
+            ["overhead per event", "", f"{result['overhead_us_per_event']:.1f} µs"],
+        ],
+    )
+    print(json.dumps({key: round(value, 4) for key, value in result.items()}))
+
+
+if __name__ == "__main__":
+    main()

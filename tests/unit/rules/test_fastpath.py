@@ -1,0 +1,167 @@
+"""The fast path gives what the CEL library gives, on random expressions and data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import cel
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relevo.rules.fastpath import Err, compile_fast
+
+ROOTS = frozenset({"a", "b", "now"})
+NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+KEYS = ["x", "y", "z"]
+
+scalars = st.one_of(
+    st.integers(-5, 5),
+    st.sampled_from([0.5, -1.5, 2.0, 3.25]),
+    st.sampled_from(["", "ab", "x", "é", "abc"]),
+    st.booleans(),
+    st.none(),
+)
+data = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(KEYS), inner, max_size=3),
+    ),
+    max_leaves=12,
+)
+roots = st.fixed_dictionaries(
+    {"a": st.dictionaries(st.sampled_from(KEYS), data, max_size=3), "b": data}
+)
+
+
+def literal(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    return repr(value)
+
+
+paths = st.builds(
+    lambda root, steps: root + "".join(steps),
+    st.sampled_from(["a", "b", "x"]),
+    st.lists(
+        st.one_of(
+            st.sampled_from(KEYS).map(lambda k: f".{k}"),
+            st.sampled_from(KEYS).map(lambda k: f"['{k}']"),
+            st.integers(0, 2).map(lambda i: f"[{i}]"),
+        ),
+        max_size=3,
+    ),
+)
+times = st.one_of(
+    st.sampled_from(
+        [
+            "timestamp('2026-01-01T00:00:00Z')",
+            "timestamp('2026-01-02T03:04:05.5+02:00')",
+            "timestamp('2026-01-01')",
+            "duration('24h')",
+            "duration('1h30m')",
+            "duration('90')",
+            "duration('-1.5s')",
+            "now",
+        ]
+    ),
+)
+atoms = st.one_of(paths, scalars.map(literal), st.lists(scalars, max_size=3).map(literal), times)
+
+
+def compose(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(inner, st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "in"]), inner).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
+        st.tuples(inner, st.sampled_from(["&&", "||"]), inner).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
+        inner.map(lambda e: f"!({e})"),
+        inner.map(lambda e: f"size({e})"),
+        st.tuples(inner, st.sampled_from(["contains", "startsWith", "endsWith"]), inner).map(
+            lambda t: f"{t[0]}.{t[1]}({t[2]})"
+        ),
+        st.tuples(paths, st.sampled_from(KEYS)).map(lambda t: f"has({t[0]}.{t[1]})"),
+        st.tuples(inner, st.sampled_from(["+", "-"]), inner).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
+        st.tuples(paths, st.sampled_from(["exists", "all"]), inner).map(
+            lambda t: f"{t[0]}.{t[1]}(x, {t[2]})"
+        ),
+    )
+
+
+expressions = st.recursive(atoms, compose, max_leaves=6)
+
+
+def outcome(run: Any) -> tuple[str, Any]:
+    try:
+        return "ok", run()
+    except BaseException as error:  # the CEL library raises builtin error types
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            raise
+        return "error", None
+
+
+def same(expected: tuple[str, Any], got: tuple[str, Any]) -> bool:
+    if expected[0] != got[0]:
+        return False
+    if expected[0] == "error":
+        return True
+    return type(expected[1]) is type(got[1]) and expected[1] == got[1]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(source=expressions, values=roots)
+def test_fast_path_agrees_with_the_cel_library(source: str, values: dict[str, Any]) -> None:
+    try:
+        program = cel.compile(source)
+    except BaseException:  # not valid CEL: nothing to compare
+        return
+    fast = compile_fast(source, ROOTS)
+    if fast is None:
+        return
+    expected = outcome(lambda: program.execute(cel.Context(values)))
+    result = fast(values)
+    got = ("error", None) if isinstance(result, Err) else ("ok", result)
+    assert same(expected, got), (source, values, expected, got)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "profile.category_counts.view['electronics']['5m'] > 3",
+        "context.device == 'mobile' && context.referrer.contains('instagram')",
+        "'vip' in profile.segments && profile.rfm.monetary > 100.0",
+        "has(profile.counts.purchase) && profile.counts.purchase['30d'] >= 2",
+        "profile.session.events >= 3 && size(profile.recent_items) > 10",
+        "event.value > 50.0 && context.country in ['FR', 'DE', 'ES']",
+        "now - timestamp(profile.last_seen.purchase) > duration('24h')",
+        "profile.cart.exists(c, c.quantity > 1)",
+        "profile.counts.view['1h'] + 1 > 2",
+    ],
+)
+def test_common_conditions_take_the_fast_path(source: str) -> None:
+    assert compile_fast(source, frozenset({"profile", "event", "context", "now"})) is not None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "profile.counts.view['1h'] * 2 > 2",
+        "profile.x ? true : false",
+        "context.page.matches('^/p/')",
+        "'a\\\\b' == context.page",
+    ],
+)
+def test_the_rest_is_left_to_the_cel_library(source: str) -> None:
+    assert compile_fast(source, frozenset({"profile", "event", "context", "now"})) is None
