@@ -19,8 +19,8 @@ Last line: ``{"http_events_per_s_rules_off": .., "http_events_per_s_rules_on": .
 from __future__ import annotations
 
 import argparse
-import gc
 import asyncio
+import gc
 import json
 import tempfile
 import time
