@@ -17,7 +17,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relevo.errors import Unavailable
-from relevo.store.base import Doc, DocRead, DocWrite
+from relevo.store import bucket
+from relevo.store.base import BucketGrant, Doc, DocRead, DocWrite
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -65,6 +66,34 @@ redis.call('HSET', KEYS[1], 'newest', string.format('%d', newest))
 return 1
 """
 
+# The token bucket of `relevo.store.bucket`, atomically. KEYS: bucket hash.
+# ARGV: cost (milli-tokens), rate (tokens/s = milli-tokens/ms), capacity (milli-tokens), now ms.
+_TAKE_TOKENS = """
+local cost, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local capacity, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 't', 'at')
+local tokens, at = capacity, now
+if state[1] then
+  tokens, at = tonumber(state[1]), tonumber(state[2])
+  if now > at then
+    tokens = math.min(capacity, tokens + (now - at) * rate)
+    at = now
+  end
+end
+local allowed, retry = 0, 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  retry = math.ceil((cost - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 't', string.format('%d', tokens), 'at', string.format('%d', at))
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((capacity - tokens) / rate)))
+return {allowed, math.floor(tokens / 1000), retry}
+"""
+
+_GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*?[]"})
+
 
 def _unavailable(
     method: Callable[P, Coroutine[Any, Any, T]],
@@ -98,6 +127,7 @@ class RedisStore:
         )
         self._doc_cas = self.client.register_script(_DOC_CAS)
         self._periodic_add = self.client.register_script(_PERIODIC_ADD)
+        self._take_tokens = self.client.register_script(_TAKE_TOKENS)
 
     def k(self, key: str) -> str:
         return self.prefix + key
@@ -191,6 +221,16 @@ class RedisStore:
         values: list[bytes] = await self.client.lrange(self.k(key), start, stop)
         return values
 
+    @_unavailable
+    async def list_remove(self, key: str, values: Sequence[bytes]) -> int:
+        if not values:
+            return 0
+        async with self.client.pipeline(transaction=True) as pipe:
+            for value in dict.fromkeys(values):
+                pipe.lrem(self.k(key), 0, value)
+            removed = await pipe.execute()
+        return int(sum(removed))
+
     # -- map ----------------------------------------------------------------------------
     @_unavailable
     async def map_set(self, key: str, fields: Mapping[str, bytes]) -> None:
@@ -256,6 +296,27 @@ class RedisStore:
     async def zcard(self, key: str) -> int:
         count: int = await self.client.zcard(self.k(key))
         return count
+
+    # -- token bucket -------------------------------------------------------------------
+    @_unavailable
+    async def take_tokens(
+        self, key: str, cost: int, rate_per_s: int, burst: int, now_ms: int
+    ) -> BucketGrant:
+        bucket.check(cost, rate_per_s, burst)
+        allowed, remaining, retry = await self._take_tokens(
+            keys=[self.k(key)],
+            args=[cost * bucket.MILLI, rate_per_s, burst * bucket.MILLI, now_ms],
+        )
+        return BucketGrant(bool(allowed), int(remaining), int(retry))
+
+    # -- scanning -----------------------------------------------------------------------
+    @_unavailable
+    async def keys_with_prefix(self, prefix: str) -> list[str]:
+        pattern = (self.k(prefix)).translate(_GLOB_SPECIAL) + "*"
+        found = []
+        async for key in self.client.scan_iter(match=pattern, count=1000):
+            found.append(key.decode()[len(self.prefix) :])
+        return found
 
     # -- documents ----------------------------------------------------------------------
     @_unavailable
