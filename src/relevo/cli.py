@@ -38,6 +38,11 @@ Settings come from the environment, and options override them:
   RELEVO_PORT       port (default: 8000)
 
 \b
+  RELEVO_WRITE_KEY  write keys (comma-separated): events, consent, catalog reads
+  RELEVO_ADMIN_KEY  admin keys (comma-separated): everything
+                    Without any key the API is open and only loopback is allowed.
+
+\b
 Others: RELEVO_SESSION_TIMEOUT (30m), RELEVO_RETENTION (90d), RELEVO_DEDUPE_HORIZON (7d),
 RELEVO_MAX_BATCH (10000), RELEVO_ARCHIVE_DIR, RELEVO_REDIS_PREFIX, RELEVO_LOG_LEVEL.
 """
@@ -85,6 +90,7 @@ def serve(
         demo_catalog=demo_catalog,
         log_level=log_level,
     )
+    _check_exposure(settings)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -98,6 +104,25 @@ def serve(
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+    )
+
+
+def _check_exposure(settings: Settings) -> None:
+    """Without keys the API is open: allow that on loopback only, and say so loudly."""
+    from relevo.auth import KeyRing, is_loopback
+
+    if KeyRing.from_settings(settings).enabled:
+        return
+    if not is_loopback(settings.host):
+        _fail(
+            f"refusing to serve on {settings.host} without API keys: anyone could read "
+            "profiles and erase users. Set RELEVO_WRITE_KEY and RELEVO_ADMIN_KEY, or bind "
+            "to 127.0.0.1."
+        )
+    err.print(
+        "[bold yellow]WARNING: no API keys are set; the API is open to anyone on this "
+        "machine.[/bold yellow] Set RELEVO_WRITE_KEY and RELEVO_ADMIN_KEY before exposing it.",
+        highlight=False,
     )
 
 

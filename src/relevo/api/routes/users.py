@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from relevo.api.deps import EngineDep
 from relevo.api.responses import JSON, ErrorBody
+from relevo.api.security import ADMIN, RESPONSES
 from relevo.errors import NotFound
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], dependencies=[ADMIN], responses=RESPONSES)
 
 _PROFILE_EXAMPLE = {
     "user_id": "u-42",
