@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from relevo import catalog
+from relevo import catalog, consent
 from relevo.apply import Applier, Retention
 from relevo.archiver import Archiver
 from relevo.backends import Backend, open_backend
@@ -44,6 +44,7 @@ class Engine:
         self.params = FeatureParams(
             session_timeout_ms=settings.session_timeout,
             affinity_half_life_ms=settings.affinity_half_life,
+            consent_required=settings.consent_required,
         )
         self.applier = Applier(
             self.store,
@@ -166,6 +167,29 @@ class Engine:
         if doc.value is None:
             return None
         return render(decode(doc.value), self.clock.now_ms(), self.params)
+
+    # -- consent ------------------------------------------------------------------------
+    async def consent_of(self, user_id: str) -> dict[str, bool]:
+        """The purposes this user granted or refused (empty when never told)."""
+        (doc,) = await self.store.docs_read(
+            [DocRead(keys.profile_key(user_id), keys.profile_marks_key(user_id))]
+        )
+        return {} if doc.value is None else dict(decode(doc.value).consent)
+
+    async def personalization_allowed(self, user_id: str) -> bool:
+        """May a decision for this user be personalized? The contract for decisions.
+
+        False → serve the placement's non-personalized default (and use no profile,
+        segment or per-user model output). See `relevo.consent`.
+        """
+        return consent.personalization_allowed(
+            await self.consent_of(user_id), self.settings.consent_required
+        )
+
+    async def set_consent(self, user_id: str, purposes: dict[str, bool]) -> dict[str, bool]:
+        """Record consent as a `consent` event (logged, replayed, archived like any other)."""
+        await self.ingest([consent.consent_event(user_id, purposes)], batch=False)
+        return await self.consent_of(user_id)
 
     # -- operations ---------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 
 from relevo import __version__
 from relevo.api import errors
-from relevo.api.routes import events, health, items, operations, users
+from relevo.api.routes import consent, events, health, items, operations, users
 from relevo.api.security import default_deny
 from relevo.auth import KeyRing
 from relevo.clock import Clock
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         engine.store, engine.clock, settings.rate_limit, settings.rate_burst
     )
     errors.install(app)
-    for module in (events, items, users, health, operations):
+    for module in (events, items, users, consent, health, operations):
         app.include_router(module.router)
     app.include_router(items.admin_router)
     _document_bodies(app)
