@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from relevo import catalog, consent
+from relevo import catalog, consent, erasure
 from relevo.apply import Applier, Retention
 from relevo.archiver import Archiver
 from relevo.backends import Backend, open_backend
@@ -23,8 +23,10 @@ from relevo.clock import Clock, SystemClock, to_iso
 from relevo.committer import Committer, Entry
 from relevo.config import Settings
 from relevo.errors import InvalidInput, RelevoError
+from relevo.eventlog import compaction
 from relevo.eventlog.archive import ArchiveWriter
 from relevo.eventlog.base import LogRecord
+from relevo.eventlog.compaction import DEFAULT_GRACE_MS, CompactionReport
 from relevo.events import Limits
 from relevo.features.profile import FeatureParams, decode, render
 from relevo.features.windows import WINDOWS_MS
@@ -54,6 +56,15 @@ class Engine:
         )
         self.committer = Committer(self.applier, self.backend.append, self.backend.applied)
         self.archiver = Archiver(self.backend.log, ArchiveWriter(settings.archive_path))
+        self.erasers = erasure.ErasureRegistry(self.clock)
+        for eraser in (
+            erasure.ArchiveEraser(settings.archive_path, self.clock),
+            erasure.UserKeysEraser(self.store),
+            erasure.RecentEventsEraser(self.store),
+            # last: in embedded mode it also rewrites the snapshot of the (now erased) state
+            erasure.FunctionEraser("event_log", self.backend.erase_user),
+        ):
+            self.erasers.register(eraser)
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
@@ -69,6 +80,7 @@ class Engine:
                 _every(
                     self.settings.archive_flush_every / 1000, self.archiver.flush, "relevo-archiver"
                 ),
+                _every(self.settings.compact_every / 1000, self.compact, "relevo-compaction"),
             ]
         if self.settings.demo_catalog and await self.store.zcard(keys.ITEMS_INDEX) == 0:
             from relevo.demo.catalog import demo_items
@@ -190,6 +202,22 @@ class Engine:
         """Record consent as a `consent` event (logged, replayed, archived like any other)."""
         await self.ingest([consent.consent_event(user_id, purposes)], batch=False)
         return await self.consent_of(user_id)
+
+    # -- erasure and retention ----------------------------------------------------------
+    async def erase(self, user_id: str) -> erasure.Receipt:
+        """Remove every trace of a user (see `relevo.erasure`); return the receipt."""
+        async with self.archiver.lock:
+            return await self.committer.exclusive(lambda: self.erasers.erase(user_id))
+
+    async def compact(self, grace_ms: int = DEFAULT_GRACE_MS) -> CompactionReport:
+        """Apply erasures to the Parquet files and drop events past their retention."""
+        return await asyncio.to_thread(
+            compaction.compact,
+            self.settings.archive_path,
+            self.clock.now_ms(),
+            self.settings.event_retention,
+            grace_ms,
+        )
 
     # -- operations ---------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
