@@ -337,7 +337,7 @@ def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
 def invalid_from(error: ValidationError, prefix: str = "", code: str = "invalid") -> InvalidInput:
     """The first problem of a pydantic error as an `InvalidInput` naming its field."""
     first = error.errors(include_url=False)[0]
-    field = field_path(tuple(first["loc"]), prefix) or prefix or None
+    field = field_path(tuple(first["loc"]), prefix) or prefix or "body"
     message = first["msg"].removeprefix("Value error, ")
     return InvalidInput(message, field=field, code=code)
 
@@ -346,7 +346,7 @@ def parse_event(raw: Any, limits: Limits, prefix: str = "") -> Event:
     """Validate one event; raise `InvalidInput` naming the field (prefixed in batches)."""
     if not isinstance(raw, dict):
         raise InvalidInput(
-            "an event must be a JSON object", field=prefix or None, code="invalid_event"
+            "an event must be a JSON object", field=prefix or "body", code="invalid_event"
         )
     try:
         event = Event.model_validate(raw, context={"limits": limits})
