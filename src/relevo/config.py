@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         repr=False,
         description="Admin keys (comma-separated): everything, including erasure and the catalog.",
     )
+    cors_origins: str = Field(
+        "",
+        description="Origins (comma-separated, or `*`) whose pages may call the API with the "
+        "browser SDK.",
+    )
     rate_limit: int = Field(
         1000, ge=0, description="Requests per second per API key (token bucket); 0 disables."
     )

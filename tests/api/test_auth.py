@@ -153,3 +153,12 @@ def test_the_key_ring_compares_every_key() -> None:
     assert ring.authenticate("a1").key_id != ring.authenticate("w2").key_id
     assert not KeyRing().enabled
     assert KeyRing().authenticate(None).role is Role.ADMIN
+
+
+def test_a_write_key_may_ride_in_the_query_for_beacons(client: TestClient) -> None:
+    assert client.post("/v1/events?key=w-new", json=EVENT).status_code == 200
+    assert client.post("/v1/events?key=nope", json=EVENT).status_code == 401
+    admin_in_url = client.get("/v1/stats?key=a-1")
+    assert admin_in_url.status_code == 401
+    assert "Authorization header" in admin_in_url.json()["error"]["message"]
+    assert client.get("/v1/stats?key=w-new").status_code == 403

@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from relevo import __version__
 from relevo.api import errors
-from relevo.api.routes import consent, events, health, items, operations, users
+from relevo.api.routes import consent, events, health, items, operations, sdk, users
 from relevo.api.security import default_deny
 from relevo.auth import KeyRing
 from relevo.clock import Clock
@@ -67,11 +68,25 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         engine.store, engine.clock, settings.rate_limit, settings.rate_burst
     )
     errors.install(app)
-    for module in (events, items, users, consent, health, operations):
+    for module in (events, items, users, consent, health, operations, sdk):
         app.include_router(module.router)
     app.include_router(items.admin_router)
+    _allow_origins(app, settings)
     _document_bodies(app)
     return app
+
+
+def _allow_origins(app: FastAPI, settings: Settings) -> None:
+    """CORS for the browser SDK on the sites listed in RELEVO_CORS_ORIGINS (none by default)."""
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
 
 
 def _document_bodies(app: FastAPI) -> None:

@@ -38,7 +38,24 @@ async def _check(
     keys: KeyRing = request.app.state.keys
     if credentials is None and keys.enabled and request.headers.get("authorization"):
         raise Unauthorized("send the key as 'Authorization: Bearer <key>'")
+    if credentials is None and "key" in request.query_params:
+        return await _check_query_key(request, keys, role)
     principal = keys.authenticate(None if credentials is None else credentials.credentials)
+    authorize(principal, role)
+    limiter: RateLimiter = request.app.state.limiter
+    await limiter.check(principal)
+    return principal
+
+
+async def _check_query_key(request: Request, keys: KeyRing, role: Role) -> Principal:
+    """A key in ``?key=``: for `navigator.sendBeacon`, which cannot set headers.
+
+    Only write keys are accepted there: URLs end up in logs and browser history, which
+    is harmless for a key that is public anyway and never acceptable for an admin key.
+    """
+    principal = keys.authenticate(request.query_params["key"])
+    if principal.role is not Role.WRITE and keys.enabled:
+        raise Unauthorized("admin keys are accepted only in the Authorization header")
     authorize(principal, role)
     limiter: RateLimiter = request.app.state.limiter
     await limiter.check(principal)
