@@ -44,6 +44,7 @@
   var queue = [];
   var timer = null;
   var retryTimer = null;
+  var backingOff = null;
   var attempts = 0;
   var sending = null;
   var userId = null;
@@ -213,9 +214,11 @@
 
   function retryable(status) { return status === 429 || status === 503; }
 
-  /** Send what is queued; resolves when the server has it (or it was given up). */
+  /** Send what is queued; resolves when the server has it (or it was given up).
+   * While backing off after a 429/503, nothing is sent: the retry timer drains the queue. */
   function flush() {
     requireInit();
+    if (retryTimer !== null) return backingOff;
     if (sending) return sending.then(function () { return queue.length ? flush() : undefined; });
     if (!queue.length) return Promise.resolve();
     clearTimeout(timer);
@@ -230,20 +233,22 @@
       return response;
     }, function () { return {headers: null}; }).then(function (failed) {
       sending = null;
-      if (failed === null) {
-        if (queue.length) schedule(0);
-        return;
-      }
-      queue = batch.concat(queue); // retry later, in order; the server deduplicates ids
-      if (attempts >= config.maxRetries) {
+      if (failed === null) return queue.length ? flush() : undefined;
+      if (attempts >= config.maxRetries) { // give this batch up, go on with the rest
         attempts = 0;
-        queue.splice(0, batch.length);
-        return;
+        if (config.debug) root.console.warn("relevo: gave up on " + batch.length + " events");
+        return queue.length ? flush() : undefined;
       }
+      queue = batch.concat(queue); // in order; the server deduplicates the ids
       var wait = delayFor(failed);
       attempts += 1;
-      clearTimeout(retryTimer);
-      retryTimer = setTimeout(flush, wait);
+      backingOff = new Promise(function (resolve) {
+        retryTimer = setTimeout(function () {
+          retryTimer = null;
+          resolve(flush());
+        }, wait);
+      });
+      return backingOff;
     });
     return sending;
   }
