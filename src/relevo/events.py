@@ -124,7 +124,12 @@ def _finite(value: float | None) -> float | None:
 
 def _check_free_form(value: dict[str, Any], max_bytes: int, max_depth: int) -> None:
     """Bound a free-form object so one client can't store megabytes per event."""
-    size = len(orjson.dumps(value))
+    try:
+        size = len(orjson.dumps(value))
+    except TypeError:  # e.g. an integer beyond 64 bits, which no JSON reader downstream takes
+        raise ValueError(
+            "holds a value that is not portable JSON (integers must fit 64 bits)"
+        ) from None
     if size > max_bytes:
         raise ValueError(f"is {size} bytes as JSON; at most {max_bytes} are allowed")
     stack: list[tuple[Any, int]] = [(value, 1)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from relevo.errors import InvalidInput
@@ -42,6 +42,7 @@ event_like = st.fixed_dictionaries(
 
 @settings(max_examples=400, deadline=None)
 @given(raw=json_values | event_like)
+@example(raw={"type": "view", "user_id": "u", "properties": {"n": 2**64}})  # found by it
 def test_any_json_parses_or_names_the_field(raw: Any) -> None:
     for prefix in ("", "events[3]"):
         outcome = _parse(raw, prefix)
