@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit bench-ingest redis-server clean
+.PHONY: run test lint typecheck unit bench-ingest redis-server chromium clean
 
 run: $(STAMP)
 	$(BIN)/relevo serve --demo-catalog
 
-test: $(DEV_STAMP) redis-server lint typecheck
+test: $(DEV_STAMP) redis-server chromium lint typecheck
 	$(BIN)/pytest
 
 lint: $(DEV_STAMP)
@@ -47,6 +47,17 @@ redis-server:
 	  else \
 	    echo "redis-server is missing: install it (sudo apt-get install redis-server, or brew install redis) and run make test again" >&2; \
 	    exit 1; \
+	  fi; \
+	}
+
+# The JS SDK's browser test drives Debian's Chromium (Playwright never downloads a browser).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "/usr/bin/chromium is missing: the browser test will be skipped (sudo apt-get install chromium)" >&2; \
 	  fi; \
 	}
 

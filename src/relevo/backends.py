@@ -60,6 +60,10 @@ class Backend(Protocol):
         """Periodic housekeeping (snapshots, recovery of stalled records)."""
         ...
 
+    async def erase_user(self, user_id: str) -> int:
+        """Delete the user's records from the log (and from any snapshot of the state)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -100,9 +104,16 @@ class EmbeddedBackend:
         self.memory.purge_expired()
         await self.checkpoint()
 
-    async def checkpoint(self) -> None:
+    async def erase_user(self, user_id: str) -> int:
+        """Delete the user's log records, then snapshot, so the old snapshot (which may
+        still hold the user's profile) is replaced. Call it after the store erasers."""
+        removed = await self.local_log.erase(user_id)
+        await self.checkpoint(force=True)
+        return removed
+
+    async def checkpoint(self, *, force: bool = False) -> None:
         """Snapshot the state if it moved, then forget log records no longer needed."""
-        if self._position == self._snapshotted:
+        if self._position == self._snapshotted and not force:
             return
         position = self._position
         snapshot.save(self.snapshot_path, self.memory, position)
@@ -169,6 +180,9 @@ class RedisBackend:
 
     async def maintain(self, apply: Apply) -> None:
         await self._recover(apply, arrived_before_ms=self.clock.now_ms() - IN_FLIGHT_GRACE_MS)
+
+    async def erase_user(self, user_id: str) -> int:
+        return await self.stream.erase(user_id)
 
     async def close(self) -> None:
         await self.redis.close()

@@ -38,6 +38,11 @@ Settings come from the environment, and options override them:
   RELEVO_PORT       port (default: 8000)
 
 \b
+  RELEVO_WRITE_KEY  write keys (comma-separated): events, consent, catalog reads
+  RELEVO_ADMIN_KEY  admin keys (comma-separated): everything
+                    Without any key the API is open and only loopback is allowed.
+
+\b
 Others: RELEVO_SESSION_TIMEOUT (30m), RELEVO_RETENTION (90d), RELEVO_DEDUPE_HORIZON (7d),
 RELEVO_MAX_BATCH (10000), RELEVO_ARCHIVE_DIR, RELEVO_REDIS_PREFIX, RELEVO_LOG_LEVEL.
 """
@@ -94,6 +99,7 @@ def serve(
         demo_catalog=demo_catalog,
         log_level=log_level,
     )
+    _check_exposure(settings)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -108,6 +114,25 @@ def serve(
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+    )
+
+
+def _check_exposure(settings: Settings) -> None:
+    """Without keys the API is open: allow that on loopback only, and say so loudly."""
+    from relevo.auth import KeyRing, is_loopback
+
+    if KeyRing.from_settings(settings).enabled:
+        return
+    if not is_loopback(settings.host):
+        _fail(
+            f"refusing to serve on {settings.host} without API keys: anyone could read "
+            "profiles and erase users. Set RELEVO_WRITE_KEY and RELEVO_ADMIN_KEY, or bind "
+            "to 127.0.0.1."
+        )
+    err.print(
+        "[bold yellow]WARNING: no API keys are set; the API is open to anyone on this "
+        "machine.[/bold yellow] Set RELEVO_WRITE_KEY and RELEVO_ADMIN_KEY before exposing it.",
+        highlight=False,
     )
 
 
@@ -169,7 +194,7 @@ async def _import(
     engine = None
     client = None
     if url is not None:
-        send, client = importer.http_sender(url, key)
+        send, client = importer.http_sender(url, _first_key(key))
     else:
         from relevo.engine import Engine
 
@@ -213,6 +238,118 @@ def _print_import(report: Any) -> None:
         console.print(table)
         if len(report.rejected) > 50:
             console.print(f"... and {len(report.rejected) - 50} more (use --output json)")
+
+
+users_app = typer.Typer(help="Users: erasure.", no_args_is_help=True)
+archive_app = typer.Typer(
+    help="The Parquet archive: compaction and retention.", no_args_is_help=True
+)
+app.add_typer(users_app, name="users")
+app.add_typer(archive_app, name="archive")
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(help="A running server (http://127.0.0.1:8000) instead of the data dir."),
+]
+AdminKeyOption = Annotated[
+    str | None,
+    typer.Option("--key", help="Admin key for --url.", envvar="RELEVO_ADMIN_KEY"),
+]
+
+
+@users_app.command("erase")
+def erase_user(
+    user_id: Annotated[str, typer.Argument(help="The user id (or anonymous id) to erase.")],
+    url: UrlOption = None,
+    key: AdminKeyOption = None,
+    compact: Annotated[
+        bool, typer.Option(help="Compact the archive right away (else: at the next pass).")
+    ] = False,
+    store: Annotated[str | None, typer.Option(help="`embedded` or redis://...")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+) -> None:
+    """Erase a user everywhere and print the receipt (JSON)."""
+    settings = _settings(store=store, data_dir=data_dir)
+    try:
+        result = asyncio.run(_erase(user_id, url, _first_key(key), compact, settings))
+    except (RelevoError, RuntimeError, OSError) as error:
+        _fail(getattr(error, "message", str(error)))
+    typer.echo(orjson.dumps(result).decode())
+
+
+@archive_app.command("compact")
+def compact_archive(
+    grace: Annotated[
+        str, typer.Option(help="Leave tombstones younger than this (e.g. 5m; 0s for all).")
+    ] = "5m",
+    url: UrlOption = None,
+    key: AdminKeyOption = None,
+    store: Annotated[str | None, typer.Option(help="`embedded` or redis://...")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+) -> None:
+    """Remove erased users' rows from the Parquet files; drop days past RELEVO_EVENT_RETENTION."""
+    from relevo.config import parse_duration_ms
+
+    settings = _settings(store=store, data_dir=data_dir)
+    try:
+        grace_ms = parse_duration_ms(grace)
+    except ValueError as error:
+        _fail(str(error))
+    try:
+        if url is not None:
+            from relevo.client import Client
+
+            with Client(url, _first_key(key)) as client:
+                report = client.compact_archive(grace_seconds=grace_ms // 1000)
+        else:
+            from relevo.clock import SystemClock
+            from relevo.eventlog.compaction import compact
+
+            report = compact(
+                settings.archive_path, SystemClock().now_ms(), settings.event_retention, grace_ms
+            ).to_dict()
+    except (RelevoError, RuntimeError, OSError) as error:
+        _fail(getattr(error, "message", str(error)))
+    typer.echo(orjson.dumps(report).decode())
+
+
+def _first_key(keys: str | None) -> str | None:
+    """RELEVO_ADMIN_KEY may list several keys (rotation); a client sends the first."""
+    return None if keys is None else (keys.split(",")[0].strip() or None)
+
+
+async def _erase(
+    user_id: str, url: str | None, key: str | None, compact: bool, settings: Settings
+) -> dict[str, Any]:
+    if url is not None:
+        from relevo.client import ApiError, AsyncClient
+
+        async with AsyncClient(url, key) as client:
+            try:
+                receipt = await client.erase_user(user_id)
+                report = await client.compact_archive(grace_seconds=0) if compact else None
+            except ApiError as error:
+                raise RuntimeError(str(error)) from None
+        body: dict[str, Any] = {
+            "receipt_id": receipt.receipt_id,
+            "user_id": receipt.user_id,
+            "erased_at": receipt.erased_at,
+            "removed": receipt.removed,
+            "pending": receipt.pending,
+        }
+        return body if report is None else {**body, "compaction": report}
+    from relevo.engine import Engine
+
+    engine = Engine(settings)
+    await engine.start(background=False)
+    try:
+        result = (await engine.erase(user_id)).to_dict()
+        if compact:
+            result["compaction"] = (await engine.compact(grace_ms=0)).to_dict()
+            result["pending"] = []
+        return result
+    finally:
+        await engine.stop()
 
 
 @app.command()

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -27,6 +27,7 @@ from relevo.eventlog.base import LogRecord, RecordKind
 from relevo.events import profile_key
 
 MAX_GROUP_RECORDS = 50_000
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -55,6 +56,12 @@ class Committer:
         self._applied = applied
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._committing = asyncio.Lock()
+
+    async def exclusive(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` between two commit groups: nothing is half-applied meanwhile."""
+        async with self._committing:
+            return await work()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="relevo-committer")
@@ -97,7 +104,8 @@ class Committer:
                 jobs.append(job)
                 size += len(job.entries)
             try:
-                outcome = await self._commit([entry for job in jobs for entry in job.entries])
+                async with self._committing:
+                    outcome = await self._commit([e for job in jobs for e in job.entries])
             except asyncio.CancelledError:
                 for job in jobs:
                     job.done.cancel()

@@ -90,6 +90,41 @@ class Settings(BaseSettings):
     )
     max_properties_depth: int = Field(5, ge=1, description="Deepest nesting inside `properties`.")
 
+    write_key: str = Field(
+        "",
+        repr=False,
+        description="Write keys (comma-separated, for rotation): events, consent, item reads. "
+        "Safe to embed in a web page. With no key at all the API is open (loopback only).",
+    )
+    admin_key: str = Field(
+        "",
+        repr=False,
+        description="Admin keys (comma-separated): everything, including erasure and the catalog.",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Origins (comma-separated, or `*`) whose pages may call the API with the "
+        "browser SDK.",
+    )
+    rate_limit: int = Field(
+        1000, ge=0, description="Requests per second per API key (token bucket); 0 disables."
+    )
+    rate_burst: int = Field(2000, ge=1, description="Requests a key may send at once.")
+    consent_required: bool = Field(
+        False,
+        description="Treat users without a recorded personalization consent as opted out "
+        "(opt-in regimes). By default only an explicit refusal opts a user out.",
+    )
+    event_retention: DurationMs = Field(
+        parse_duration_ms("400d"),
+        description="Raw events (log and Parquet archive) older than this, in event time, are "
+        "dropped by compaction; 0 keeps them forever.",
+    )
+    compact_every: DurationMs = Field(
+        parse_duration_ms("1h"),
+        description="How often the archive is compacted (erasures applied, retention enforced).",
+    )
+
     snapshot_every: DurationMs = Field(
         parse_duration_ms("60s"), description="Embedded mode: how often state is snapshotted."
     )

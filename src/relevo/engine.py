@@ -9,6 +9,7 @@ start and housekeeping in the background, and offers the verbs: `ingest`,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from relevo import catalog
+from relevo import catalog, consent, erasure
 from relevo.apply import Applier, Retention
 from relevo.archiver import Archiver
 from relevo.backends import Backend, open_backend
@@ -25,8 +26,10 @@ from relevo.clock import Clock, SystemClock, to_iso
 from relevo.committer import Committer, Entry
 from relevo.config import Settings
 from relevo.errors import ConfigurationError, InvalidInput, RelevoError
+from relevo.eventlog import compaction
 from relevo.eventlog.archive import ArchiveWriter
 from relevo.eventlog.base import LogRecord
+from relevo.eventlog.compaction import DEFAULT_GRACE_MS, CompactionReport
 from relevo.events import Limits
 from relevo.features.profile import FeatureParams, decode, render
 from relevo.features.windows import WINDOWS_MS
@@ -54,6 +57,7 @@ class Engine:
         self.params = FeatureParams(
             session_timeout_ms=settings.session_timeout,
             affinity_half_life_ms=settings.affinity_half_life,
+            consent_required=settings.consent_required,
         )
         self.project = load_project(settings.project_path)
         self.rules = RuleRegistry(self.store, self.clock)
@@ -79,6 +83,15 @@ class Engine:
             first_delay_s=settings.webhook_first_retry / 1000,
         )
         self.background = Background()
+        self.erasers = erasure.ErasureRegistry(self.clock)
+        for eraser in (
+            erasure.ArchiveEraser(settings.archive_path, self.clock),
+            erasure.UserKeysEraser(self.store),
+            erasure.RecentEventsEraser(self.store),
+            # last: in embedded mode it also rewrites the snapshot of the (now erased) state
+            erasure.FunctionEraser("event_log", self.backend.erase_user),
+        ):
+            self.erasers.register(eraser)
         self.started = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -94,6 +107,7 @@ class Engine:
             every(1.0, self.scheduler.run_once, "relevo-timers")
             every(1.0, self.rules.refresh, "relevo-rules-refresh")
             every(5.0, self.rule_stats.flush, "relevo-rule-stats")
+            every(self.settings.compact_every / 1000, self.compact, "relevo-compaction")
             if self.webhooks.targets:
                 every(1.0, self.webhooks.run_once, "relevo-webhooks")
         if self.project.rules is not None:
@@ -227,6 +241,45 @@ class Engine:
         actions, cursor = await self.outbox.read(after, limit)
         return {"actions": actions, "next": cursor}
 
+    # -- consent ------------------------------------------------------------------------
+    async def consent_of(self, user_id: str) -> dict[str, bool]:
+        """The purposes this user granted or refused (empty when never told)."""
+        (doc,) = await self.store.docs_read(
+            [DocRead(keys.profile_key(user_id), keys.profile_marks_key(user_id))]
+        )
+        return {} if doc.value is None else dict(decode(doc.value).consent)
+
+    async def personalization_allowed(self, user_id: str) -> bool:
+        """May a decision for this user be personalized? The contract for decisions.
+
+        False → serve the placement's non-personalized default (and use no profile,
+        segment or per-user model output). See `relevo.consent`.
+        """
+        return consent.personalization_allowed(
+            await self.consent_of(user_id), self.settings.consent_required
+        )
+
+    async def set_consent(self, user_id: str, purposes: dict[str, bool]) -> dict[str, bool]:
+        """Record consent as a `consent` event (logged, replayed, archived like any other)."""
+        await self.ingest([consent.consent_event(user_id, purposes)], batch=False)
+        return await self.consent_of(user_id)
+
+    # -- erasure and retention ----------------------------------------------------------
+    async def erase(self, user_id: str) -> erasure.Receipt:
+        """Remove every trace of a user (see `relevo.erasure`); return the receipt."""
+        async with self.archiver.lock:
+            return await self.committer.exclusive(lambda: self.erasers.erase(user_id))
+
+    async def compact(self, grace_ms: int = DEFAULT_GRACE_MS) -> CompactionReport:
+        """Apply erasures to the Parquet files and drop events past their retention."""
+        return await asyncio.to_thread(
+            compaction.compact,
+            self.settings.archive_path,
+            self.clock.now_ms(),
+            self.settings.event_retention,
+            grace_ms,
+        )
+
     # -- operations ---------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
@@ -263,7 +316,11 @@ class Engine:
 
 def _rules_body(raw: Any) -> Any:
     """`{"rules": [...]}`, also accepting a bare list of rules."""
-    return {"rules": raw} if isinstance(raw, list) else raw
+    if isinstance(raw, list):
+        return {"rules": raw}
+    if not isinstance(raw, dict) or "rules" not in raw:
+        raise InvalidInput('expected {"rules": [...]}', field="rules", code="invalid_rules")
+    return raw
 
 
 def _webhook_targets(settings: Settings, project: Project) -> list[WebhookTarget]:

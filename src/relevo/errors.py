@@ -69,3 +69,28 @@ class MissingDependency(ConfigurationError):
     """An optional dependency is not installed; the message names the extra to install."""
 
     code = "missing_dependency"
+
+
+class Unauthorized(RelevoError):
+    """No API key, or one that is not configured (HTTP 401)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(RelevoError):
+    """A valid key whose role does not allow this (HTTP 403)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class RateLimited(RelevoError):
+    """The key spent its request budget; `retry_after_ms` says when a token is back (HTTP 429)."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_ms: int) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms

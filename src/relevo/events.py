@@ -125,7 +125,12 @@ def _finite(value: float | None) -> float | None:
 
 def _check_free_form(value: dict[str, Any], max_bytes: int, max_depth: int) -> None:
     """Bound a free-form object so one client can't store megabytes per event."""
-    size = len(orjson.dumps(value))
+    try:
+        size = len(orjson.dumps(value))
+    except TypeError:  # e.g. an integer beyond 64 bits, which no JSON reader downstream takes
+        raise ValueError(
+            "holds a value that is not portable JSON (integers must fit 64 bits)"
+        ) from None
     if size > max_bytes:
         raise ValueError(f"is {size} bytes as JSON; at most {max_bytes} are allowed")
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -338,7 +343,7 @@ def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
 def invalid_from(error: ValidationError, prefix: str = "", code: str = "invalid") -> InvalidInput:
     """The first problem of a pydantic error as an `InvalidInput` naming its field."""
     first = error.errors(include_url=False)[0]
-    field = field_path(tuple(first["loc"]), prefix) or prefix or None
+    field = field_path(tuple(first["loc"]), prefix) or prefix or "body"
     message = first["msg"].removeprefix("Value error, ")
     return InvalidInput(message, field=field, code=code)
 
@@ -347,7 +352,7 @@ def parse_event(raw: Any, limits: Limits, prefix: str = "") -> Event:
     """Validate one event; raise `InvalidInput` naming the field (prefixed in batches)."""
     if not isinstance(raw, dict):
         raise InvalidInput(
-            "an event must be a JSON object", field=prefix or None, code="invalid_event"
+            "an event must be a JSON object", field=prefix or "body", code="invalid_event"
         )
     try:
         event = Event.model_validate(raw, context={"limits": limits})

@@ -60,3 +60,13 @@ async def test_delete_removes_any_kind(store: Store, kind: str) -> None:
         await store.periodic_add([("k", 0, 1)], bucket_ms=1000, keep_ms=10_000)
     assert await store.delete(["k"]) == 1
     assert await store.delete(["k"]) == 0
+
+
+async def test_list_remove_drops_every_equal_element(store: Store) -> None:
+    await store.list_push("l", [b"a", b"b", b"a", b"c"], max_len=10)
+    assert await store.list_remove("l", [b"a", b"zz"]) == 2
+    assert await store.list_range("l") == [b"c", b"b"]
+    assert await store.list_remove("l", []) == 0
+    assert await store.list_remove("missing", [b"a"]) == 0
+    assert await store.list_remove("l", [b"b", b"c"]) == 2
+    assert await store.list_range("l") == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from relevo.errors import InvalidInput
 from relevo.store.base import Store
 
 NOW = 1_767_225_600_000
@@ -51,3 +54,10 @@ async def test_stream_keeps_about_the_newest_messages(store: Store) -> None:
 
 async def test_reading_a_missing_stream_is_empty(store: Store) -> None:
     assert await store.stream_read("nothing", None, 10) == []
+
+
+async def test_a_cursor_that_is_not_one_is_refused(store: Store) -> None:
+    await store.stream_add("s", [("a", b"1")], NOW, HOUR, 100)
+    with pytest.raises(InvalidInput) as refused:
+        await store.stream_read("s", "not-a-cursor", 10)
+    assert refused.value.field == "after"

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from relevo import __version__
 from relevo.api import errors
-from relevo.api.routes import events, health, items, rules, users
+from relevo.api.routes import consent, events, health, items, operations, rules, sdk, users
+from relevo.api.security import default_deny
+from relevo.auth import KeyRing
 from relevo.clock import Clock
 from relevo.config import Settings
 from relevo.engine import Engine
 from relevo.events import Event, EventBatch, Item, ItemBatch
+from relevo.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 relevo answers, on every page load, what to show this visitor now, from state that
@@ -22,15 +29,26 @@ already includes the click made a moment ago. Send events to `POST /v1/events`, 
 catalog to `POST /v1/items`, and read real-time profiles at `GET /v1/users/{user_id}`.
 
 Errors always have the shape `{"error": {"code", "message", "field"?}}`.
+
+Authentication: `Authorization: Bearer <key>`. A **write** key (safe in a web page) sends
+events and consent and reads the catalog; an **admin** key does everything. 401 without
+a valid key, 403 when its role is not enough, 429 (with `Retry-After`) over the key's
+rate limit.
 """
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = Engine(settings, clock)
+    keys = KeyRing.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not keys.enabled:
+            log.warning(
+                "NO API KEYS ARE SET: anyone who can reach this server can read profiles and "
+                "erase users. Set RELEVO_WRITE_KEY and RELEVO_ADMIN_KEY before exposing it."
+            )
         await engine.start()
         try:
             yield
@@ -42,13 +60,33 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(default_deny)],
     )
     app.state.engine = engine
+    app.state.keys = keys
+    app.state.limiter = RateLimiter(
+        engine.store, engine.clock, settings.rate_limit, settings.rate_burst
+    )
     errors.install(app)
-    for module in (events, items, users, rules, health):
+    for module in (events, items, users, consent, rules, health, operations, sdk):
         app.include_router(module.router)
+    app.include_router(items.admin_router)
+    _allow_origins(app, settings)
     _document_bodies(app)
     return app
+
+
+def _allow_origins(app: FastAPI, settings: Settings) -> None:
+    """CORS for the browser SDK on the sites listed in RELEVO_CORS_ORIGINS (none by default)."""
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
 
 
 def _document_bodies(app: FastAPI) -> None:

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from relevo.api.responses import error_response
-from relevo.errors import RelevoError, Unavailable
+from relevo.errors import RateLimited, RelevoError, Unauthorized, Unavailable
 from relevo.events import field_path
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
 def install(app: FastAPI) -> None:
     @app.exception_handler(RelevoError)
     async def relevo_error(request: Request, error: RelevoError) -> Response:
-        headers = {"Retry-After": "1"} if isinstance(error, Unavailable) else None
+        headers = _headers(error)
         if error.status >= 500 and not isinstance(error, Unavailable):
             log.error("%s %s failed: %s", request.method, request.url.path, error.message)
         return error_response(error.status, error.to_dict(), headers)
@@ -49,3 +49,13 @@ def install(app: FastAPI) -> None:
         return error_response(
             500, {"code": "internal", "message": "internal error; see the server log"}
         )
+
+
+def _headers(error: RelevoError) -> dict[str, str] | None:
+    if isinstance(error, Unavailable):
+        return {"Retry-After": "1"}
+    if isinstance(error, RateLimited):
+        return {"Retry-After": str(max(1, -(-error.retry_after_ms // 1000)))}
+    if isinstance(error, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    return None

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from relevo.clock import to_datetime
 from relevo.eventlog.base import LogRecord
+from relevo.eventlog.tombstones import erased_users
 
 _LINE = pa.struct(
     [
@@ -135,12 +136,12 @@ class ArchiveWriter:
             directory.mkdir(parents=True, exist_ok=True)
             name = f"part-{rows[0]['position'].replace('-', '_')}-{uuid.uuid4().hex[:8]}.parquet"
             written.append(
-                _write_atomically(pa.Table.from_pylist(rows, schema=schema), directory / name)
+                write_atomically(pa.Table.from_pylist(rows, schema=schema), directory / name)
             )
         return written
 
 
-def _write_atomically(table: pa.Table, path: Path) -> Path:
+def write_atomically(table: pa.Table, path: Path) -> Path:
     temporary = path.with_name("." + path.name + ".tmp")
     pq.write_table(table, temporary, compression="zstd")
     with open(temporary, "rb") as handle:
@@ -161,16 +162,22 @@ def events_glob(root: Path) -> str:
 def read_events(root: Path, where: str = "true") -> pa.Table:
     """Archived events, each once, ordered by time; `where` is a SQL condition.
 
-    An empty archive gives an empty table with the event schema.
+    Rows of erased users are hidden already before compaction removes them (their
+    tombstones are read here). An empty archive gives an empty table with the event
+    schema.
     """
     if not any((root / "events").glob("*/*.parquet")):
         return EVENT_SCHEMA.empty_table()
     query = f"""
         SELECT * EXCLUDE (date, copy) FROM (
             SELECT *, row_number() OVER (PARTITION BY event_id) AS copy
-            FROM read_parquet('{events_glob(root)}', hive_partitioning = true)
-            WHERE {where}
+            FROM read_parquet('{events_glob(root)}', hive_partitioning = true,
+                              union_by_name = true)
+            WHERE ({where})
+              AND coalesce(user_id, '') NOT IN (SELECT unnest($erased))
+              AND coalesce(anonymous_id, '') NOT IN (SELECT unnest($erased))
         ) WHERE copy = 1 ORDER BY timestamp, event_id
     """
     with duckdb.connect() as connection:
-        return connection.sql(query).to_arrow_table()
+        erased = erased_users(root) or ["\x00"]  # never an id: control characters are refused
+        return connection.sql(query, params={"erased": erased}).to_arrow_table()

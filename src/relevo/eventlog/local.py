@@ -54,6 +54,8 @@ class LocalLog:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # erased rows are overwritten with zeros, not left in free pages
+            db.execute("PRAGMA secure_delete=ON")
             db.executescript(_SCHEMA)
             self._db = db
             (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM log").fetchone()
@@ -155,6 +157,27 @@ class LocalLog:
         def delete() -> int:
             with self._transaction():
                 return self.db.execute("DELETE FROM log WHERE seq <= ?", (position,)).rowcount
+
+        return await self._run(delete)
+
+    async def erase(self, user_id: str) -> int:
+        """Delete the user's event records; leave no copy in free pages or the WAL.
+
+        The log holds only records not yet snapshotted and archived, so this scan is
+        short. With ``secure_delete`` the freed cells are zeroed, and a truncating
+        checkpoint empties the WAL that held the rows' earlier images.
+        """
+
+        def delete() -> int:
+            with self._transaction():
+                removed = self.db.execute(
+                    "DELETE FROM log WHERE kind = 'event' AND (key = ?1"
+                    " OR json_extract(CAST(body AS TEXT), '$.user_id') = ?1"
+                    " OR json_extract(CAST(body AS TEXT), '$.anonymous_id') = ?1)",
+                    (user_id,),
+                ).rowcount
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return int(removed)
 
         return await self._run(delete)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from relevo import consent
 from relevo.clock import to_iso
 from relevo.features.sessions import Session, touch
 from relevo.features.windows import DAY_MS, WINDOWS_MS, WindowCounter
@@ -45,6 +46,8 @@ class FeatureParams:
     affinity_weights: dict[str, float] = field(
         default_factory=lambda: dict(DEFAULT_AFFINITY_WEIGHTS)
     )
+    consent_required: bool = False
+    """Opt-in regime: without a recorded personalization consent, keep no profile."""
 
 
 class Seen(msgspec.Struct, array_like=True):
@@ -137,7 +140,28 @@ def event_lines(record: dict[str, Any]) -> list[tuple[str, int, float | None]]:
 
 
 def apply_event(state: ProfileState, record: dict[str, Any], params: FeatureParams) -> None:
-    """Fold one event record into the state (in place)."""
+    """Fold one event record into the state (in place), as the user's consent allows.
+
+    Without personalization consent the state keeps only the consent (a refusal clears
+    the rest); see `relevo.consent`. The gate is here, in the one feature code path, so
+    live traffic, replays and training-set generation all honour it.
+    """
+    if record["type"] == consent.CONSENT_EVENT:
+        state.consent.update(consent.purposes_of(record))
+    if not consent.personalization_allowed(state.consent, params.consent_required):
+        _forget(state)
+        return
+    _fold(state, record, params)
+
+
+def _forget(state: ProfileState) -> None:
+    """Everything but who the user is and what they consented to."""
+    blank = ProfileState(user_id=state.user_id, consent=state.consent)
+    for name in state.__struct_fields__:
+        setattr(state, name, getattr(blank, name))
+
+
+def _fold(state: ProfileState, record: dict[str, Any], params: FeatureParams) -> None:
     ts: int = record["timestamp"]
     kind: str = record["type"]
     state.events += 1
@@ -159,8 +183,6 @@ def apply_event(state: ProfileState, record: dict[str, Any], params: FeaturePara
         _cart(state, kind, lines, ts)
     if kind == "purchase":
         _purchase(state, record, lines, ts)
-    if kind == "consent":
-        _consent(state, record)
 
 
 def _count(state: ProfileState, kind: str, categories: list[str], ts: int) -> None:
@@ -278,14 +300,6 @@ def _purchase(
     state.last_purchase_at = (
         ts if state.last_purchase_at is None else max(state.last_purchase_at, ts)
     )
-
-
-def _consent(state: ProfileState, record: dict[str, Any]) -> None:
-    properties = record.get("properties") or {}
-    for purpose in ("personalization", "analytics"):
-        granted = properties.get(purpose)
-        if isinstance(granted, bool):
-            state.consent[purpose] = granted
 
 
 def render(state: ProfileState, now_ms: int, params: FeatureParams) -> dict[str, Any]:

@@ -11,6 +11,8 @@ backend:
 - **sorted set** (members ordered by a score: indexes, timers);
 - **stream**: an append-only sequence of messages with unique ids (a message appended
   twice is stored once) read from a cursor (the rules' outbox);
+- **token bucket**: an atomic take-or-refuse of request tokens (per-key rate limits
+  that hold across API processes);
 - **document**: a versioned value written by compare-and-set together with a set of
   *marks* (event ids already applied to it). Profiles are documents: the marks make
   applying an event idempotent, and the version makes concurrent writers safe.
@@ -71,6 +73,17 @@ class DocWrite:
     marks: Sequence[bytes] = ()
     ttl_ms: int | None = None
     marks_horizon_ms: int = 7 * 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class BucketGrant:
+    """The answer of a token bucket: allowed or not, what is left, when to come back."""
+
+    allowed: bool
+    remaining: int
+    """Whole tokens left after this take."""
+    retry_after_ms: int
+    """0 when allowed; else how long until `cost` tokens are there again."""
 
 
 class Store(Protocol):
@@ -136,6 +149,10 @@ class Store(Protocol):
         """Elements from the head (newest) on, inclusive bounds like Redis LRANGE."""
         ...
 
+    async def list_remove(self, key: str, values: Sequence[bytes]) -> int:
+        """Remove every element equal to one of `values`; return how many were removed."""
+        ...
+
     # -- map ----------------------------------------------------------------------------
     async def map_set(self, key: str, fields: Mapping[str, bytes]) -> None: ...
 
@@ -178,6 +195,30 @@ class Store(Protocol):
 
     async def stream_read(self, key: str, after: str | None, limit: int) -> list[StreamEntry]:
         """Messages after position `after` (from the start when None), oldest first."""
+        ...
+
+    # -- token bucket -------------------------------------------------------------------
+    async def take_tokens(
+        self, key: str, cost: int, rate_per_s: int, burst: int, now_ms: int
+    ) -> BucketGrant:
+        """Take `cost` tokens from the bucket `key`, atomically, or refuse and take nothing.
+
+        A bucket holds at most `burst` tokens and refills at `rate_per_s` tokens per
+        second; a bucket never seen is full. Arithmetic is integral (thousandths of a
+        token, milliseconds), so every backend answers exactly the same. Time comes from
+        the caller (`now_ms`) and never runs backwards for a bucket. A bucket expires
+        when it would be full again (which is the same as not existing).
+        `cost` must be between 1 and `burst`.
+        """
+        ...
+
+    # -- scanning -----------------------------------------------------------------------
+    async def keys_with_prefix(self, prefix: str) -> list[str]:
+        """Every live key that starts with `prefix`, in no particular order.
+
+        It walks the whole key space on Redis (SCAN): meant for rare work like
+        erasure, never for the request path.
+        """
         ...
 
     # -- documents ----------------------------------------------------------------------

@@ -15,7 +15,9 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from relevo.clock import Clock, SystemClock
-from relevo.store.base import Doc, DocRead, DocWrite, StreamEntry
+from relevo.errors import InvalidInput
+from relevo.store import bucket
+from relevo.store.base import BucketGrant, Doc, DocRead, DocWrite, StreamEntry
 
 
 class _Document:
@@ -196,6 +198,18 @@ class MemoryStore:
         end = None if stop == -1 else stop + 1
         return list(items[start:end])
 
+    async def list_remove(self, key: str, values: Sequence[bytes]) -> int:
+        items: list[bytes] | None = self._live(key)
+        if not items or not values:
+            return 0
+        unwanted = set(values)
+        kept = [item for item in items if item not in unwanted]
+        removed = len(items) - len(kept)
+        items[:] = kept
+        if not items:
+            self._drop(key)
+        return removed
+
     # -- map ----------------------------------------------------------------------------
     def _map(self, key: str) -> dict[str, Any]:
         fields: dict[str, Any] | None = self._live(key)
@@ -290,10 +304,30 @@ class MemoryStore:
         stream: _Stream | None = self._live(key)
         if stream is None:
             return []
+        if after is not None and not (after.isascii() and after.isdigit()):
+            raise InvalidInput(f"{after!r} is not a cursor of this stream", field="after")
         start = bisect_right(stream.entries, (int(after or 0), "\U0010ffff"))
         return [
             StreamEntry(str(seq), message_id, body)
             for seq, message_id, body in stream.entries[start : start + limit]
+        ]
+
+    # -- token bucket -------------------------------------------------------------------
+    async def take_tokens(
+        self, key: str, cost: int, rate_per_s: int, burst: int, now_ms: int
+    ) -> BucketGrant:
+        bucket.check(cost, rate_per_s, burst)
+        grant, state, full_in_ms = bucket.take(self._live(key), cost, rate_per_s, burst, now_ms)
+        self._data[key] = state
+        self._expire(key, full_in_ms)
+        return grant
+
+    # -- scanning -----------------------------------------------------------------------
+    async def keys_with_prefix(self, prefix: str) -> list[str]:
+        return [
+            key
+            for key in list(self._data)
+            if key.startswith(prefix) and self._live(key) is not None
         ]
 
     # -- documents ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ Connection failures surface as `relevo.errors.Unavailable`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -16,8 +17,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from relevo.errors import Unavailable
-from relevo.store.base import Doc, DocRead, DocWrite, StreamEntry
+from relevo.errors import InvalidInput, Unavailable
+from relevo.store import bucket
+from relevo.store.base import BucketGrant, Doc, DocRead, DocWrite, StreamEntry
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -65,6 +67,34 @@ redis.call('HSET', KEYS[1], 'newest', string.format('%d', newest))
 return 1
 """
 
+# The token bucket of `relevo.store.bucket`, atomically. KEYS: bucket hash.
+# ARGV: cost (milli-tokens), rate (tokens/s = milli-tokens/ms), capacity (milli-tokens), now ms.
+_TAKE_TOKENS = """
+local cost, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local capacity, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 't', 'at')
+local tokens, at = capacity, now
+if state[1] then
+  tokens, at = tonumber(state[1]), tonumber(state[2])
+  if now > at then
+    tokens = math.min(capacity, tokens + (now - at) * rate)
+    at = now
+  end
+end
+local allowed, retry = 0, 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  retry = math.ceil((cost - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 't', string.format('%d', tokens), 'at', string.format('%d', at))
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((capacity - tokens) / rate)))
+return {allowed, math.floor(tokens / 1000), retry}
+"""
+
+_GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*?[]"})
+
 
 # KEYS: stream, seen-ids zset (same hash tag). ARGV: now ms, dedupe ms, max len, then
 # (id, body) pairs. Returns one position per message, or false for a duplicate.
@@ -92,6 +122,9 @@ if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
+
+
+_STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 
 
 def _unavailable(
@@ -128,6 +161,7 @@ class RedisStore:
         self._periodic_add = self.client.register_script(_PERIODIC_ADD)
         self._stream_add = self.client.register_script(_STREAM_ADD)
         self._lease = self.client.register_script(_LEASE)
+        self._take_tokens = self.client.register_script(_TAKE_TOKENS)
 
     def k(self, key: str) -> str:
         return self.prefix + key
@@ -226,6 +260,16 @@ class RedisStore:
         values: list[bytes] = await self.client.lrange(self.k(key), start, stop)
         return values
 
+    @_unavailable
+    async def list_remove(self, key: str, values: Sequence[bytes]) -> int:
+        if not values:
+            return 0
+        async with self.client.pipeline(transaction=True) as pipe:
+            for value in dict.fromkeys(values):
+                pipe.lrem(self.k(key), 0, value)
+            removed = await pipe.execute()
+        return int(sum(removed))
+
     # -- map ----------------------------------------------------------------------------
     @_unavailable
     async def map_set(self, key: str, fields: Mapping[str, bytes]) -> None:
@@ -312,12 +356,35 @@ class RedisStore:
 
     @_unavailable
     async def stream_read(self, key: str, after: str | None, limit: int) -> list[StreamEntry]:
+        if after is not None and not _STREAM_ID.match(after):
+            raise InvalidInput(f"{after!r} is not a cursor of this stream", field="after")
         start = "-" if after is None else "(" + after
         found = await self.client.xrange(self.k(key), min=start, max="+", count=limit)
         return [
             StreamEntry(position.decode(), fields[b"i"].decode(), fields[b"b"])
             for position, fields in found
         ]
+
+    # -- token bucket -------------------------------------------------------------------
+    @_unavailable
+    async def take_tokens(
+        self, key: str, cost: int, rate_per_s: int, burst: int, now_ms: int
+    ) -> BucketGrant:
+        bucket.check(cost, rate_per_s, burst)
+        allowed, remaining, retry = await self._take_tokens(
+            keys=[self.k(key)],
+            args=[cost * bucket.MILLI, rate_per_s, burst * bucket.MILLI, now_ms],
+        )
+        return BucketGrant(bool(allowed), int(remaining), int(retry))
+
+    # -- scanning -----------------------------------------------------------------------
+    @_unavailable
+    async def keys_with_prefix(self, prefix: str) -> list[str]:
+        pattern = (self.k(prefix)).translate(_GLOB_SPECIAL) + "*"
+        found = []
+        async for key in self.client.scan_iter(match=pattern, count=1000):
+            found.append(key.decode()[len(self.prefix) :])
+        return found
 
     # -- documents ----------------------------------------------------------------------
     @_unavailable

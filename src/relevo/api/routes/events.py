@@ -1,4 +1,4 @@
-"""``POST /v1/events``: one event or a batch; ``GET /v1/events/recent``."""
+"""``POST /v1/events``: one event or a batch (write access)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field
 
 from relevo.api.deps import EngineDep
 from relevo.api.responses import JSON, ErrorBody, read_json
+from relevo.api.security import RESPONSES, WRITE
 from relevo.errors import InvalidInput
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], dependencies=[WRITE], responses=RESPONSES)
 
 DESCRIPTION = """
 Send **one event** (an object with a `type`) or **a batch** `{"events": [...]}` of up to
@@ -132,8 +133,3 @@ async def post_events(
     events, batch = split_body(body)
     report = await engine.ingest(events, batch=batch, atomic=atomic)
     return JSON(report.to_dict())
-
-
-@router.get("/v1/events/recent", summary="The latest events received (a live debugger)")
-async def recent_events(engine: EngineDep, limit: int = Query(20, ge=1, le=100)) -> JSON:
-    return JSON({"events": await engine.recent_events(limit)})

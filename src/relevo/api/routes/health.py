@@ -1,4 +1,4 @@
-"""``GET /healthz`` and ``GET /v1/stats``."""
+"""``GET /healthz`` (public: load balancers probe it without a key)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from relevo import __version__
 from relevo.api.deps import EngineDep
 from relevo.api.responses import JSON
+from relevo.api.security import PUBLIC
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], dependencies=[PUBLIC])
 
 
 @router.get(
@@ -20,8 +21,3 @@ async def healthz(engine: EngineDep) -> JSON:
     health = await engine.health()
     health["version"] = __version__
     return JSON(health, status_code=200 if health["status"] == "ok" else 503)
-
-
-@router.get("/v1/stats", summary="Events by type: totals and recent windows")
-async def stats(engine: EngineDep) -> JSON:
-    return JSON(await engine.stats())

@@ -1,4 +1,8 @@
-"""The catalog: ``POST /v1/items`` (batch upsert), ``GET /v1/items[/{item_id}]``."""
+"""The catalog: ``POST /v1/items`` (batch upsert), ``GET /v1/items[/{item_id}]``.
+
+Reading the catalog needs a write key (a page may show items); changing it is a
+catalog-management action and needs an admin key.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,12 @@ from pydantic import BaseModel
 
 from relevo.api.deps import EngineDep
 from relevo.api.responses import JSON, ErrorBody, read_json
+from relevo.api.security import ADMIN, RESPONSES, WRITE
 from relevo.errors import InvalidInput, NotFound
 from relevo.events import Item
 
-router = APIRouter(tags=["items"])
+router = APIRouter(tags=["items"], dependencies=[WRITE], responses=RESPONSES)
+admin_router = APIRouter(tags=["items"], dependencies=[ADMIN], responses=RESPONSES)
 
 
 class UpsertBody(BaseModel):
@@ -38,7 +44,7 @@ def _items_of(body: Any) -> list[Any]:
     raise InvalidInput('expected an item or {"items": [...]}', field="body", code="invalid_body")
 
 
-@router.post(
+@admin_router.post(
     "/v1/items",
     summary="Create or replace catalog items",
     description='One item or `{"items": [...]}` (up to 10,000). All-or-nothing: one '

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, Request
 
 from relevo.api.deps import EngineDep
 from relevo.api.responses import JSON, ErrorBody, read_json
+from relevo.api.security import ADMIN, RESPONSES
 from relevo.errors import InvalidInput
 
-router = APIRouter(tags=["rules"])
+router = APIRouter(tags=["rules"], dependencies=[ADMIN], responses=RESPONSES)
 
 _EXAMPLE = {
     "rules": [

@@ -1,14 +1,21 @@
-"""``GET /v1/users/{user_id}``: the real-time profile."""
+"""``GET /v1/users/{user_id}`` (the real-time profile) and ``DELETE`` (erasure): admin only.
+
+Reading a profile needs an admin key: write keys are public (embedded in pages), and a
+public key that reads any profile by id would leak every user's history.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from relevo.api.deps import EngineDep
 from relevo.api.responses import JSON, ErrorBody
+from relevo.api.routes.consent import UserId
+from relevo.api.security import ADMIN, RESPONSES
 from relevo.errors import NotFound
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], dependencies=[ADMIN], responses=RESPONSES)
 
 _PROFILE_EXAMPLE = {
     "user_id": "u-42",
@@ -57,8 +64,33 @@ What relevo knows of a user now, computed in event time:
         404: {"model": ErrorBody, "description": "No event of this user was ever received"},
     },
 )
-async def get_user(user_id: str, engine: EngineDep) -> JSON:
+async def get_user(user_id: UserId, engine: EngineDep) -> JSON:
     profile = await engine.profile(user_id)
     if profile is None:
         raise NotFound(f"no profile for user {user_id!r}", field="user_id")
     return JSON(profile)
+
+
+class ReceiptBody(BaseModel):
+    receipt_id: str = Field(examples=["5f0c9b7e4a1d4c2e9b8a7f6e5d4c3b2a"])
+    user_id: str = Field(examples=["u-42"])
+    erased_at: str = Field(examples=["2026-11-26T10:00:00.000Z"])
+    removed: dict[str, int] = Field(
+        examples=[{"archive_tombstones": 1, "store_keys": 2, "recent_events": 3, "event_log": 12}]
+    )
+    pending: list[str]
+
+
+@router.delete(
+    "/v1/users/{user_id}",
+    summary="Erase a user everywhere",
+    description="Removes the profile and every other key of the user, their entries in the "
+    "recent-events feed and their records in the event log; hides their archived rows at "
+    "once and removes them from the Parquet files at the next compaction. Idempotent: "
+    "erasing an unknown user returns a receipt with zero counts. Events received after "
+    "the erasure are new data.",
+    response_model=ReceiptBody,
+)
+async def erase_user(user_id: UserId, engine: EngineDep) -> JSON:
+    receipt = await engine.erase(user_id)
+    return JSON(receipt.to_dict())

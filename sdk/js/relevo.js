@@ -1,0 +1,1 @@
+../../src/relevo/sdk/relevo.js

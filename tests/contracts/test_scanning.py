@@ -1,0 +1,24 @@
+"""Contract: finding keys by prefix (erasure finds every key of a user this way)."""
+
+from __future__ import annotations
+
+from relevo.store.base import DocWrite, Store
+
+
+async def test_keys_with_prefix_finds_every_kind_and_only_those(store: Store) -> None:
+    await store.set_many({"{u:a}:kv": b"1", "{u:ab}:kv": b"2", "other": b"3"})
+    await store.incr("{u:a}:counter")
+    await store.list_push("{u:a}:list", [b"x"], max_len=5)
+    await store.map_set("{u:a}:map", {"f": b"v"})
+    await store.zadd("{u:a}:zset", {"m": 1.0})
+    await store.docs_write([DocWrite("{u:a}:doc", "{u:a}:marks", 0, b"d", now_ms=1, marks=[b"m"])])
+    found = sorted(await store.keys_with_prefix("{u:a}:"))
+    expected = ["{u:a}:counter", "{u:a}:doc", "{u:a}:kv", "{u:a}:list", "{u:a}:map"]
+    assert found == sorted([*expected, "{u:a}:marks", "{u:a}:zset"])
+    assert await store.keys_with_prefix("nothing") == []
+
+
+async def test_glob_characters_in_a_prefix_are_literal(store: Store) -> None:
+    await store.set_many({"{u:*}:kv": b"1", "{u:a}:kv": b"2", "{u:[a]}:kv": b"3"})
+    assert await store.keys_with_prefix("{u:*}") == ["{u:*}:kv"]
+    assert await store.keys_with_prefix("{u:[a]}") == ["{u:[a]}:kv"]
