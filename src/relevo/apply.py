@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -33,10 +33,10 @@ from relevo.rules.effects import (
 )
 from relevo.rules.engine import RuleSet
 from relevo.rules.outbox import Outbox
-from relevo.rules.registry import RuleRegistry
 from relevo.rules.stats import RuleStatsRecorder
 from relevo.store import keys
 from relevo.store.base import Doc, DocRead, DocWrite, Store
+from relevo.versions import Versioned
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ class Applier:
         params: FeatureParams,
         retention: Retention,
         clock: Clock,
-        rules: RuleRegistry,
+        rules: Versioned[RuleSet],
+        configs: Callable[[dict[str, Any]], Awaitable[None]],
         outbox: Outbox,
         stats: RuleStatsRecorder,
     ) -> None:
@@ -87,6 +88,7 @@ class Applier:
         self.retention = retention
         self.clock = clock
         self.rules = rules
+        self.configs = configs
         self.outbox = outbox
         self.stats = stats
         self.errors = 0
@@ -123,7 +125,7 @@ class Applier:
                 await self.apply_items(records)
             else:
                 for record in records:
-                    await self.rules.apply(record)
+                    await self.configs(record)
 
     async def apply_events(
         self, events: Sequence[dict[str, Any]], docs: dict[str, ProfileDoc] | None = None

@@ -152,4 +152,4 @@ class Committer:
 def _record_key(entry: Entry) -> str:
     if entry.kind in PROFILE_KINDS:
         return profile_key(entry.record)
-    return str(entry.record.get("item_id") or entry.record.get("version"))
+    return str(entry.record.get("item_id") or entry.record.get("of"))

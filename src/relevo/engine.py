@@ -36,14 +36,15 @@ from relevo.features.windows import WINDOWS_MS
 from relevo.ingest import IngestReport, InvalidBatch, validate_events
 from relevo.project import Project, load_project
 from relevo.rules import testing as rule_testing
-from relevo.rules.model import RuleSetValidationError
+from relevo.rules.engine import RuleSet
+from relevo.rules.model import RuleSetValidationError, canonical_rule_set
 from relevo.rules.outbox import Outbox
-from relevo.rules.registry import RuleRegistry
 from relevo.rules.scheduler import TimerScheduler
 from relevo.rules.stats import RuleStatsRecorder
 from relevo.rules.webhooks import WebhookDeliverer, WebhookTarget
 from relevo.store import keys
 from relevo.store.base import DocRead
+from relevo.versions import Versioned
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,15 @@ class Engine:
             consent_required=settings.consent_required,
         )
         self.project = load_project(settings.project_path)
-        self.rules = RuleRegistry(self.store, self.clock)
+        self.rules: Versioned[RuleSet] = Versioned(
+            "rules",
+            self.store,
+            self.clock,
+            validate=canonical_rule_set,
+            compile=RuleSet.from_dict,
+            empty={"rules": []},
+        )
+        self.configs: dict[str, Versioned[Any]] = {"rules": self.rules}
         self.outbox = Outbox(self.store, self.clock)
         self.rule_stats = RuleStatsRecorder(self.store)
         self.applier = Applier(
@@ -69,6 +78,7 @@ class Engine:
             Retention(settings.retention, settings.dedupe_horizon),
             self.clock,
             self.rules,
+            self._apply_config,
             self.outbox,
             self.rule_stats,
         )
@@ -97,7 +107,7 @@ class Engine:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, *, background: bool = True) -> None:
         """Recover state from the log, then accept work (and run housekeeping if asked)."""
-        await self.backend.open(self._apply_records, self.rules.refresh)
+        await self.backend.open(self._apply_records, self._refresh_configs)
         self.committer.start()
         self.started = True
         if background:
@@ -105,7 +115,7 @@ class Engine:
             every(self.backend.maintenance_every_s, self._maintain, "relevo-maintenance")
             every(self.settings.archive_flush_every / 1000, self.archiver.flush, "relevo-archiver")
             every(1.0, self.scheduler.run_once, "relevo-timers")
-            every(1.0, self.rules.refresh, "relevo-rules-refresh")
+            every(1.0, self._refresh_configs, "relevo-config-refresh")
             every(5.0, self.rule_stats.flush, "relevo-rule-stats")
             every(self.settings.compact_every / 1000, self.compact, "relevo-compaction")
             if self.webhooks.targets:
@@ -135,6 +145,13 @@ class Engine:
     async def _apply_records(self, records: Sequence[LogRecord]) -> None:
         """Apply log records again (recovery and replay): same code as live traffic."""
         await self.applier.apply([(r.kind, orjson.loads(r.body)) for r in records])
+
+    async def _apply_config(self, record: dict[str, Any]) -> None:
+        await self.configs[record["of"]].apply(record)
+
+    async def _refresh_configs(self) -> None:
+        for registry in self.configs.values():
+            await registry.refresh()
 
     async def _submit_firings(self, firings: list[dict[str, Any]]) -> None:
         await self.committer.submit([Entry("timer", record) for record in firings])
@@ -217,8 +234,8 @@ class Engine:
         except RuleSetValidationError as error:
             raise rule_testing.rule_set_error(error) from None
         if record is not None:
-            await self.committer.submit([Entry("rules", record)])
-        return {"version": self.rules.current.version, "changed": record is not None}
+            await self.committer.submit([Entry("config", record)])
+        return {"version": self.rules.version, "changed": record is not None}
 
     async def validate_rules(self, raw: Any) -> dict[str, Any]:
         try:
@@ -228,10 +245,10 @@ class Engine:
         return {"valid": True, "rules": len(spec["rules"])}
 
     async def rollback_rules(self, version: str | None) -> dict[str, Any]:
-        previous = self.rules.current.version
+        previous = self.rules.version
         record = await self.rules.rollback_record(version)
-        await self.committer.submit([Entry("rules", record)])
-        return {"version": self.rules.current.version, "previous": previous}
+        await self.committer.submit([Entry("config", record)])
+        return {"version": self.rules.version, "previous": previous}
 
     async def test_rules(self, request: dict[str, Any]) -> dict[str, Any]:
         """Evaluate a rule set (given, or the active one) without side effects."""
@@ -294,7 +311,7 @@ class Engine:
             "status": "ok" if healthy else "unavailable",
             "backend": self.store.backend,
             "checks": checks,
-            "rules": {"version": self.rules.current.version},
+            "rules": {"version": self.rules.version},
         }
 
     async def stats(self) -> dict[str, Any]:

@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-RecordKind = Literal["event", "item", "timer", "rules"]
+RecordKind = Literal["event", "item", "timer", "config"]
 """`event`: a user's event; `item`: a catalog upsert; `timer`: a timer firing;
-`rules`: a rule set change. Events and timer firings update profiles."""
+`config`: a configuration change (rules, placements, experiments, flags; see
+`relevo.versions`). Events and timer firings update profiles."""
 
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
-    """One entry, keyed by its user (events, timer firings) or its subject (items, rules).
+    """One entry, keyed by its user (events, timer firings) or its subject (items, config).
 
     `body` is the record as JSON; `position` is set once the log has stored it.
     """

@@ -521,3 +521,10 @@ def parse_rule_set(data: Mapping[str, Any] | str | bytes) -> RuleSetSpec:
 def parse_rule(data: Mapping[str, Any]) -> Rule:
     """Validate a single rule; errors name its id like :func:`parse_rule_set`'s."""
     return parse_rule_set({"rules": [data]}).rules[0]
+
+
+def canonical_rule_set(data: Any) -> dict[str, Any]:
+    """A rule set as stored: validated, with only what the author wrote."""
+    dumped: dict[str, Any] = parse_rule_set(data).model_dump(mode="json", exclude_unset=True)
+    dumped.setdefault("rules", [])
+    return dumped

@@ -115,12 +115,12 @@ async def rollback_rules(request: Request, engine: EngineDep) -> JSON:
 
 @router.get("/v1/rules/versions", summary="Every rule set version")
 async def rule_versions(engine: EngineDep) -> JSON:
-    return JSON({"active": engine.rules.current.version, "versions": await engine.rules.versions()})
+    return JSON({"active": engine.rules.version, "versions": await engine.rules.versions()})
 
 
 @router.get("/v1/rules/stats", summary="Per rule: evaluations, fires, errors, last fired")
 async def rule_stats(engine: EngineDep) -> JSON:
-    return JSON({"version": engine.rules.current.version, "rules": await engine.rule_stats.read()})
+    return JSON({"version": engine.rules.version, "rules": await engine.rule_stats.read()})
 
 
 @router.get(
