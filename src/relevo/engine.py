@@ -10,7 +10,6 @@ start and housekeeping in the background, and offers the verbs: `ingest`,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -22,16 +21,26 @@ from relevo.apply import Applier, Retention
 from relevo.archiver import Archiver
 from relevo.backends import Backend, open_backend
 from relevo.background import Background
-from relevo.clock import Clock, SystemClock, to_iso
+from relevo.clock import Clock, SystemClock, to_datetime, to_iso
 from relevo.committer import Committer, Entry
 from relevo.config import Settings
-from relevo.errors import ConfigurationError, InvalidInput, RelevoError
+from relevo.consent import personalization_allowed
+from relevo.decisions.experiments import Experiments, canonical_experiments
+from relevo.decisions.exposures import Exposures
+from relevo.decisions.flags import Flags, canonical_flags
+from relevo.decisions.pipeline import DecisionPipeline
+from relevo.decisions.placements import Placements, canonical_placements
+from relevo.decisions.request import parse_decide
+from relevo.decisions.sources import BuiltinSources
+from relevo.decisions.stats import experiment_results
+from relevo.errors import ConfigurationError, InvalidInput, NotFound, RelevoError
 from relevo.eventlog import compaction
 from relevo.eventlog.archive import ArchiveWriter
 from relevo.eventlog.base import LogRecord
 from relevo.eventlog.compaction import DEFAULT_GRACE_MS, CompactionReport
 from relevo.events import Limits
-from relevo.features.profile import FeatureParams, decode, render
+from relevo.experiments.stats import ExperimentReport
+from relevo.features.profile import FeatureParams, ProfileState, ProfileView, decode, render
 from relevo.features.windows import WINDOWS_MS
 from relevo.ingest import IngestReport, InvalidBatch, validate_events
 from relevo.project import Project, load_project
@@ -69,7 +78,36 @@ class Engine:
             compile=RuleSet.from_dict,
             empty={"rules": []},
         )
-        self.configs: dict[str, Versioned[Any]] = {"rules": self.rules}
+        self.placements: Versioned[Placements] = Versioned(
+            "placements",
+            self.store,
+            self.clock,
+            validate=canonical_placements,
+            compile=Placements,
+            empty={"placements": []},
+        )
+        self.experiments: Versioned[Experiments] = Versioned(
+            "experiments",
+            self.store,
+            self.clock,
+            validate=canonical_experiments,
+            compile=Experiments,
+            empty={"experiments": []},
+        )
+        self.flags: Versioned[Flags] = Versioned(
+            "flags",
+            self.store,
+            self.clock,
+            validate=canonical_flags,
+            compile=Flags,
+            empty={"flags": []},
+        )
+        self.configs: dict[str, Versioned[Any]] = {
+            "rules": self.rules,
+            "placements": self.placements,
+            "experiments": self.experiments,
+            "flags": self.flags,
+        }
         self.outbox = Outbox(self.store, self.clock)
         self.rule_stats = RuleStatsRecorder(self.store)
         self.applier = Applier(
@@ -83,6 +121,22 @@ class Engine:
             self.rule_stats,
         )
         self.committer = Committer(self.applier, self.backend.append, self.backend.applied)
+        self.exposures = Exposures(self.store, self.clock)
+        self.applier.observers.append(self.exposures.credit)
+        sources = BuiltinSources(self.store, self.clock, self.params)
+        self.decisions = DecisionPipeline(
+            self.store,
+            self.clock,
+            self.params,
+            placements=self.placements,
+            experiments=self.experiments,
+            rules=self.rules,
+            consent_required=settings.consent_required,
+            personalized=sources.affinity_order,
+            popular=sources.catalog_order,
+            model_version=lambda: None,
+        )
+        self._reports: dict[str, ExperimentReport] = {}
         self.archiver = Archiver(self.backend.log, ArchiveWriter(settings.archive_path))
         self.scheduler = TimerScheduler(self.store, self._submit_firings, self.clock)
         self.webhooks = WebhookDeliverer(
@@ -122,6 +176,10 @@ class Engine:
                 every(1.0, self.webhooks.run_once, "relevo-webhooks")
         if self.project.rules is not None:
             await self.put_rules({"rules": self.project.rules})
+        for kind in ("placements", "experiments", "flags"):
+            section = getattr(self.project, kind)
+            if section is not None:
+                await self.put_config(kind, {kind: section})
         if self.settings.demo_catalog and await self.store.zcard(keys.ITEMS_INDEX) == 0:
             from relevo.demo.catalog import demo_items
 
@@ -130,11 +188,13 @@ class Engine:
     async def stop(self) -> None:
         await self.background.stop()
         await self.committer.stop()
+        await self.decisions.drain()
         if self.started:
-            with contextlib.suppress(RelevoError):
-                await self.archiver.flush()
-            with contextlib.suppress(RelevoError):
-                await self.rule_stats.flush()
+            for final in (self.archiver.flush, self.rule_stats.flush):
+                try:
+                    await final()
+                except Exception:  # stopping must not fail: what's left is in the log
+                    log.exception("while stopping")
         self.started = False
         await self.webhooks.close()
         await self.backend.close()
@@ -257,6 +317,72 @@ class Engine:
     async def actions(self, after: str | None, limit: int) -> dict[str, Any]:
         actions, cursor = await self.outbox.read(after, limit)
         return {"actions": actions, "next": cursor}
+
+    # -- configuration (placements, experiments, flags) -----------------------------------
+    async def put_config(self, kind: str, raw: Any) -> dict[str, Any]:
+        """Replace one kind of configuration (a new version unless unchanged)."""
+        registry = self.configs[kind]
+        record = await registry.put_record(raw)
+        if record is not None:
+            await self.committer.submit([Entry("config", record)])
+        return {"version": registry.version, "changed": record is not None}
+
+    async def put_one(self, kind: str, entry: dict[str, Any], key: str = "id") -> dict[str, Any]:
+        """Add or replace one placement, experiment or flag (by id or key)."""
+        spec = await self.configs[kind].spec()
+        kept = [e for e in spec.get(kind, []) if e.get(key) != entry.get(key)]
+        return await self.put_config(kind, {kind: [*kept, entry]})
+
+    # -- decisions -------------------------------------------------------------------------
+    async def decide(self, raw: Any) -> dict[str, Any]:
+        """One answer for one placement and user; see `relevo.decisions.pipeline`."""
+        request = parse_decide(raw)
+        placement = self.placements.current.get(request.placement)
+        if placement is None:
+            raise NotFound(f"no placement {request.placement!r}", field="placement")
+        decision = await self.decisions.decide(request, placement)
+        try:
+            await self.exposures.record(decision)
+        except RelevoError as error:  # the answer stands; only its bookkeeping is lost
+            log.warning("decision %s not recorded: %s", decision.decision_id, error.message)
+        return decision.to_dict()
+
+    async def experiment_results(self, experiment_id: str) -> dict[str, Any]:
+        experiment = self.experiments.current.by_id.get(experiment_id)
+        if experiment is None:
+            raise NotFound(f"no experiment {experiment_id!r}", field="experiment_id")
+        report = await experiment_results(self.store, experiment, self._reports.get(experiment_id))
+        self._reports[experiment_id] = report
+        return {
+            "experiment": experiment.model_dump(mode="json"),
+            "version": self.experiments.version,
+            "results": report.model_dump(mode="json"),
+        }
+
+    async def set_experiment_status(self, experiment_id: str, status: str) -> dict[str, Any]:
+        spec = await self.experiments.spec()
+        found = next((e for e in spec["experiments"] if e["id"] == experiment_id), None)
+        if found is None:
+            raise NotFound(f"no experiment {experiment_id!r}", field="experiment_id")
+        return await self.put_one("experiments", {**found, "status": status})
+
+    async def evaluate_flags(self, user_id: str, context: dict[str, Any]) -> dict[str, Any]:
+        state = await self.decisions._state(user_id)
+        now = self.clock.now_ms()
+        allowed = state is not None and personalization_allowed(
+            state.consent, self.settings.consent_required
+        )
+        profile = ProfileView(
+            state if allowed and state else ProfileState(user_id=user_id), now, self.params
+        )
+        values = {"profile": profile, "context": context, "now": to_datetime(now)}
+        evaluated = self.flags.current.evaluate(user_id, values)
+        return {
+            "user_id": user_id,
+            "version": self.flags.version,
+            "flags": {key: found["value"] for key, found in evaluated.items()},
+            "reasons": {key: found["reason"] for key, found in evaluated.items()},
+        }
 
     # -- consent ------------------------------------------------------------------------
     async def consent_of(self, user_id: str) -> dict[str, bool]:

@@ -1,7 +1,10 @@
 """The project file, ``relevo.yaml``: configuration that lives in version control.
 
-    rules:                 # the rule set (see docs/rules.md); applied at start when it
-      - id: ...            # differs from the active version, as a new version
+    rules:                 # the rule set (see docs/rules.md); each section is applied
+      - id: ...            # at start when it differs from the active version
+    placements: [...]      # see relevo.decisions.placements
+    experiments: [...]     # see relevo.decisions.experiments
+    flags: [...]           # see relevo.decisions.flags
     webhooks:
       - name: crm
         url: https://example.com/hooks/relevo
@@ -40,6 +43,9 @@ class Project(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: list[dict[str, Any]] | None = None
+    placements: list[dict[str, Any]] | None = None
+    experiments: list[dict[str, Any]] | None = None
+    flags: list[dict[str, Any]] | None = None
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 
 

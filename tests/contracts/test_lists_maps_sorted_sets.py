@@ -70,3 +70,23 @@ async def test_list_remove_drops_every_equal_element(store: Store) -> None:
     assert await store.list_remove("missing", [b"a"]) == 0
     assert await store.list_remove("l", [b"b", b"c"]) == 2
     assert await store.list_range("l") == []
+
+
+async def test_map_increments_answer_the_new_values(store: Store) -> None:
+    assert await store.map_incr("m", {"a": 2, "b": -1}) == {"a": 2, "b": -1}
+    assert await store.map_incr("m", {"a": 3}) == {"a": 5}
+
+
+async def test_map_add_sets_only_absent_fields(store: Store) -> None:
+    assert await store.map_add("m", {"a": b"1", "b": b"2"}) == [True, True]
+    assert await store.map_add("m", {"a": b"9", "c": b"3"}) == [False, True]
+    assert await store.map_get("m", ["a", "b", "c"]) == [b"1", b"2", b"3"]
+
+
+async def test_map_writes_can_set_an_expiry(store: Store) -> None:
+    await store.map_incr("counted", {"a": 1}, ttl_ms=60_000)
+    await store.map_add("added", {"a": b"1"}, ttl_ms=60_000)
+    for key in ("counted", "added"):
+        left = await store.ttl_ms(key)
+        assert left is not None
+        assert 0 < left <= 60_000

@@ -12,7 +12,18 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from relevo import __version__
 from relevo.api import errors
-from relevo.api.routes import consent, events, health, items, operations, rules, sdk, users
+from relevo.api.routes import (
+    configuration,
+    consent,
+    decisions,
+    events,
+    health,
+    items,
+    operations,
+    rules,
+    sdk,
+    users,
+)
 from relevo.api.security import default_deny
 from relevo.auth import KeyRing
 from relevo.clock import Clock
@@ -68,7 +79,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         engine.store, engine.clock, settings.rate_limit, settings.rate_burst
     )
     errors.install(app)
-    for module in (events, items, users, consent, rules, health, operations, sdk):
+    for module in (
+        events,
+        items,
+        users,
+        consent,
+        decisions,
+        rules,
+        configuration,
+        health,
+        operations,
+        sdk,
+    ):
         app.include_router(module.router)
     app.include_router(items.admin_router)
     _allow_origins(app, settings)

@@ -107,6 +107,15 @@ class RedisStreamLog:
 
     @_unavailable
     async def archive_batch(self, limit: int) -> list[LogRecord]:
+        try:
+            return await self._archive_batch(limit)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            await self.open()  # Redis lost the stream (a restart without persistence)
+            return await self._archive_batch(limit)
+
+    async def _archive_batch(self, limit: int) -> list[LogRecord]:
         # First what this consumer was given but never acknowledged, then new records.
         for start in ("0", ">"):
             reply = await self.client.xreadgroup(

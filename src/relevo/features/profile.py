@@ -26,6 +26,7 @@ from relevo.features.windows import DAY_MS, WINDOWS_MS, WindowCounter
 MAX_TYPES = 64
 MAX_CATEGORIES = 128
 MAX_RECENT_ITEMS = 50
+MAX_PURCHASED_ITEMS = 100
 NOT_INTERACTIONS = frozenset({"impression", "remove_from_cart", "consent", "identify"})
 """Event types that don't make an item "recent" for the user."""
 
@@ -100,6 +101,7 @@ class ProfileState(msgspec.Struct, array_like=True):
     consent: dict[str, bool] = msgspec.field(default_factory=dict)
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     timers: dict[str, ArmedTimer] = msgspec.field(default_factory=dict)
+    purchased: list[RecentItem] = msgspec.field(default_factory=list)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -183,6 +185,7 @@ def _fold(state: ProfileState, record: dict[str, Any], params: FeatureParams) ->
         _cart(state, kind, lines, ts)
     if kind == "purchase":
         _purchase(state, record, lines, ts)
+        _remember(state.purchased, [line[0] for line in lines], ts, MAX_PURCHASED_ITEMS)
 
 
 def _count(state: ProfileState, kind: str, categories: list[str], ts: int) -> None:
@@ -251,8 +254,11 @@ def _affinity(
 
 
 def _recent(state: ProfileState, item_ids: list[str], ts: int) -> None:
-    """Keep the newest interaction per item, newest first, at most `MAX_RECENT_ITEMS`."""
-    recent = state.recent_items
+    _remember(state.recent_items, item_ids, ts, MAX_RECENT_ITEMS)
+
+
+def _remember(recent: list[RecentItem], item_ids: list[str], ts: int, most: int) -> None:
+    """Keep the newest time per item, newest first, at most `most` items."""
     for item_id in item_ids:
         if recent and recent[0].item_id == item_id and recent[0].at <= ts:
             recent[0].at = ts  # the common case: the same item again, newest
@@ -264,7 +270,7 @@ def _recent(state: ProfileState, item_ids: list[str], ts: int) -> None:
             del recent[known]
         position = next((i for i, entry in enumerate(recent) if entry.at <= ts), len(recent))
         recent.insert(position, RecentItem(item_id, ts))
-    del recent[MAX_RECENT_ITEMS:]
+    del recent[most:]
 
 
 def _cart(
@@ -475,6 +481,7 @@ _FIELDS: dict[str, Callable[[ProfileState, int, FeatureParams], Any]] = {
     "session": _session,
     "affinities": lambda s, now, p: _ranked_affinities(s, now, p.affinity_half_life_ms),
     "recent_items": lambda s, now, p: [entry.item_id for entry in s.recent_items],
+    "purchased_items": lambda s, now, p: [entry.item_id for entry in s.purchased],
     "cart": lambda s, now, p: [
         {"item_id": item_id, "quantity": line.quantity, "added_at": to_iso(line.added_at)}
         for item_id, line in s.cart.items()

@@ -160,7 +160,24 @@ class Store(Protocol):
 
     async def map_all(self, key: str) -> dict[str, bytes]: ...
 
-    async def map_incr(self, key: str, increments: Mapping[str, int]) -> None: ...
+    async def map_incr(
+        self, key: str, increments: Mapping[str, int], ttl_ms: int | None = None
+    ) -> dict[str, int]:
+        """Add to integer fields (missing ones start at 0); return their new values.
+
+        With `ttl_ms`, the whole map expires that long after this write.
+        """
+        ...
+
+    async def map_add(
+        self, key: str, fields: Mapping[str, bytes], ttl_ms: int | None = None
+    ) -> list[bool]:
+        """Set the fields that are absent, keep the others; True for each field set now.
+
+        Counting something once per user (first exposure, first purchase) needs exactly
+        this answer, atomically. With `ttl_ms`, the map expires that long after this write.
+        """
+        ...
 
     async def map_delete(self, key: str, fields: Sequence[str]) -> int: ...
 

@@ -44,3 +44,28 @@ EVENT_TOTALS = "stats:events:total"
 
 def event_rate_key(event_type: str) -> str:
     return "stats:events:rate:" + event_type
+
+
+def assignments_key(user_id: str) -> str:
+    """The user's sticky experiment arms (and per-experiment outcome markers)."""
+    return user_tag(user_id) + ":assignments"
+
+
+def exposures_key(user_id: str) -> str:
+    """The user's exposure counts per placement, variant and cap window."""
+    return user_tag(user_id) + ":exposures"
+
+
+def decision_key(decision_id: str) -> str:
+    return "decision:" + decision_id
+
+
+def experiment_stats_key(experiment_id: str) -> str:
+    return "experiment:" + experiment_id + ":stats"
+
+
+def placement_stats_key(placement_id: str) -> str:
+    return "placement:" + placement_id + ":stats"
+
+
+RULE_ENGAGEMENT = "rules:engagement"

@@ -228,10 +228,27 @@ class MemoryStore:
         found: dict[str, Any] = self._live(key) or {}
         return {name: _as_bytes(value) or b"" for name, value in found.items()}
 
-    async def map_incr(self, key: str, increments: Mapping[str, int]) -> None:
+    async def map_incr(
+        self, key: str, increments: Mapping[str, int], ttl_ms: int | None = None
+    ) -> dict[str, int]:
         fields = self._map(key)
         for name, by in increments.items():
             fields[name] = int(fields.get(name, 0)) + by
+        if ttl_ms is not None:
+            self._expire(key, ttl_ms)
+        return {name: int(fields[name]) for name in increments}
+
+    async def map_add(
+        self, key: str, fields: Mapping[str, bytes], ttl_ms: int | None = None
+    ) -> list[bool]:
+        found = self._map(key)
+        added = []
+        for name, value in fields.items():
+            added.append(name not in found)
+            found.setdefault(name, value)
+        if ttl_ms is not None:
+            self._expire(key, ttl_ms)
+        return added
 
     async def map_delete(self, key: str, fields: Sequence[str]) -> int:
         found: dict[str, Any] = self._live(key) or {}

@@ -289,13 +289,32 @@ class RedisStore:
         return {name.decode(): value for name, value in found.items()}
 
     @_unavailable
-    async def map_incr(self, key: str, increments: Mapping[str, int]) -> None:
+    async def map_incr(
+        self, key: str, increments: Mapping[str, int], ttl_ms: int | None = None
+    ) -> dict[str, int]:
         if not increments:
-            return
+            return {}
         async with self.client.pipeline(transaction=True) as pipe:
             for name, by in increments.items():
                 pipe.hincrby(self.k(key), name, by)
-            await pipe.execute()
+            if ttl_ms is not None:
+                pipe.pexpire(self.k(key), ttl_ms)
+            replies = await pipe.execute()
+        return {name: int(value) for name, value in zip(increments, replies, strict=False)}
+
+    @_unavailable
+    async def map_add(
+        self, key: str, fields: Mapping[str, bytes], ttl_ms: int | None = None
+    ) -> list[bool]:
+        if not fields:
+            return []
+        async with self.client.pipeline(transaction=True) as pipe:
+            for name, value in fields.items():
+                pipe.hsetnx(self.k(key), name, value)
+            if ttl_ms is not None:
+                pipe.pexpire(self.k(key), ttl_ms)
+            replies = await pipe.execute()
+        return [bool(reply) for reply in replies[: len(fields)]]
 
     @_unavailable
     async def map_delete(self, key: str, fields: Sequence[str]) -> int:

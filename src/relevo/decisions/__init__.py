@@ -1,0 +1,1 @@
+"""Decisions: placements, experiments, flags and the pipeline that answers a page load."""
