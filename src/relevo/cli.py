@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import httpx
 import orjson
 import typer
 from rich.console import Console
@@ -24,6 +26,12 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
 
 SERVE_HELP = """Run the HTTP API (OpenAPI docs at /docs).
 
@@ -353,16 +361,83 @@ async def _erase(
 
 
 @app.command()
+def demo(
+    url: Annotated[str, typer.Option(help="The relevo server to drive.")] = "http://127.0.0.1:8000",
+    users: Annotated[int, typer.Option(min=1, help="Simulated shoppers.")] = 2000,
+    pages: Annotated[int, typer.Option(min=1, help="Page loads per shopper.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic shoppers.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 16,
+    admin_key: Annotated[str | None, typer.Option(envvar="RELEVO_ADMIN_KEY")] = None,
+    write_key: Annotated[str | None, typer.Option(envvar="RELEVO_WRITE_KEY")] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table or json.")
+    ] = OutputFormat.table,
+) -> None:
+    """Run the synthetic storefront against a live server: default vs rules vs ml.
+
+    Shoppers with hidden tastes browse, see what relevo decides, click, buy and
+    abandon carts. The last line with --format json is
+    {"experiment": ID, "arms": {"default": {...}, "rules": {...}, "ml": {...}}}.
+    """
+    from rich.progress import Progress
+
+    from relevo.demo.runner import Demo
+
+    started = time.perf_counter()
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("shoppers", total=users)
+        runner = Demo(
+            url,
+            users=users,
+            pages=pages,
+            seed=seed,
+            concurrency=concurrency,
+            admin_key=admin_key,
+            write_key=write_key,
+            progress=lambda n: bar.advance(task, n),
+        )
+        try:
+            result = asyncio.run(runner.run())
+        except (httpx.HTTPError, RuntimeError) as error:
+            _fail(f"the demo could not run against {url}: {error}")
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["requests"] = runner.requests
+    if output is OutputFormat.json:
+        typer.echo(orjson.dumps(result).decode())
+        return
+    table = Table(
+        "arm",
+        "users",
+        "exposures",
+        "CTR",
+        "conversion",
+        "p vs control",
+        title=f"experiment {result['experiment']}",
+    )
+    for name, arm in result["arms"].items():
+        table.add_row(
+            name,
+            str(arm["users"]),
+            str(arm["exposures"]),
+            _percent(arm["ctr"]),
+            _percent(arm["conversion"]),
+            "-" if arm["p_value_vs_control"] is None else f"{arm['p_value_vs_control']:.2g}",
+        )
+    Console().print(table)
+    srm = result["srm"]["flagged"]
+    Console().print(f"{runner.requests} requests in {result['seconds']} s; SRM flagged: {srm}")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+@app.command()
 def version() -> None:
     """Print relevo's version."""
     from relevo import __version__
 
     typer.echo(__version__)
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
 
 
 @app.command()

@@ -54,6 +54,10 @@ ROUTES: list[tuple[str, str, object, Role | None]] = [
     ("PUT", "/v1/rules", {"rules": []}, Role.ADMIN),
     ("POST", "/v1/rules/test", {"user_id": "auth-user"}, Role.ADMIN),
     ("GET", "/v1/actions", None, Role.ADMIN),
+    ("PUT", "/v1/placements", {"placements": []}, Role.ADMIN),
+    ("GET", "/v1/experiments", None, Role.ADMIN),
+    ("GET", "/v1/flags?user_id=auth-user", None, Role.WRITE),
+    ("PUT", "/v1/flags", {"flags": []}, Role.ADMIN),
 ]
 
 

@@ -343,11 +343,11 @@ class DecisionPipeline:
             scored = await self.popular(None, wanted, request.context)
             decision.reasons.append("popular items")
         known = {item_id for item_id, _, _ in scored}
-        scored += [(i, 0.0, ["default"]) for i in placement.default_items if i not in known]
+        scored += [(i, 1e-6, ["default"]) for i in placement.default_items if i not in known]
         rules = self.rules.current if policy in ("rules", "auto") else None
         if rules is not None:
             pinned = [i for i in rules.pinned_items(placement.id) if i not in known]
-            scored += [(i, 0.0, ["pinned"]) for i in pinned]
+            scored += [(i, 1e-6, ["pinned"]) for i in pinned]
         items = await catalog.get_items(self.store, [item_id for item_id, _, _ in scored])
         excluded = _excluded(placement, state, request.exclude)
         candidates = [

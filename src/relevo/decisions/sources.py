@@ -47,7 +47,11 @@ class BuiltinSources:
                 by_category.setdefault(category, []).append(item_id)
             order = [i for round_ in zip_longest(*by_category.values()) for i in round_ if i]
             self._interleaved = (now, order)
-        return [(item_id, 0.0, ["catalog"]) for item_id in self._interleaved[1][:k]]
+        # Scores fall with the rank, so that rules' multiplicative boosts can reorder them.
+        return [
+            (item_id, 1.0 / (rank + 1), ["catalog"])
+            for rank, item_id in enumerate(self._interleaved[1][:k])
+        ]
 
     async def affinity_order(
         self, user_id: str | None, k: int, context: Mapping[str, Any]
@@ -77,4 +81,7 @@ class BuiltinSources:
             ),
             key=lambda pair: -pair[1],
         )
-        return [(item_id, score, ["category affinity"]) for item_id, score in ranked[:k]]
+        return [
+            (item_id, score + 1.0 / (rank + 2), ["category affinity"])
+            for rank, (item_id, score) in enumerate(ranked[:k])
+        ]
