@@ -316,7 +316,7 @@ class MemoryStore:
     async def decayed_top(
         self, keys: Sequence[str], now_ms: int, half_life_ms: int, limit: int
     ) -> list[list[tuple[str, float]]]:
-        found = []
+        found: list[list[tuple[str, float]]] = []
         for key in keys:
             decayed: _Decayed | None = self._live(key)
             if decayed is None or limit <= 0:

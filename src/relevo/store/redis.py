@@ -371,7 +371,7 @@ class RedisStore:
                 pipe.zrevrange(self.k(key), 0, limit - 1, withscores=True)
                 pipe.get(self.k(key + ":at"))
             replies = iter(await pipe.execute())
-        found = []
+        found: list[list[tuple[str, float]]] = []
         for _ in keys:
             members, landmark = next(replies), next(replies)
             if landmark is None:
