@@ -48,6 +48,15 @@ class DecayedAdd:
     at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class DecayedRead:
+    """Read the `limit` highest members of the decayed sorted set `key`."""
+
+    key: str
+    half_life_ms: int
+    limit: int
+
+
 #: A decayed set stores scores as of a *landmark* time; adding at `at_ms` scales the
 #: weight by ``2 ** ((at_ms - landmark) / half_life)`` (forward decay, Cormode et al.
 #: 2009), so every member decays alike without being rewritten. When that factor would
@@ -199,11 +208,12 @@ class Store(Protocol):
         ...
 
     async def decayed_top(
-        self, keys: Sequence[str], now_ms: int, half_life_ms: int, limit: int
+        self, reads: Sequence[DecayedRead], now_ms: int
     ) -> list[list[tuple[str, float]]]:
-        """Per key, its `limit` highest members with scores decayed to `now_ms`.
+        """Per read, the key's `limit` highest members with scores decayed to `now_ms`.
 
         Ordered by score, then member name, both descending; a missing key gives [].
+        One round trip for all reads (a request reads co-visitation and trending at once).
         """
         ...
 

@@ -19,6 +19,7 @@ from relevo.clock import Clock, SystemClock
 from relevo.store.base import (
     DECAY_REBASE_EXPONENT,
     DecayedAdd,
+    DecayedRead,
     Doc,
     DocRead,
     DocWrite,
@@ -314,16 +315,16 @@ class MemoryStore:
                 self._expire(add.key, ttl_ms)
 
     async def decayed_top(
-        self, keys: Sequence[str], now_ms: int, half_life_ms: int, limit: int
+        self, reads: Sequence[DecayedRead], now_ms: int
     ) -> list[list[tuple[str, float]]]:
         found: list[list[tuple[str, float]]] = []
-        for key in keys:
-            decayed: _Decayed | None = self._live(key)
-            if decayed is None or limit <= 0:
+        for read in reads:
+            decayed: _Decayed | None = self._live(read.key)
+            if decayed is None or read.limit <= 0:
                 found.append([])
                 continue
-            factor = 2.0 ** (-(now_ms - decayed.landmark) / half_life_ms)
-            best = heapq.nlargest(limit, decayed.scores.items(), key=_by_score_then_member)
+            factor = 2.0 ** (-(now_ms - decayed.landmark) / read.half_life_ms)
+            best = heapq.nlargest(read.limit, decayed.scores.items(), key=_by_score_then_member)
             found.append([(member, score * factor) for member, score in best])
         return found
 

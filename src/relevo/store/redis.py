@@ -20,6 +20,7 @@ from relevo.errors import Unavailable
 from relevo.store.base import (
     DECAY_REBASE_EXPONENT,
     DecayedAdd,
+    DecayedRead,
     Doc,
     DocRead,
     DocWrite,
@@ -362,22 +363,26 @@ class RedisStore:
 
     @_unavailable
     async def decayed_top(
-        self, keys: Sequence[str], now_ms: int, half_life_ms: int, limit: int
+        self, reads: Sequence[DecayedRead], now_ms: int
     ) -> list[list[tuple[str, float]]]:
-        if limit <= 0:
-            return [[] for _ in keys]
+        wanted = [read for read in reads if read.limit > 0]
+        if not wanted:
+            return [[] for _ in reads]
         async with self.client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zrevrange(self.k(key), 0, limit - 1, withscores=True)
-                pipe.get(self.k(key + ":at"))
+            for read in wanted:
+                pipe.zrevrange(self.k(read.key), 0, read.limit - 1, withscores=True)
+                pipe.get(self.k(read.key + ":at"))
             replies = iter(await pipe.execute())
         found: list[list[tuple[str, float]]] = []
-        for _ in keys:
+        for read in reads:
+            if read.limit <= 0:
+                found.append([])
+                continue
             members, landmark = next(replies), next(replies)
             if landmark is None:
                 found.append([])
                 continue
-            factor = 2.0 ** (-(now_ms - int(landmark)) / half_life_ms)
+            factor = 2.0 ** (-(now_ms - int(landmark)) / read.half_life_ms)
             found.append([(member.decode(), float(score) * factor) for member, score in members])
         return found
 
