@@ -90,6 +90,26 @@ class Settings(BaseSettings):
     )
     max_properties_depth: int = Field(5, ge=1, description="Deepest nesting inside `properties`.")
 
+    serving_model: str = Field(
+        "relevo",
+        description="The registered model `GET /v1/recommendations` serves (its promoted "
+        "version); see `relevo models list`.",
+    )
+    models_dir: Path | None = Field(
+        None, description="Model versions, one folder each (default: `<data_dir>/models`)."
+    )
+    retrain_every: DurationMs | None = Field(
+        None,
+        description="Retrain the served and the propensity models from the archive this often "
+        "(in a worker process), e.g. `24h`; off by default.",
+    )
+    covisitation_half_life: DurationMs = Field(
+        parse_duration_ms("14d"), description="Half-life of live co-visitation counts."
+    )
+    trending_half_life: DurationMs = Field(
+        parse_duration_ms("1d"), description="Half-life of live trending counts."
+    )
+
     snapshot_every: DurationMs = Field(
         parse_duration_ms("60s"), description="Embedded mode: how often state is snapshotted."
     )
@@ -120,6 +140,10 @@ class Settings(BaseSettings):
             return self.project
         default = Path("relevo.yaml")
         return default if default.exists() else None
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @property
     def archive_path(self) -> Path:

@@ -31,6 +31,7 @@ from relevo.events import Limits
 from relevo.features.profile import FeatureParams, decode, render
 from relevo.features.windows import WINDOWS_MS
 from relevo.ingest import IngestReport, InvalidBatch, validate_events
+from relevo.live.models import LiveModels
 from relevo.project import Project, load_project
 from relevo.rules import testing as rule_testing
 from relevo.rules.model import RuleSetValidationError
@@ -59,6 +60,12 @@ class Engine:
         self.rules = RuleRegistry(self.store, self.clock)
         self.outbox = Outbox(self.store, self.clock)
         self.rule_stats = RuleStatsRecorder(self.store)
+        self.live = LiveModels(
+            self.store,
+            self.clock,
+            covisitation_half_life_ms=settings.covisitation_half_life,
+            trending_half_life_ms=settings.trending_half_life,
+        )
         self.applier = Applier(
             self.store,
             self.params,
@@ -67,6 +74,7 @@ class Engine:
             self.rules,
             self.outbox,
             self.rule_stats,
+            hooks=[self.live],
         )
         self.committer = Committer(self.applier, self.backend.append, self.backend.applied)
         self.archiver = Archiver(self.backend.log, ArchiveWriter(settings.archive_path))

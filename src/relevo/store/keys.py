@@ -42,3 +42,19 @@ EVENT_TOTALS = "stats:events:total"
 
 def event_rate_key(event_type: str) -> str:
     return "stats:events:rate:" + event_type
+
+
+# -- live models: item-level aggregates, no user data. Each key carries its own hash tag
+# (the decayed set and its landmark share it), so Redis Cluster spreads items over slots.
+def covisitation_key(item_id: str) -> str:
+    return "live:{i:" + item_id + "}:covisits"
+
+
+def trending_key(category: str | None = None) -> str:
+    """Trending items overall (None) or in one category."""
+    return "live:{trending}" if category is None else "live:{trending:" + category + "}"
+
+
+def attribute_key(token: str) -> str:
+    """Items carrying one attribute token (`c:shoes`, `t:running`, `w:leather`)."""
+    return "live:{attr:" + token + "}"
