@@ -49,7 +49,6 @@ def demo_traffic(
             others = [c for c in categories if c != category]
             position = rng.randrange(len(items))
             context = {"device": device, "country": country, "page": f"/c/{category}"}
-
             emit = partial(_emit, events, user, f"{user}-s{session}", context)
 
             for _ in range(rng.randint(*steps_per_session)):
@@ -57,8 +56,8 @@ def demo_traffic(
                 # Shown: the next item of the category, another one, and two from elsewhere.
                 shown = [items[follows], rng.choice(items)]
                 shown += [rng.choice(by_category[rng.choice(others)]) for _ in range(2)]
-                for item in sorted(set(shown)):
-                    emit("impression", item, at)
+                for item_id in sorted(set(shown)):
+                    emit("impression", item_id, at)
                 if rng.random() < (0.85 if category == tastes[0] else 0.5):
                     position = follows
                     chosen = items[position]
