@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, Protocol
@@ -104,6 +104,7 @@ class Applier:
         outbox: Outbox,
         stats: RuleStatsRecorder,
         hooks: Sequence[ApplyHook] = (),
+        handlers: Mapping[RecordKind, Callable[[dict[str, Any]], Awaitable[None]]] | None = None,
     ) -> None:
         self.store = store
         self.params = params
@@ -113,6 +114,8 @@ class Applier:
         self.outbox = outbox
         self.stats = stats
         self.hooks = tuple(hooks)
+        #: Appliers of other record kinds, by kind (model registry changes).
+        self.handlers = dict(handlers or {})
         self.errors = 0
 
     async def read(self, events: Sequence[dict[str, Any]]) -> dict[str, ProfileDoc]:
@@ -145,6 +148,9 @@ class Applier:
                 await self.apply_events(records, docs)
             elif kind == "item":
                 await self.apply_items(records)
+            elif kind in self.handlers:
+                for record in records:
+                    await self.handlers[kind](record)
             else:
                 for record in records:
                     await self.rules.apply(record)

@@ -4,7 +4,9 @@ It wires a backend (store + event log), the applier and the group committer, the
 rules (versions, timers, outbox, webhooks, statistics), runs crash recovery at
 start and housekeeping in the background, and offers the verbs: `ingest`,
 `upsert_items`, `item`, `items`, `profile`, `put_rules`, `rollback_rules`,
-`test_rules`, `actions`, `health`, `stats`.
+`test_rules`, `actions`, `health`, `stats`; and for models: `recommend`,
+`similar_items`, `score_variants`, `train_model`, `promote_model`,
+`rollback_model`, `model_versions` (logic in `relevo.serving` and `relevo.models`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from relevo.features.profile import FeatureParams, decode, render
 from relevo.features.windows import WINDOWS_MS
 from relevo.ingest import IngestReport, InvalidBatch, validate_events
 from relevo.live.models import LiveModels
+from relevo.models.registry import ModelRegistry
+from relevo.models.trainer import Trainer
+from relevo.models.training import PROPENSITY, Progress
 from relevo.project import Project, load_project
 from relevo.rules import testing as rule_testing
 from relevo.rules.model import RuleSetValidationError
@@ -40,6 +45,9 @@ from relevo.rules.registry import RuleRegistry
 from relevo.rules.scheduler import TimerScheduler
 from relevo.rules.stats import RuleStatsRecorder
 from relevo.rules.webhooks import WebhookDeliverer, WebhookTarget
+from relevo.serving.recommend import RecommendationService
+from relevo.serving.results import Recommendations, ScoredVariants
+from relevo.serving.served_model import load_version
 from relevo.store import keys
 from relevo.store.base import DocRead
 
@@ -76,8 +84,27 @@ class Engine:
             self.rule_stats,
             hooks=[self.live],
         )
+        self.models = ModelRegistry(
+            self.store,
+            self.clock,
+            settings.models_path,
+            follow=[settings.serving_model, PROPENSITY],
+            loader=load_version,
+        )
+        self.applier.handlers["models"] = self.models.apply
         self.committer = Committer(self.applier, self.backend.append, self.backend.applied)
         self.archiver = Archiver(self.backend.log, ArchiveWriter(settings.archive_path))
+        self.serving = RecommendationService(
+            self.store, self.clock, self.live, self.models, self.params, settings.serving_model
+        )
+        self.trainer = Trainer(
+            self.models,
+            self.store,
+            self._submit_models,
+            settings.archive_path,
+            self.params,
+            before=self.archiver.flush,
+        )
         self.scheduler = TimerScheduler(self.store, self._submit_firings, self.clock)
         self.webhooks = WebhookDeliverer(
             self.store,
@@ -93,6 +120,7 @@ class Engine:
     async def start(self, *, background: bool = True) -> None:
         """Recover state from the log, then accept work (and run housekeeping if asked)."""
         await self.backend.open(self._apply_records, self.rules.refresh)
+        await self.models.refresh()
         self.committer.start()
         self.started = True
         if background:
@@ -102,6 +130,9 @@ class Engine:
             every(1.0, self.scheduler.run_once, "relevo-timers")
             every(1.0, self.rules.refresh, "relevo-rules-refresh")
             every(5.0, self.rule_stats.flush, "relevo-rule-stats")
+            every(1.0, self.models.refresh, "relevo-models-refresh")
+            if self.settings.retrain_every:
+                every(self.settings.retrain_every / 1000, self._retrain, "relevo-retrain")
             if self.webhooks.targets:
                 every(1.0, self.webhooks.run_once, "relevo-webhooks")
         if self.project.rules is not None:
@@ -120,6 +151,7 @@ class Engine:
             with contextlib.suppress(RelevoError):
                 await self.rule_stats.flush()
         self.started = False
+        self.trainer.close()
         await self.webhooks.close()
         await self.backend.close()
 
@@ -132,6 +164,14 @@ class Engine:
 
     async def _submit_firings(self, firings: list[dict[str, Any]]) -> None:
         await self.committer.submit([Entry("timer", record) for record in firings])
+
+    async def _submit_models(self, record: dict[str, Any]) -> None:
+        await self.committer.submit([Entry("models", record)])
+
+    async def _retrain(self) -> None:
+        assert self.settings.retrain_every is not None
+        names = [self.settings.serving_model, PROPENSITY]
+        await self.trainer.retrain(names, self.settings.retrain_every)
 
     # -- events -------------------------------------------------------------------------
     def limits(self) -> Limits:
@@ -234,6 +274,67 @@ class Engine:
     async def actions(self, after: str | None, limit: int) -> dict[str, Any]:
         actions, cursor = await self.outbox.read(after, limit)
         return {"actions": actions, "next": cursor}
+
+    # -- models -------------------------------------------------------------------------
+    async def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        context: dict[str, Any] | None = None,
+        category: str | None = None,
+        exclude_seen: bool = True,
+        candidates: Sequence[str] | None = None,
+    ) -> Recommendations:
+        """Items for a user now: the promoted model blended with live signals (never fails
+        for a model's sake; `fallback` says when the model did not contribute)."""
+        return await self.serving.recommend(
+            user_id,
+            k,
+            context=context,
+            category=category,
+            exclude_seen=exclude_seen,
+            candidates=candidates,
+        )
+
+    async def similar_items(self, item_id: str, k: int = 10) -> Recommendations:
+        return await self.serving.similar_items(item_id, k)
+
+    async def score_variants(
+        self,
+        user_id: str | None,
+        candidates: Sequence[dict[str, Any]],
+        *,
+        context: dict[str, Any] | None = None,
+        target: str = "click",
+    ) -> ScoredVariants:
+        """Calibrated P(click) or P(convert) of each candidate item or content variant."""
+        return await self.serving.score_variants(
+            user_id, candidates, context=context, target=target
+        )
+
+    async def train_model(
+        self,
+        name: str,
+        *,
+        promote: bool = False,
+        progress: Progress | None = None,
+        in_worker: bool = False,
+    ) -> dict[str, Any]:
+        """Train `name` from the archive and register the version (`in_worker`: in a
+        worker process, leaving this event loop free)."""
+        executor = self.trainer.worker() if in_worker else None
+        return await self.trainer.train(name, promote=promote, progress=progress, executor=executor)
+
+    async def promote_model(self, name: str, version: str) -> dict[str, Any]:
+        return await self.trainer.promote(name, version)
+
+    async def rollback_model(self, name: str, version: str | None = None) -> dict[str, Any]:
+        return await self.trainer.rollback(name, version)
+
+    async def model_versions(self, name: str | None = None) -> list[dict[str, Any]]:
+        names = [name] if name is not None else await self.models.names()
+        return await self.models.listing(names)
 
     # -- operations ---------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:

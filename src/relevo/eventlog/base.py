@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-RecordKind = Literal["event", "item", "timer", "rules"]
+RecordKind = Literal["event", "item", "timer", "rules", "models"]
 """`event`: a user's event; `item`: a catalog upsert; `timer`: a timer firing;
-`rules`: a rule set change. Events and timer firings update profiles."""
+`rules`: a rule set change; `models`: a model version registered or promoted.
+Events and timer firings update profiles."""
 
 
 @dataclass(frozen=True, slots=True)
