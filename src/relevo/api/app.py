@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from relevo import __version__
 from relevo.api import errors
-from relevo.api.routes import events, health, items, rules, users
+from relevo.api.routes import events, health, items, models, recommendations, rules, users
 from relevo.clock import Clock
 from relevo.config import Settings
 from relevo.engine import Engine
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.engine = engine
     errors.install(app)
-    for module in (events, items, users, rules, health):
+    for module in (events, items, users, rules, health, recommendations, models):
         app.include_router(module.router)
     _document_bodies(app)
     return app
