@@ -141,6 +141,15 @@ class LiveModels:
             ),
         )
 
+    async def category_items(self, category: str, limit: int) -> list[str]:
+        """Items of a category, most recently upserted first (its attribute posting)."""
+        token = next(iter(attributes.item_tokens({"category": category})))
+        read = DecayedRead(
+            keys.attribute_key(token), attributes.POSTING_HALF_LIFE_MS, attributes.POSTING_MAX
+        )
+        (posting,) = await self.store.decayed_top([read], self.clock.now_ms())
+        return [item for item, _ in posting[:limit]]
+
     async def attribute_matches(self, item: Mapping[str, Any], limit: int) -> AttributeMatches:
         """Items sharing attribute tokens with `item`, the `limit` most promising first."""
         tokens = attributes.item_tokens(item)

@@ -282,14 +282,17 @@ class RecommendationService:
     async def _fill_from_catalog(
         self, items: list[Recommended], k: int, category: str | None, exclude: set[str]
     ) -> None:
-        total = await self.store.zcard(keys.ITEMS_INDEX)
-        if len(items) >= k or total == 0:
+        if len(items) >= k:
             return
         window = pool_size(k) * 4
-        newest = await self.store.zrange_by_score(
-            keys.ITEMS_INDEX, float("-inf"), float("inf"), offset=max(0, total - window)
-        )
-        ids = [item for item, _ in reversed(newest)]
+        if category is not None:
+            ids = await self.live.category_items(category, window)
+        else:
+            total = await self.store.zcard(keys.ITEMS_INDEX)
+            newest = await self.store.zrange_by_score(
+                keys.ITEMS_INDEX, float("-inf"), float("inf"), offset=max(0, total - window)
+            )
+            ids = [item for item, _ in reversed(newest)]
         docs = await catalog.get_items(self.store, ids)
         taken = {item.item_id for item in items} | exclude
         reason = (Reason("catalog", None),)
