@@ -47,7 +47,8 @@ async def test_a_trained_hybrid_serves_with_its_version(engine: Engine, clock: M
     assert meta["counts"]["interactions"] > 0
     folder = engine.settings.models_path / "relevo" / "v1"
     assert json.loads((folder / "meta.json").read_text())["name"] == "relevo"
-    assert not list(folder.rglob("*.pkl")) and not list(folder.rglob("*.pickle"))
+    assert not list(folder.rglob("*.pkl"))
+    assert not list(folder.rglob("*.pickle"))
     found = await engine.recommend("shopper-3", 10)
     assert found.model_version == "v1"
     assert not found.fallback
