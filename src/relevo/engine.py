@@ -151,7 +151,7 @@ class Engine:
             with contextlib.suppress(RelevoError):
                 await self.rule_stats.flush()
         self.started = False
-        self.trainer.close()
+        await self.trainer.close()
         await self.webhooks.close()
         await self.backend.close()
 

@@ -67,6 +67,26 @@ def quality(meta: dict[str, Any]) -> float | None:
     return None if found is None else float(found)
 
 
+def worth_promoting(new: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Whether retraining should promote `new` over the `current` promoted version's metadata.
+
+    >>> worth_promoting({"metrics": {"holdout": {"ndcg@20": 0.19}}},
+    ...                 {"metrics": {"holdout": {"ndcg@20": 0.2}}})
+    True
+    >>> worth_promoting({"metrics": {"holdout": {"ndcg@20": 0.1}}},
+    ...                 {"metrics": {"holdout": {"ndcg@20": 0.2}}})
+    False
+    """
+    if current is None:
+        return True
+    new_quality, old_quality = quality(new), quality(current)
+    if new_quality is None or old_quality is None:
+        return new_quality is not None or old_quality is None
+    # Higher is better; for negative numbers (minus a loss) the tolerance widens the other way.
+    bar = old_quality * PROMOTE_TOLERANCE if old_quality >= 0 else old_quality / PROMOTE_TOLERANCE
+    return new_quality >= bar
+
+
 class Trainer:
     def __init__(
         self,
@@ -150,7 +170,10 @@ class Trainer:
             except RelevoError as error:
                 log.warning("retraining %s skipped: %s", name, error.message)
                 continue
-            if await self._better_than_active(name, meta):
+            served = self.registry.served(name)
+            active = await self.registry.active_version(name)
+            current = served.meta if served is not None and served.version == active else None
+            if worth_promoting(meta, current):
                 await self.promote(name, meta["version"])
                 meta["promoted"] = True
             else:
@@ -158,17 +181,8 @@ class Trainer:
             done.append(meta)
         return done
 
-    async def _better_than_active(self, name: str, meta: dict[str, Any]) -> bool:
-        active = await self.registry.active_version(name)
-        served = self.registry.served(name)
-        if active is None or served is None or served.version != active:
-            return True
-        new, old = quality(meta), quality(served.meta)
-        if new is None or old is None:
-            return new is not None or old is None
-        return new >= old * PROMOTE_TOLERANCE if old >= 0 else new >= old / PROMOTE_TOLERANCE
-
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stop the worker process (waiting, off the event loop, for a job it is running)."""
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
