@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         description="Retrain the served and the propensity models from the archive this often "
         "(in a worker process), e.g. `24h`; off by default.",
     )
+    answer_cache_ttl: DurationMs = Field(
+        parse_duration_ms("30s"),
+        description="How long a user's blended recommendations are reused for the same request "
+        "while the user does nothing new (their next event invalidates them); 0 disables.",
+    )
     covisitation_half_life: DurationMs = Field(
         parse_duration_ms("14d"), description="Half-life of live co-visitation counts."
     )

@@ -95,7 +95,13 @@ class Engine:
         self.committer = Committer(self.applier, self.backend.append, self.backend.applied)
         self.archiver = Archiver(self.backend.log, ArchiveWriter(settings.archive_path))
         self.serving = RecommendationService(
-            self.store, self.clock, self.live, self.models, self.params, settings.serving_model
+            self.store,
+            self.clock,
+            self.live,
+            self.models,
+            self.params,
+            settings.serving_model,
+            cache_ttl_ms=settings.answer_cache_ttl,
         )
         self.trainer = Trainer(
             self.models,

@@ -123,3 +123,24 @@ async def test_candidates_restrict_the_answer(engine: Engine, clock: ManualClock
     await engine.ingest([view("u", "bea-001", clock.now_ms())])
     found = await engine.recommend("u", 3, candidates=["toy-001", "bea-002"])
     assert [item.item_id for item in found.items] == ["bea-002", "toy-001"]
+
+
+async def test_repeated_requests_reuse_the_blend_but_never_serve_out_of_stock(
+    engine: Engine, clock: ManualClock
+) -> None:
+    await with_catalog(engine)
+    await sessions_a_then_b(engine, clock, "toy-001", "toy-002")
+    await engine.ingest([view("kid", "toy-001", clock.now_ms())])
+    first = await engine.recommend("kid", 5)
+    misses = engine.serving.cache.misses
+    again = await engine.recommend("kid", 5)
+    assert engine.serving.cache.misses == misses  # answered from the cache
+    assert again == first
+    assert first.items[0].item_id == "toy-002"
+    await engine.upsert_items([{"item_id": "toy-002", "category": "toys", "in_stock": False}])
+    third = await engine.recommend("kid", 5)
+    assert engine.serving.cache.misses == misses
+    assert "toy-002" not in [item.item_id for item in third.items]
+    await engine.ingest([view("kid", "toy-003", clock.now_ms() + 1)])  # invalidates
+    await engine.recommend("kid", 5)
+    assert engine.serving.cache.misses == misses + 1

@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from relevo import catalog
 from relevo.clock import Clock
 from relevo.errors import InvalidInput, NotFound, Unavailable
@@ -40,6 +42,7 @@ from relevo.live.models import LiveModels, LiveSignals
 from relevo.models.propensity import OUTCOMES, PropensityModel
 from relevo.models.registry import ModelRegistry, Served
 from relevo.serving.blend import Blend
+from relevo.serving.cache import AnswerCache
 from relevo.serving.results import Reason, Recommendations, Recommended, ScoredVariants
 from relevo.serving.served_model import ServingRecommender
 from relevo.store import keys
@@ -73,6 +76,8 @@ class _Request:
 
     user_id: str
     state: ProfileState | None
+    #: The profile document's version: -1 when it could not be read (never cached).
+    profile_version: int
     pool: int
     #: Items whose co-visited items are candidates: the page's item, then the newest.
     anchors: list[str]
@@ -99,7 +104,9 @@ class RecommendationService:
         registry: ModelRegistry,
         params: FeatureParams,
         model_name: str,
+        cache_ttl_ms: int = 0,
     ) -> None:
+        self.cache: AnswerCache[Blend] = AnswerCache(cache_ttl_ms)
         self.store = store
         self.clock = clock
         self.live = live
@@ -122,7 +129,40 @@ class RecommendationService:
         served = self.registry.served(self.model_name)  # one version for the whole request
         model = served.model if served and isinstance(served.model, ServingRecommender) else None
         version = served.version if served else None
-        request = await self._situation(user_id, k, dict(context or {}), category, exclude_seen)
+        context = dict(context or {})
+        request = await self._situation(user_id, k, context, category, exclude_seen)
+        key = (
+            user_id,
+            request.profile_version,
+            version,
+            k,
+            category,
+            exclude_seen,
+            orjson.dumps(context, option=orjson.OPT_SORT_KEYS),
+            None if candidates is None else tuple(candidates),
+        )
+        now = self.clock.now_ms()
+        blend = self.cache.get(key, now) if request.profile_version >= 0 else None
+        if blend is None:
+            blend, docs = await self._blend(request, model, version)
+            if request.profile_version >= 0:
+                self.cache.put(key, blend, now)
+        else:  # the ranking is cached, the catalog (stock) is read again
+            ranked = [item for item, _, _ in blend.ranked()[: 2 * request.pool]]
+            docs = await catalog.get_items(self.store, ranked)
+        items = await self._finish(blend, docs, k, category, candidates, request.exclude)
+        return Recommendations(
+            user_id=user_id,
+            items=items,
+            model_name=self.model_name,
+            model_version=version,
+            fallback=not any(r.source in MODEL_SOURCES for item in items for r in item.reasons),
+        )
+
+    async def _blend(
+        self, request: _Request, model: ServingRecommender | None, version: str | None
+    ) -> tuple[Blend, dict[str, dict[str, Any]]]:
+        """Every source's candidates, blended; and the catalog documents read on the way."""
         signals = await self.live.read(
             anchors=request.anchors,
             categories=request.asked + request.favourite,
@@ -141,14 +181,7 @@ class RecommendationService:
         docs = await self._with_attributes(
             blend, new_anchor, request.page_doc, request.pool, request.exclude
         )
-        items = await self._finish(blend, docs, k, category, candidates, request.exclude)
-        return Recommendations(
-            user_id=user_id,
-            items=items,
-            model_name=self.model_name,
-            model_version=version,
-            fallback=not any(r.source in MODEL_SOURCES for item in items for r in item.reasons),
-        )
+        return blend, docs
 
     async def _situation(
         self,
@@ -159,7 +192,7 @@ class RecommendationService:
         exclude_seen: bool,
     ) -> _Request:
         """What the request and the user's profile say, before any model runs."""
-        state = await self._state(user_id)
+        version, state = await self._state(user_id)
         recent = [entry.item_id for entry in state.recent_items] if state else []
         page_item = _text(context.get("item_id"))
         page_doc = None
@@ -173,6 +206,7 @@ class RecommendationService:
         return _Request(
             user_id=user_id,
             state=state,
+            profile_version=version,
             pool=pool_size(k),
             anchors=_unique([page_item, *recent[:ANCHORS]]),
             page_doc=page_doc,
@@ -373,7 +407,7 @@ class RecommendationService:
         model = served.model if served and isinstance(served.model, PropensityModel) else None
         if model is None or target not in model.targets:
             return ScoredVariants(target, [(i, None) for i in ids], None, True)
-        state = await self._state(user_id) if user_id else None
+        state = (await self._state(user_id))[1] if user_id else None
         now = self.clock.now_ms()
         profile = render(state, now, self.params) if state else None
         scores = model.score(profile, described, dict(context or {}), now, target)
@@ -413,15 +447,16 @@ class RecommendationService:
         return described
 
     # -- reads --------------------------------------------------------------------------
-    async def _state(self, user_id: str) -> ProfileState | None:
+    async def _state(self, user_id: str) -> tuple[int, ProfileState | None]:
+        """The user's profile and its document version (changed by every applied event)."""
         try:
             (doc,) = await self.store.docs_read(
                 [DocRead(keys.profile_key(user_id), keys.profile_marks_key(user_id))]
             )
         except Unavailable:
             log.warning("profile of %s unavailable; answering without it", user_id)
-            return None
-        return None if doc.value is None else decode(doc.value)
+            return -1, None
+        return doc.version, None if doc.value is None else decode(doc.value)
 
     def _favourite_categories(self, state: ProfileState | None) -> list[str]:
         if state is None or not state.affinities:
