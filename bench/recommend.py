@@ -13,7 +13,11 @@ latency (p50, p90, p99, max) and throughput for:
   process), measured in the same run;
 * ``GET /v1/recommendations`` for known users (the trained model + live signals);
 * ``GET /v1/recommendations`` for new visitors on a product page (cold start);
-* ``GET /v1/items/{id}/similar``.
+* ``GET /v1/items/{id}/similar``;
+
+all with the answer cache off (``RELEVO_ANSWER_CACHE_TTL=0``: every request runs
+the whole pipeline); then known users again with the cache on, as repeated page
+loads of users who did nothing new in between would be served.
 
 The last line is one JSON object.
 """
@@ -106,14 +110,15 @@ def latencies(
 
 ITEMS = [item["item_id"] for item in demo_items()]
 CASES: dict[str, Callable[[random.Random], str]] = {
-    "recommendations, known users": lambda rng: (
+    "recs, known user": lambda rng: (
         f"/v1/recommendations?user_id=shopper-{rng.randrange(USERS)}&k=10"
     ),
-    "recommendations, new visitor on a product page": lambda rng: (
+    "recs, new visitor on a product page": lambda rng: (
         f"/v1/recommendations?user_id=new-{rng.randrange(10**9)}&k=10&item_id={rng.choice(ITEMS)}"
     ),
     "similar items": lambda rng: f"/v1/items/{rng.choice(ITEMS)}/similar?k=10",
 }
+CACHED = "recs, known user, repeated (cache)"
 
 
 def main() -> None:
@@ -149,9 +154,12 @@ def _serve_and_measure(
 ) -> dict[str, Any]:
     settings = Settings(store=env.get("RELEVO_STORE", "embedded"), data_dir=folder)
     found: dict[str, Any] = {"prepared": asyncio.run(prepare(settings))}
-    with relevo_server(env) as url:
+    with relevo_server({**env, "RELEVO_ANSWER_CACHE_TTL": "0"}) as url:
         for name, paths in CASES.items():
             found[name] = {f"c{c}": latencies(url, paths, seconds, c) for c in levels}
+    with relevo_server(env) as url:
+        known = CASES["recs, known user"]
+        found[CACHED] = {f"c{c}": latencies(url, known, seconds, c) for c in levels}
     return found
 
 
@@ -161,7 +169,7 @@ def _print(result: dict[str, Any], levels: list[int]) -> None:
         trivial = result["trivial"][f"c{c}"]
         rows.append(["trivial GET /ping", "-", str(c), *_cells(trivial), "1.0"])
         for backend, cases in result["relevo"].items():
-            for name in CASES:
+            for name in [*CASES, CACHED]:
                 found = cases[name][f"c{c}"]
                 ratio = found["p50_ms"] / max(trivial["p50_ms"], 1e-9)
                 rows.append([name, backend, str(c), *_cells(found), f"{ratio:.1f}"])
