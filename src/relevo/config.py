@@ -15,14 +15,16 @@ from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 
 
 def parse_duration_ms(value: str | int | float) -> int:
-    """``"15m"`` → 900000. Plain numbers are milliseconds.
+    """``"15m"`` → 900000. Plain numbers (and ``"0"`` from the environment) are milliseconds.
 
     >>> parse_duration_ms("15m"), parse_duration_ms("1.5h"), parse_duration_ms(250)
     (900000, 5400000, 250)
+    >>> parse_duration_ms("0")
+    0
     """
     if isinstance(value, bool):
         raise ValueError("a duration is a number with a unit, like 15m")
@@ -32,7 +34,7 @@ def parse_duration_ms(value: str | int | float) -> int:
     if match is None:
         raise ValueError(f"{value!r} is not a duration; write it like 30s, 15m, 2h or 7d")
     amount, unit = match.groups()
-    return round(float(amount) * _UNIT_MS[unit])
+    return round(float(amount) * _UNIT_MS[unit or "ms"])
 
 
 def _duration(value: Any) -> int:
