@@ -121,10 +121,14 @@ def _train_recommender(
     model, chosen = _fit(name, split.train, data, replay, tuned=None)
     _step(progress, f"{name}: scoring the holdout", 1, steps)
     evaluated = len(split.evaluated_users())
+    # The hybrid scores with its profile features as of each user's last training
+    # interaction: the same point-in-time definition it was trained on.
     metrics = evaluate_recommender(model, split, HOLDOUT_KS) if evaluated else {}
     if refit:
         _step(progress, f"{name}: refitting on the whole window", 2, steps)
         model, _ = _fit(name, interactions, data, replay, tuned=chosen)
+    if isinstance(model, HybridRecommender):
+        model.pair_features = None  # data, not model: serving passes live profiles
     _step(progress, f"{name}: saving", steps - 1, steps)
     model.save(folder / "model")
     (folder / "items.json").write_text(json.dumps(data.item_categories))
@@ -161,7 +165,6 @@ def _fit(
             replay, interactions.user_ids, interactions.item_ids, data.item_categories
         )
         hybrid.fit(interactions)
-        hybrid.pair_features = None
         chosen = {"source_params": hybrid.source_params, "tune_sources": False}
         return hybrid, chosen
     if tuned is None:
