@@ -167,6 +167,11 @@ class ReplayedPairFeatures:
 
     `user_ids[u]` / `item_ids[i]` map the model's dense indices to external ids;
     `categories[i]` is item i's category (or None).
+
+    The profile for time `t` (a user's last interaction before a cut) folds in the
+    events *strictly before* `t`: events at exactly `t` may be on either side of a
+    cut (splits are by position, and many datasets have several events in one
+    second), so including them would leak labels into features.
     """
 
     replay: ProfileReplay
@@ -179,7 +184,9 @@ class ReplayedPairFeatures:
         out = np.full((len(users), len(self.names)), np.nan, dtype=np.float32)
         for start, stop in _runs(users):
             user = str(self.user_ids[users[start]])
-            profile = self.replay.profile_at(user, int(at_ms[start]))
+            at = int(at_ms[start])
+            state = self.replay.state_at(user, at - 1)
+            profile = None if state is None else render(state, at, self.replay.params)
             block = items[start:stop]
             out[start:stop] = pair_features(
                 profile,
