@@ -10,8 +10,8 @@ A recommendation blends (`blend.Blend`, weights in `WEIGHTS`):
 * **attribute neighbours** of a newest item nobody co-visited yet (a new item);
 * **trending** items in the categories of the request (`category`, the context's
   category or the page item's category), in the user's favourite categories, and
-  overall; then the newest catalog items, so an answer is never empty while the
-  catalog has items in stock.
+  overall; then the newest catalog items (of the asked category), so an answer is
+  never empty while the catalog has items in stock.
 
 Then the business rules: items out of stock never appear (with a catalog, items
 absent from it neither); `category` keeps that category only; `exclude_seen`
@@ -22,7 +22,8 @@ of the model, which is logged and never turns into an error).
 
 Store round trips: the profile, the live models (one batched read), the catalog
 documents of the candidates; plus the page item's document and the attribute
-index when they are used.
+index when they are used. A repeated request of a user who did nothing new reuses
+the blend (`cache.AnswerCache`) and reads only the profile and the catalog.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from relevo.features.profile import FeatureParams, ProfileState, decayed, decode
 from relevo.live.models import LiveModels, LiveSignals
 from relevo.models.propensity import OUTCOMES, PropensityModel
 from relevo.models.registry import ModelRegistry, Served
+from relevo.models.training import PROPENSITY
 from relevo.serving.blend import Blend
 from relevo.serving.cache import AnswerCache
 from relevo.serving.results import Reason, Recommendations, Recommended, ScoredVariants
@@ -66,7 +68,6 @@ ANCHOR_DECAY = 0.7
 """Each older anchor weighs this much less than the one after it."""
 AFFINITY_CATEGORIES = 2
 LIVE = "live"
-PROPENSITY = "propensity"
 MODEL_SOURCES = frozenset({"model", "model_similar"})
 
 
