@@ -5,16 +5,19 @@ crash recovery and replays alike. Applying is idempotent: each profile document
 remembers (marks) the events it has absorbed, and a compare-and-set write makes
 concurrent appliers (several processes or workers) safe. A record applied twice
 changes nothing the second time.
+
+State outside the profiles that follows the events (the live models) plugs in as
+an `ApplyHook`; it sees each event once, after the profiles that absorbed it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -48,12 +51,31 @@ RATE_BUCKET_MS = MINUTE_MS
 RATE_KEPT_MS = 25 * 60 * MINUTE_MS
 
 
+class ApplyHook(Protocol):
+    """Something kept up to date by applied records, outside the profiles (live models).
+
+    `observe` runs while a profile is planned, right after an event was folded into
+    the state, and may return a note about it (co-visitation notes the session's
+    previous items). Once the profiles are committed, `events_applied` gets the
+    events that were new to them, each with its note: a redelivered event never
+    reaches a hook twice. A plan redone after a write conflict observes again; only
+    the notes of the plan that was written are handed back.
+    """
+
+    def observe(self, state: ProfileState, record: dict[str, Any]) -> Any: ...
+
+    async def events_applied(self, noted: Sequence[tuple[dict[str, Any], Any]]) -> None: ...
+
+    async def items_applied(self, items: Sequence[dict[str, Any]]) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _UserPlan:
     user: str
     fresh: list[int]
     write: DocWrite
     effects: Effects
+    notes: dict[int, tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +104,8 @@ class Applier:
         configs: Callable[[dict[str, Any]], Awaitable[None]],
         outbox: Outbox,
         stats: RuleStatsRecorder,
+        hooks: Sequence[ApplyHook] = (),
+        handlers: Mapping[RecordKind, Callable[[dict[str, Any]], Awaitable[None]]] | None = None,
     ) -> None:
         self.store = store
         self.params = params
@@ -91,6 +115,9 @@ class Applier:
         self.configs = configs
         self.outbox = outbox
         self.stats = stats
+        self.hooks = tuple(hooks)
+        #: Appliers of other record kinds, by kind (model registry changes).
+        self.handlers = dict(handlers or {})
         self.errors = 0
         self.observers: list[Callable[[Sequence[dict[str, Any]]], Awaitable[None]]] = []
         """Told about every event newly applied (attribution, live models), after the
@@ -126,6 +153,9 @@ class Applier:
                 await self.apply_events(records, docs)
             elif kind == "item":
                 await self.apply_items(records)
+            elif kind in self.handlers:
+                for record in records:
+                    await self.handlers[kind](record)
             else:
                 for record in records:
                     await self.configs(record)
@@ -142,6 +172,7 @@ class Applier:
         for index, record in enumerate(events):
             by_user[profile_key(record)].append(index)
         applied = [False] * len(events)
+        notes: dict[int, tuple[Any, ...]] = {}
         if docs is None:
             docs = await self.read(events)
         pending = list(by_user)
@@ -153,6 +184,7 @@ class Applier:
             for plan, ok in zip(plans, results, strict=True):
                 if ok:
                     written.append(plan.effects)
+                    notes.update(plan.notes)
                     for index in plan.fresh:
                         applied[index] = True
                 else:
@@ -167,6 +199,10 @@ class Applier:
         await self._aggregate(
             [r for r, new in zip(events, applied, strict=True) if new and TIMER_FIELD not in r]
         )
+        for position, hook in enumerate(self.hooks):
+            await hook.events_applied(
+                [(events[index], note[position]) for index, note in sorted(notes.items())]
+            )
         return applied
 
     def _plan(
@@ -192,8 +228,11 @@ class Applier:
                 continue
             state = decode(doc.value) if doc.value is not None else ProfileState(user_id=user)
             effects = Effects()
+            notes = {}
             for index in fresh:
                 self._apply_one(rules, state, events[index], effects)
+                if self.hooks and TIMER_FIELD not in events[index]:
+                    notes[index] = self._observe(state, events[index])
             write = DocWrite(
                 key=keys.profile_key(user),
                 marks_key=keys.profile_marks_key(user),
@@ -204,7 +243,7 @@ class Applier:
                 ttl_ms=self.retention.profile_ttl_ms,
                 marks_horizon_ms=self.retention.dedupe_horizon_ms,
             )
-            plans.append(_UserPlan(user, fresh, write, effects))
+            plans.append(_UserPlan(user, fresh, write, effects, notes))
         return plans
 
     def _apply_one(
@@ -223,6 +262,16 @@ class Applier:
         except Exception:
             self.errors += 1
             log.exception("could not apply event %s", record.get("event_id"))
+
+    def _observe(self, state: ProfileState, record: dict[str, Any]) -> tuple[Any, ...]:
+        notes = []
+        for hook in self.hooks:
+            try:
+                notes.append(hook.observe(state, record))
+            except Exception:  # a hook's bug must not stop profiles from being written
+                log.exception("hook %r could not observe event %s", hook, record.get("event_id"))
+                notes.append(None)
+        return tuple(notes)
 
     async def _before_write(self, effects: Sequence[Effects]) -> None:
         """Idempotent effects that must exist if the profile write succeeds.
@@ -283,6 +332,8 @@ class Applier:
         await self.store.zadd(
             keys.ITEMS_INDEX, {item["item_id"]: item["updated_at"] for item in items}
         )
+        for hook in self.hooks:
+            await hook.items_applied(items)
 
 
 def _family(kind: RecordKind) -> str:

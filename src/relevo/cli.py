@@ -94,6 +94,14 @@ def serve(
         typer.Option("--demo-catalog/--no-demo-catalog", help="Load the demo catalog if empty."),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    retrain_every: Annotated[
+        str | None,
+        typer.Option(
+            help="Retrain the served and propensity models this often (24h) in a worker "
+            "process, promoting a version unless its holdout is clearly worse "
+            "[env RELEVO_RETRAIN_EVERY]. Off by default."
+        ),
+    ] = None,
 ) -> None:
     import uvicorn
 
@@ -106,6 +114,7 @@ def serve(
         data_dir=data_dir,
         demo_catalog=demo_catalog,
         log_level=log_level,
+        retrain_every=retrain_every,
     )
     _check_exposure(settings)
     logging.basicConfig(
@@ -515,3 +524,271 @@ def evaluate(
         out = Console()
         # A pipe reports 80 columns, which would squeeze 13 columns into ellipses.
         render_table(report, out if out.is_terminal else Console(width=160))
+
+
+# -- models ------------------------------------------------------------------------------
+models_app = typer.Typer(
+    help="Model versions: list, promote, roll back.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(models_app, name="models")
+
+StoreOption = Annotated[str | None, typer.Option(help="`embedded` or redis://...")]
+DataDirOption = Annotated[Path | None, typer.Option(help="Data directory.")]
+
+
+async def _with_engine(settings: Settings, work: Any) -> Any:
+    """Run `work(engine)` on an engine opened on the data (no background jobs)."""
+    from relevo.engine import Engine
+
+    engine = Engine(settings)
+    await engine.start(background=False)
+    try:
+        return await work(engine)
+    finally:
+        await engine.stop()
+
+
+def _http(url: str, key: str | None, method: str, path: str, body: Any = None) -> Any:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        response = httpx.request(
+            method, url.rstrip("/") + path, json=body, headers=headers, timeout=None
+        )
+    except httpx.HTTPError as error:
+        _fail(f"could not reach {url}: {error}")
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300]
+        _fail(f"the server answered {response.status_code}: {message}")
+    return response.json()
+
+
+@app.command()
+def train(
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="Model to train (repeatable): relevo (the default recommender), propensity, "
+            "or any model of `relevo evaluate`. Default: relevo and propensity.",
+        ),
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote/--no-promote", help="Serve the new version at once.")
+    ] = False,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table for people, json for machines.")
+    ] = OutputFormat.table,
+    url: UrlOption = None,
+    key: AdminKeyOption = None,
+    store: StoreOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Train models from the Parquet archive, evaluate them on a temporal holdout, register.
+
+    Each run registers a new version (metrics, training window, data counts) under
+    <data dir>/models/<name>/<version>; `relevo models promote` serves it.
+    """
+    from relevo.models.training import DEFAULT_TRAINED, check_name
+
+    names = list(model or DEFAULT_TRAINED)
+    try:
+        for name in names:
+            check_name(name)
+    except RelevoError as error:
+        _fail(error.message)
+    explicit = model is not None
+    if url is not None:
+        results = []
+        for name in names:
+            with err.status(f"training {name} on the server"):
+                results.append(
+                    _http(url, key, "POST", f"/v1/models/{name}/train", {"promote": promote})
+                )
+    else:
+        results = asyncio.run(
+            _train_here(names, promote, explicit, _settings(store=store, data_dir=data_dir))
+        )
+    if output is OutputFormat.json:
+        typer.echo(orjson.dumps(results).decode())
+    else:
+        _print_trained(results)
+
+
+async def _train_here(
+    names: list[str], promote: bool, explicit: bool, settings: Settings
+) -> list[dict[str, Any]]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    async def work(engine: Any) -> list[dict[str, Any]]:
+        results = []
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            for name in names:
+                task = bar.add_task(f"{name}: reading the archive", total=None)
+
+                def step(what: str, done: int, total: int, task: Any = task) -> None:
+                    bar.update(task, description=what, completed=done, total=total)
+
+                try:
+                    results.append(await engine.train_model(name, promote=promote, progress=step))
+                except RelevoError as error:
+                    if explicit or error.code != "not_enough_data":
+                        raise
+                    err.print(f"[yellow]skipped {name}:[/yellow] {error.message}", highlight=False)
+                bar.remove_task(task)
+        return results
+
+    try:
+        found: list[dict[str, Any]] = await _with_engine(settings, work)
+    except RelevoError as error:
+        _fail(error.message)
+    return found
+
+
+def _print_trained(results: list[dict[str, Any]]) -> None:
+    console = Console()
+    table = Table("model", "version", "promoted", "window", "events", "holdout", "seconds")
+    for meta in results:
+        window = meta.get("training_window", {})
+        table.add_row(
+            meta["name"],
+            meta["version"],
+            "yes" if meta.get("promoted") else "no",
+            f"{(window.get('from') or '')[:10]} → {(window.get('to') or '')[:10]}",
+            str(meta.get("counts", {}).get("events", "")),
+            _headline(meta),
+            f"{meta.get('train_seconds', 0):.1f}",
+        )
+    console.print(table)
+
+
+def _headline(meta: dict[str, Any]) -> str:
+    """The metrics a person wants first: NDCG/recall@20, or calibrated log loss per target."""
+    metrics = meta.get("metrics", {})
+    holdout = metrics.get("holdout")
+    if isinstance(holdout, dict):
+        if not holdout:
+            return "no evaluable users"
+        return (
+            f"ndcg@20 {holdout.get('ndcg@20', 0):.4f}  recall@20 {holdout.get('recall@20', 0):.4f}"
+        )
+    parts = []
+    for target, found in metrics.items():
+        if isinstance(found, dict) and "calibrated" in found:
+            calibrated = found["calibrated"]
+            parts.append(
+                f"{target}: auc {calibrated.get('auc') or 0:.3f} brier {calibrated['brier']:.4f} "
+                f"log loss {calibrated['log_loss']:.4f}"
+            )
+    return "; ".join(parts)
+
+
+@models_app.command("list")
+def models_list(
+    name: Annotated[str | None, typer.Argument(help="One model name (default: all).")] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table for people, json for machines.")
+    ] = OutputFormat.table,
+    url: UrlOption = None,
+    key: AdminKeyOption = None,
+    store: StoreOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Registered versions with their metrics; * marks the promoted one."""
+    if url is not None:
+        query = f"?name={name}" if name else ""
+        listing = _http(url, key, "GET", f"/v1/models{query}")["models"]
+    else:
+
+        async def work(engine: Any) -> Any:
+            return await engine.model_versions(name)
+
+        try:
+            listing = asyncio.run(_with_engine(_settings(store=store, data_dir=data_dir), work))
+        except RelevoError as error:
+            _fail(error.message)
+    if output is OutputFormat.json:
+        typer.echo(orjson.dumps({"models": listing}).decode())
+        return
+    table = Table("model", "version", "created", "window", "holdout", "promoted")
+    for entry in listing:
+        for meta in entry["versions"]:
+            window = meta.get("training_window", {})
+            table.add_row(
+                entry["name"],
+                ("* " if meta["active"] else "  ") + meta["version"],
+                meta["created_at"][:19],
+                f"{(window.get('from') or '')[:10]} → {(window.get('to') or '')[:10]}",
+                _headline(meta),
+                (meta.get("promoted_at") or "")[:19]
+                + (" (rolled back)" if meta.get("rolled_back") else ""),
+            )
+    Console().print(table)
+
+
+def _change(
+    action: str,
+    name: str | None,
+    version: str | None,
+    url: str | None,
+    key: str | None,
+    settings: Any,
+) -> None:
+    name = name or _settings().serving_model
+    if url is not None:
+        body = {"version": version} if version is not None else {}
+        result = _http(url, key, "POST", f"/v1/models/{name}/{action}", body)
+    else:
+
+        async def work(engine: Any) -> Any:
+            if action == "promote":
+                assert version is not None
+                return await engine.promote_model(name, version)
+            return await engine.rollback_model(name, version)
+
+        try:
+            result = asyncio.run(_with_engine(settings(), work))
+        except RelevoError as error:
+            _fail(error.message)
+    typer.echo(f"{result['name']}: serving {result['version']} (was {result['previous']})")
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="The version to serve, e.g. v3.")],
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: the served one, RELEVO_SERVING_MODEL).")
+    ] = None,
+    url: UrlOption = None,
+    key: AdminKeyOption = None,
+    store: StoreOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Serve VERSION: every API process swaps to it without dropping a request."""
+    _change("promote", name, version, url, key, lambda: _settings(store=store, data_dir=data_dir))
+
+
+@models_app.command("rollback")
+def models_rollback(
+    version: Annotated[str | None, typer.Argument(help="Default: the previous one.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: the served one, RELEVO_SERVING_MODEL).")
+    ] = None,
+    url: UrlOption = None,
+    key: AdminKeyOption = None,
+    store: StoreOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Serve the previously promoted version again (or VERSION)."""
+    _change("rollback", name, version, url, key, lambda: _settings(store=store, data_dir=data_dir))

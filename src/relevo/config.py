@@ -15,14 +15,16 @@ from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 
 
 def parse_duration_ms(value: str | int | float) -> int:
-    """``"15m"`` → 900000. Plain numbers are milliseconds.
+    """``"15m"`` → 900000. Plain numbers (and ``"0"`` from the environment) are milliseconds.
 
     >>> parse_duration_ms("15m"), parse_duration_ms("1.5h"), parse_duration_ms(250)
     (900000, 5400000, 250)
+    >>> parse_duration_ms("0")
+    0
     """
     if isinstance(value, bool):
         raise ValueError("a duration is a number with a unit, like 15m")
@@ -32,7 +34,7 @@ def parse_duration_ms(value: str | int | float) -> int:
     if match is None:
         raise ValueError(f"{value!r} is not a duration; write it like 30s, 15m, 2h or 7d")
     amount, unit = match.groups()
-    return round(float(amount) * _UNIT_MS[unit])
+    return round(float(amount) * _UNIT_MS[unit or "ms"])
 
 
 def _duration(value: Any) -> int:
@@ -124,6 +126,30 @@ class Settings(BaseSettings):
         parse_duration_ms("1h"),
         description="How often the archive is compacted (erasures applied, retention enforced).",
     )
+    serving_model: str = Field(
+        "relevo",
+        description="The registered model `GET /v1/recommendations` serves (its promoted "
+        "version); see `relevo models list`.",
+    )
+    models_dir: Path | None = Field(
+        None, description="Model versions, one folder each (default: `<data_dir>/models`)."
+    )
+    retrain_every: DurationMs | None = Field(
+        None,
+        description="Retrain the served and the propensity models from the archive this often "
+        "(in a worker process), e.g. `24h`; off by default.",
+    )
+    answer_cache_ttl: DurationMs = Field(
+        parse_duration_ms("30s"),
+        description="How long a user's blended recommendations are reused for the same request "
+        "while the user does nothing new (their next event invalidates them); 0 disables.",
+    )
+    covisitation_half_life: DurationMs = Field(
+        parse_duration_ms("14d"), description="Half-life of live co-visitation counts."
+    )
+    trending_half_life: DurationMs = Field(
+        parse_duration_ms("1d"), description="Half-life of live trending counts."
+    )
 
     snapshot_every: DurationMs = Field(
         parse_duration_ms("60s"), description="Embedded mode: how often state is snapshotted."
@@ -155,6 +181,10 @@ class Settings(BaseSettings):
             return self.project
         default = Path("relevo.yaml")
         return default if default.exists() else None
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @property
     def archive_path(self) -> Path:

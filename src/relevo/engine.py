@@ -4,7 +4,9 @@ It wires a backend (store + event log), the applier and the group committer, the
 rules (versions, timers, outbox, webhooks, statistics), runs crash recovery at
 start and housekeeping in the background, and offers the verbs: `ingest`,
 `upsert_items`, `item`, `items`, `profile`, `put_rules`, `rollback_rules`,
-`test_rules`, `actions`, `health`, `stats`.
+`test_rules`, `actions`, `health`, `stats`; and for models: `recommend`,
+`similar_items`, `score_variants`, `train_model`, `promote_model`,
+`rollback_model`, `model_versions` (logic in `relevo.serving` and `relevo.models`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ from relevo.experiments.stats import ExperimentReport
 from relevo.features.profile import FeatureParams, ProfileState, ProfileView, decode, render
 from relevo.features.windows import WINDOWS_MS
 from relevo.ingest import IngestReport, InvalidBatch, validate_events
+from relevo.live.models import LiveModels
+from relevo.models.registry import ModelRegistry
+from relevo.models.trainer import Trainer
+from relevo.models.training import PROPENSITY, Progress
 from relevo.project import Project, load_project
 from relevo.rules import testing as rule_testing
 from relevo.rules.engine import RuleSet
@@ -51,6 +57,9 @@ from relevo.rules.outbox import Outbox
 from relevo.rules.scheduler import TimerScheduler
 from relevo.rules.stats import RuleStatsRecorder
 from relevo.rules.webhooks import WebhookDeliverer, WebhookTarget
+from relevo.serving.recommend import RecommendationService
+from relevo.serving.results import Recommendations, ScoredVariants
+from relevo.serving.served_model import load_version
 from relevo.store import keys
 from relevo.store.base import DocRead
 from relevo.versions import Versioned
@@ -110,6 +119,12 @@ class Engine:
         }
         self.outbox = Outbox(self.store, self.clock)
         self.rule_stats = RuleStatsRecorder(self.store)
+        self.live = LiveModels(
+            self.store,
+            self.clock,
+            covisitation_half_life_ms=settings.covisitation_half_life,
+            trending_half_life_ms=settings.trending_half_life,
+        )
         self.applier = Applier(
             self.store,
             self.params,
@@ -119,7 +134,16 @@ class Engine:
             self._apply_config,
             self.outbox,
             self.rule_stats,
+            hooks=[self.live],
         )
+        self.models = ModelRegistry(
+            self.store,
+            self.clock,
+            settings.models_path,
+            follow=[settings.serving_model, PROPENSITY],
+            loader=load_version,
+        )
+        self.applier.handlers["models"] = self.models.apply
         self.committer = Committer(self.applier, self.backend.append, self.backend.applied)
         self.exposures = Exposures(self.store, self.clock)
         self.applier.observers.append(self.exposures.credit)
@@ -138,6 +162,23 @@ class Engine:
         )
         self._reports: dict[str, ExperimentReport] = {}
         self.archiver = Archiver(self.backend.log, ArchiveWriter(settings.archive_path))
+        self.serving = RecommendationService(
+            self.store,
+            self.clock,
+            self.live,
+            self.models,
+            self.params,
+            settings.serving_model,
+            cache_ttl_ms=settings.answer_cache_ttl,
+        )
+        self.trainer = Trainer(
+            self.models,
+            self.store,
+            self._submit_models,
+            settings.archive_path,
+            self.params,
+            before=self.archiver.flush,
+        )
         self.scheduler = TimerScheduler(self.store, self._submit_firings, self.clock)
         self.webhooks = WebhookDeliverer(
             self.store,
@@ -162,6 +203,7 @@ class Engine:
     async def start(self, *, background: bool = True) -> None:
         """Recover state from the log, then accept work (and run housekeeping if asked)."""
         await self.backend.open(self._apply_records, self._refresh_configs)
+        await self.models.refresh()
         self.committer.start()
         self.started = True
         if background:
@@ -172,6 +214,9 @@ class Engine:
             every(1.0, self._refresh_configs, "relevo-config-refresh")
             every(5.0, self.rule_stats.flush, "relevo-rule-stats")
             every(self.settings.compact_every / 1000, self.compact, "relevo-compaction")
+            every(1.0, self.models.refresh, "relevo-models-refresh")
+            if self.settings.retrain_every:
+                every(self.settings.retrain_every / 1000, self._retrain, "relevo-retrain")
             if self.webhooks.targets:
                 every(1.0, self.webhooks.run_once, "relevo-webhooks")
         if self.project.rules is not None:
@@ -196,6 +241,7 @@ class Engine:
                 except Exception:  # stopping must not fail: what's left is in the log
                     log.exception("while stopping")
         self.started = False
+        await self.trainer.close()
         await self.webhooks.close()
         await self.backend.close()
 
@@ -215,6 +261,14 @@ class Engine:
 
     async def _submit_firings(self, firings: list[dict[str, Any]]) -> None:
         await self.committer.submit([Entry("timer", record) for record in firings])
+
+    async def _submit_models(self, record: dict[str, Any]) -> None:
+        await self.committer.submit([Entry("models", record)])
+
+    async def _retrain(self) -> None:
+        assert self.settings.retrain_every is not None
+        names = [self.settings.serving_model, PROPENSITY]
+        await self.trainer.retrain(names, self.settings.retrain_every)
 
     # -- events -------------------------------------------------------------------------
     def limits(self) -> Limits:
@@ -422,6 +476,67 @@ class Engine:
             self.settings.event_retention,
             grace_ms,
         )
+
+    # -- models -------------------------------------------------------------------------
+    async def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        context: dict[str, Any] | None = None,
+        category: str | None = None,
+        exclude_seen: bool = True,
+        candidates: Sequence[str] | None = None,
+    ) -> Recommendations:
+        """Items for a user now: the promoted model blended with live signals (never fails
+        for a model's sake; `fallback` says when the model did not contribute)."""
+        return await self.serving.recommend(
+            user_id,
+            k,
+            context=context,
+            category=category,
+            exclude_seen=exclude_seen,
+            candidates=candidates,
+        )
+
+    async def similar_items(self, item_id: str, k: int = 10) -> Recommendations:
+        return await self.serving.similar_items(item_id, k)
+
+    async def score_variants(
+        self,
+        user_id: str | None,
+        candidates: Sequence[dict[str, Any]],
+        *,
+        context: dict[str, Any] | None = None,
+        target: str = "click",
+    ) -> ScoredVariants:
+        """Calibrated P(click) or P(convert) of each candidate item or content variant."""
+        return await self.serving.score_variants(
+            user_id, candidates, context=context, target=target
+        )
+
+    async def train_model(
+        self,
+        name: str,
+        *,
+        promote: bool = False,
+        progress: Progress | None = None,
+        in_worker: bool = False,
+    ) -> dict[str, Any]:
+        """Train `name` from the archive and register the version (`in_worker`: in a
+        worker process, leaving this event loop free)."""
+        executor = self.trainer.worker() if in_worker else None
+        return await self.trainer.train(name, promote=promote, progress=progress, executor=executor)
+
+    async def promote_model(self, name: str, version: str) -> dict[str, Any]:
+        return await self.trainer.promote(name, version)
+
+    async def rollback_model(self, name: str, version: str | None = None) -> dict[str, Any]:
+        return await self.trainer.rollback(name, version)
+
+    async def model_versions(self, name: str | None = None) -> list[dict[str, Any]]:
+        names = [name] if name is not None else await self.models.names()
+        return await self.models.listing(names)
 
     # -- operations ---------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:

@@ -58,6 +58,8 @@ ROUTES: list[tuple[str, str, object, Role | None]] = [
     ("GET", "/v1/experiments", None, Role.ADMIN),
     ("GET", "/v1/flags?user_id=auth-user", None, Role.WRITE),
     ("PUT", "/v1/flags", {"flags": []}, Role.ADMIN),
+    ("GET", "/v1/recommendations?user_id=auth-user", None, Role.WRITE),
+    ("GET", "/v1/models", None, Role.ADMIN),
 ]
 
 

@@ -127,7 +127,8 @@ def test_segment_payloads_and_the_page_hide_beacon(page: Any, server: RelevoServ
     )
     page.evaluate("window.dispatchEvent(new Event('pagehide'))")  # beacon, not fetch
     found = wait_until(
-        lambda: (p := profile(server, "segment-user")) and total(p, "add_to_cart") and p
+        lambda: (p := profile(server, "segment-user")) and total(p, "add_to_cart") and p,
+        timeout=30,  # the beacon is sent by the browser, in its own time
     )
     assert [line["item_id"] for line in found["cart"]] == ["sho-002"]
     # a beacon cannot set headers: the (public) write key rides in the query

@@ -19,7 +19,9 @@ from relevo.api.routes import (
     events,
     health,
     items,
+    models,
     operations,
+    recommendations,
     rules,
     sdk,
     users,
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         configuration,
         health,
         operations,
+        recommendations,
+        models,
         sdk,
     ):
         app.include_router(module.router)

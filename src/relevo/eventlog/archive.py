@@ -181,3 +181,21 @@ def read_events(root: Path, where: str = "true") -> pa.Table:
     with duckdb.connect() as connection:
         erased = erased_users(root) or ["\x00"]  # never an id: control characters are refused
         return connection.sql(query, params={"erased": erased}).to_arrow_table()
+
+
+def read_items(root: Path) -> dict[str, dict[str, Any]]:
+    """The newest archived document of every item (the catalog as the archive knows it)."""
+    if not any((root / "items").glob("*/*.parquet")):
+        return {}
+    query = f"""
+        SELECT document FROM (
+            SELECT document, row_number() OVER (
+                PARTITION BY item_id ORDER BY updated_at DESC, position DESC
+            ) AS newest
+            FROM read_parquet('{root / "items" / "*" / "*.parquet"}', hive_partitioning = true)
+        ) WHERE newest = 1
+    """
+    with duckdb.connect() as connection:
+        rows = connection.sql(query).fetchall()
+    found = [orjson.loads(document) for (document,) in rows]
+    return {item["item_id"]: item for item in found}

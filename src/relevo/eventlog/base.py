@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-RecordKind = Literal["event", "item", "timer", "config"]
+RecordKind = Literal["event", "item", "timer", "config", "models"]
 """`event`: a user's event; `item`: a catalog upsert; `timer`: a timer firing;
 `config`: a configuration change (rules, placements, experiments, flags; see
-`relevo.versions`). Events and timer firings update profiles."""
+`relevo.versions`); `models`: a model version registered or promoted. Events and
+timer firings update profiles."""
 
 
 @dataclass(frozen=True, slots=True)

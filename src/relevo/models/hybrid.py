@@ -13,6 +13,11 @@ propose candidates, the late part labels them, and the ranker learns from
 that. The same early/late split tunes each source's hyper-parameters. Then the
 sources are refitted on all training interactions with the chosen parameters
 and the ranker is kept as learned.
+
+Extra (user, item) features can be appended to the candidates' columns through a
+`PairFeatures` provider: relevo's training passes point-in-time profile features
+replayed from the archive, and serving the same features from the live profile
+(`relevo.models.profile_features`), so the ranker sees one definition in both.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightgbm as lgb
 import numpy as np
+import scipy.sparse as sp
 
 from relevo.models.als import ALSRecommender
 from relevo.models.base import Recommender, State
@@ -88,6 +94,19 @@ DEFAULT_RANKER_PARAMS: dict[str, Any] = {
 }
 
 
+class PairFeatures(Protocol):
+    """Extra features of (user, item) pairs as of a time, appended to the candidates' columns.
+
+    Called with the candidates' user and item indices and, per row, the time the
+    user's features are for (the user's last interaction in the data being fitted
+    or scored); returns one row of ``len(names)`` values per pair (NaN = missing).
+    """
+
+    names: tuple[str, ...]
+
+    def __call__(self, users: IntArray, at_ms: IntArray, items: IntArray) -> FloatArray: ...
+
+
 class HybridRecommender(Recommender):
     """Candidates from several sources, ordered by a LightGBM lambdarank ranker.
 
@@ -102,6 +121,11 @@ class HybridRecommender(Recommender):
     so ``HybridRecommender(**model.params())`` (what `load` does) rebuilds the
     same model without tuning again; `timings` and `tuning_report` say where
     the time went and what each grid point scored.
+
+    `pair_feature_names` declares extra ranker columns; set `pair_features` (a
+    `PairFeatures` with those names) before `fit` to provide them. A loaded
+    model scores without a provider with those columns missing (NaN); serving
+    passes one to `rank_candidates`.
     """
 
     kind = "hybrid"
@@ -118,6 +142,7 @@ class HybridRecommender(Recommender):
         source_params: dict[str, dict[str, Any]] | None = None,
         ranker_params: dict[str, Any] | None = None,
         random_state: int = 42,
+        pair_feature_names: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.sources = sources
@@ -130,6 +155,9 @@ class HybridRecommender(Recommender):
         self.source_params = source_params
         self.ranker_params = ranker_params
         self.random_state = random_state
+        self.pair_feature_names = pair_feature_names
+        #: Provides the `pair_feature_names` columns (not saved: it is data, not model).
+        self.pair_features: PairFeatures | None = None
         self.models: dict[str, Recommender] = {}
         self.booster: lgb.Booster | None = None
         self.context: FeatureContext | None = None
@@ -150,6 +178,7 @@ class HybridRecommender(Recommender):
             "source_params": self.source_params,
             "ranker_params": self.ranker_params,
             "random_state": self.random_state,
+            "pair_feature_names": self.pair_feature_names,
         }
 
     # ------------------------------------------------------------ fitting
@@ -168,6 +197,10 @@ class HybridRecommender(Recommender):
         return names
 
     def _fit(self, interactions: Interactions) -> None:
+        if self.pair_features is not None and list(self.pair_features.names) != list(
+            self.pair_feature_names or []
+        ):
+            raise ValueError("pair_features provides other columns than pair_feature_names")
         self.timings = {}
         names = self.source_names(interactions)
         inner = validation_split(interactions, self.validation_fraction)
@@ -227,6 +260,7 @@ class HybridRecommender(Recommender):
         out: list[tuple[Candidates, FloatArray]] = []
         for part in (np.sort(users[n_valid:]), np.sort(users[:n_valid])):
             cands = build_candidates(early, part, self.per_source, seen, context)
+            cands = self._with_pairs(cands, context, self.pair_features)
             labels = np.zeros(len(cands.items), dtype=np.float32)
             if len(labels):
                 labels[:] = np.asarray(relevant[cands.users, cands.items]).ravel()
@@ -255,7 +289,7 @@ class HybridRecommender(Recommender):
             **(self.ranker_params or {}),
             "seed": self.random_state,
         }
-        cols = feature_names(names)
+        cols = feature_names(names) + list(self.pair_feature_names or [])
         train_set = lgb.Dataset(
             cands.features, labels, group=cands.group_sizes, feature_name=cols, free_raw_data=True
         )
@@ -282,19 +316,54 @@ class HybridRecommender(Recommender):
         return booster
 
     # ------------------------------------------------------------ scoring
-    def score_users(self, users: IntArray) -> FloatArray:
-        """Ranker scores on candidates; other items rank below, by popularity."""
+    def _with_pairs(
+        self, cands: Candidates, context: FeatureContext, provider: PairFeatures | None
+    ) -> Candidates:
+        """`cands` with the `pair_feature_names` columns appended (NaN without a provider)."""
+        if not self.pair_feature_names:
+            return cands
+        if provider is None or not len(cands.items):
+            extra = np.full((len(cands.items), len(self.pair_feature_names)), np.nan, np.float32)
+        else:
+            extra = np.asarray(
+                provider(cands.users, context.user_last[cands.users], cands.items), np.float32
+            )
+        return Candidates(
+            users=cands.users,
+            items=cands.items,
+            features=np.hstack([cands.features, extra]),
+            group_sizes=cands.group_sizes,
+        )
+
+    def rank_candidates(
+        self,
+        users: IntArray,
+        *,
+        seen: sp.csr_matrix | None = None,
+        pair_features: PairFeatures | None = None,
+    ) -> tuple[Candidates, FloatArray]:
+        """Candidates of (known) `users` and their ranker scores, higher is better.
+
+        `seen` (default: the training interactions) marks items never proposed;
+        `pair_features` provides the extra columns (serving passes live profiles).
+        """
         assert self.context is not None
         assert self.seen is not None
-        assert self.item_popularity is not None
-        cands = build_candidates(self.models, users, self.per_source, self.seen, self.context)
+        seen = self.seen if seen is None else seen
+        cands = build_candidates(self.models, users, self.per_source, seen, self.context)
+        cands = self._with_pairs(cands, self.context, pair_features)
         if self.booster is None:
-            pred = self._fused(cands)
-        else:
-            threads = 1 if len(cands.items) < SMALL_RANKER_ROWS else 0
-            pred = np.asarray(
-                self.booster.predict(cands.features, num_threads=threads), dtype=np.float32
-            )
+            return cands, self._fused(cands)
+        threads = 1 if len(cands.items) < SMALL_RANKER_ROWS else 0
+        pred = np.asarray(
+            self.booster.predict(cands.features, num_threads=threads), dtype=np.float32
+        )
+        return cands, pred
+
+    def score_users(self, users: IntArray) -> FloatArray:
+        """Ranker scores on candidates; other items rank below, by popularity."""
+        assert self.item_popularity is not None
+        cands, pred = self.rank_candidates(users, pair_features=self.pair_features)
         floor = float(pred.min()) - 1.0 if len(pred) else 0.0
         pop = self.item_popularity / max(float(self.item_popularity.max()), 1.0)
         scores = np.broadcast_to(floor - 1.0 + pop, (len(users), self.n_items)).copy()

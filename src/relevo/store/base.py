@@ -9,6 +9,8 @@ backend:
 - **bounded list** (newest first, trimmed on every push);
 - **map** (fields of one key, with per-field increments);
 - **sorted set** (members ordered by a score: indexes, timers);
+- **decayed sorted set**: members whose scores decay exponentially in event time,
+  bounded to the highest `max_len` (live co-visitation, trending items);
 - **stream**: an append-only sequence of messages with unique ids (a message appended
   twice is stored once) read from a cursor (the rules' outbox);
 - **token bucket**: an atomic take-or-refuse of request tokens (per-key rate limits
@@ -37,6 +39,32 @@ class StreamEntry:
     position: str
     id: str
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DecayedAdd:
+    """Add `weights` to members of the decayed sorted set `key`, as of event time `at_ms`."""
+
+    key: str
+    weights: Mapping[str, float]
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecayedRead:
+    """Read the `limit` highest members of the decayed sorted set `key`."""
+
+    key: str
+    half_life_ms: int
+    limit: int
+
+
+#: A decayed set stores scores as of a *landmark* time; adding at `at_ms` scales the
+#: weight by ``2 ** ((at_ms - landmark) / half_life)`` (forward decay, Cormode et al.
+#: 2009), so every member decays alike without being rewritten. When that factor would
+#: pass ``2 ** DECAY_REBASE_EXPONENT`` the scores are rescaled to a new landmark first
+#: (one pass over at most `max_len` members), so numbers stay far from overflow.
+DECAY_REBASE_EXPONENT = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +221,35 @@ class Store(Protocol):
     async def zrem(self, key: str, members: Sequence[str]) -> int: ...
 
     async def zcard(self, key: str) -> int: ...
+
+    # -- decayed sorted set -------------------------------------------------------------
+    async def decayed_add(
+        self,
+        adds: Sequence[DecayedAdd],
+        half_life_ms: int,
+        max_len: int,
+        ttl_ms: int | None = None,
+    ) -> None:
+        """Add decayed weights; each key keeps its `max_len` highest-scored members.
+
+        A weight `w` added at time `t` is worth ``w * 2 ** (-(now - t) / half_life_ms)``
+        at time `now` (a late event adds what is left of its weight). Members beyond
+        `max_len` are dropped lowest first (ties: the lower member name first). With
+        `ttl_ms`, a key expires that long after its last add. A key must always be used
+        with the same half-life. Keys of one call may live on different Cluster slots:
+        each key is updated atomically on its own.
+        """
+        ...
+
+    async def decayed_top(
+        self, reads: Sequence[DecayedRead], now_ms: int
+    ) -> list[list[tuple[str, float]]]:
+        """Per read, the key's `limit` highest members with scores decayed to `now_ms`.
+
+        Ordered by score, then member name, both descending; a missing key gives [].
+        One round trip for all reads (a request reads co-visitation and trending at once).
+        """
+        ...
 
     # -- stream -------------------------------------------------------------------------
     async def stream_add(

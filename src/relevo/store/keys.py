@@ -69,3 +69,19 @@ def placement_stats_key(placement_id: str) -> str:
 
 
 RULE_ENGAGEMENT = "rules:engagement"
+
+
+# -- live models: item-level aggregates, no user data. Each key carries its own hash tag
+# (the decayed set and its landmark share it), so Redis Cluster spreads items over slots.
+def covisitation_key(item_id: str) -> str:
+    return "live:{i:" + item_id + "}:covisits"
+
+
+def trending_key(category: str | None = None) -> str:
+    """Trending items overall (None) or in one category."""
+    return "live:{trending}" if category is None else "live:{trending:" + category + "}"
+
+
+def attribute_key(token: str) -> str:
+    """Items carrying one attribute token (`c:shoes`, `t:running`, `w:leather`)."""
+    return "live:{attr:" + token + "}"

@@ -7,6 +7,7 @@ back. Expiry follows the injected clock, so tests control it.
 
 from __future__ import annotations
 
+import heapq
 import pickle
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,16 @@ from sortedcontainers import SortedList
 from relevo.clock import Clock, SystemClock
 from relevo.errors import InvalidInput
 from relevo.store import bucket
-from relevo.store.base import BucketGrant, Doc, DocRead, DocWrite, StreamEntry
+from relevo.store.base import (
+    DECAY_REBASE_EXPONENT,
+    BucketGrant,
+    DecayedAdd,
+    DecayedRead,
+    Doc,
+    DocRead,
+    DocWrite,
+    StreamEntry,
+)
 
 
 class _Document:
@@ -69,6 +79,33 @@ class _Periodic:
                 del self.buckets[stale]
             newest = bucket
         self.newest = newest
+
+
+class _Decayed:
+    """Scores as of `landmark` (see `relevo.store.base.DECAY_REBASE_EXPONENT`)."""
+
+    __slots__ = ("landmark", "scores")
+
+    def __init__(self, landmark: int) -> None:
+        self.landmark = landmark
+        self.scores: dict[str, float] = {}
+
+    def add(self, weights: Mapping[str, float], at_ms: int, half_life_ms: int) -> None:
+        exponent = (at_ms - self.landmark) / half_life_ms
+        if exponent > DECAY_REBASE_EXPONENT:
+            factor = 2.0**-exponent
+            self.scores = {member: score * factor for member, score in self.scores.items()}
+            self.landmark, exponent = at_ms, 0.0
+        scale = 2.0**exponent
+        for member, weight in weights.items():
+            self.scores[member] = self.scores.get(member, 0.0) + weight * scale
+
+    def ranked(self) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=_by_score_then_member, reverse=True)
+
+    def trim(self, max_len: int) -> None:
+        if len(self.scores) > max_len:
+            self.scores = dict(self.ranked()[:max_len])
 
 
 class _Stream:
@@ -292,6 +329,37 @@ class MemoryStore:
         zset: _SortedSet | None = self._live(key)
         return 0 if zset is None else len(zset.scores)
 
+    # -- decayed sorted set -------------------------------------------------------------
+    async def decayed_add(
+        self,
+        adds: Sequence[DecayedAdd],
+        half_life_ms: int,
+        max_len: int,
+        ttl_ms: int | None = None,
+    ) -> None:
+        for add in adds:
+            decayed: _Decayed | None = self._live(add.key)
+            if decayed is None:
+                decayed = self._data[add.key] = _Decayed(add.at_ms)
+            decayed.add(add.weights, add.at_ms, half_life_ms)
+            decayed.trim(max_len)
+            if ttl_ms is not None:
+                self._expire(add.key, ttl_ms)
+
+    async def decayed_top(
+        self, reads: Sequence[DecayedRead], now_ms: int
+    ) -> list[list[tuple[str, float]]]:
+        found: list[list[tuple[str, float]]] = []
+        for read in reads:
+            decayed: _Decayed | None = self._live(read.key)
+            if decayed is None or read.limit <= 0:
+                found.append([])
+                continue
+            factor = 2.0 ** (-(now_ms - decayed.landmark) / read.half_life_ms)
+            best = heapq.nlargest(read.limit, decayed.scores.items(), key=_by_score_then_member)
+            found.append([(member, score * factor) for member, score in best])
+        return found
+
     # -- stream -------------------------------------------------------------------------
     async def stream_add(
         self,
@@ -391,6 +459,10 @@ def _forget_before(marks: dict[Any, int], cutoff: int) -> None:
         stale.append(mark)
     for mark in stale:
         del marks[mark]
+
+
+def _by_score_then_member(pair: tuple[str, float]) -> tuple[float, str]:
+    return pair[1], pair[0]
 
 
 def _as_bytes(value: Any) -> bytes | None:

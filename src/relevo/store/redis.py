@@ -19,7 +19,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relevo.errors import InvalidInput, Unavailable
 from relevo.store import bucket
-from relevo.store.base import BucketGrant, Doc, DocRead, DocWrite, StreamEntry
+from relevo.store.base import (
+    DECAY_REBASE_EXPONENT,
+    BucketGrant,
+    DecayedAdd,
+    DecayedRead,
+    Doc,
+    DocRead,
+    DocWrite,
+    StreamEntry,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -115,6 +124,37 @@ return positions
 """
 
 
+# KEYS: decayed zset, its landmark (same hash tag). ARGV: at ms, half-life ms, max len,
+# ttl ms (0 = none), rebase exponent, then (member, weight) pairs. See DECAY_REBASE_EXPONENT.
+_DECAYED_ADD = """
+local at = tonumber(ARGV[1])
+local half_life = tonumber(ARGV[2])
+local landmark = tonumber(redis.call('GET', KEYS[2]) or ARGV[1])
+local exponent = (at - landmark) / half_life
+if exponent > tonumber(ARGV[5]) then
+  local factor = 2 ^ (-exponent)
+  local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 1, #all, 2 do
+    redis.call('ZADD', KEYS[1], tonumber(all[i + 1]) * factor, all[i])
+  end
+  landmark = at
+  exponent = 0
+end
+local scale = 2 ^ exponent
+for i = 6, #ARGV, 2 do
+  redis.call('ZINCRBY', KEYS[1], tonumber(ARGV[i + 1]) * scale, ARGV[i])
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+redis.call('SET', KEYS[2], string.format('%d', landmark))
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+return 1
+"""
+
+
 # KEYS: lease. ARGV: owner, ttl ms.
 _LEASE = """
 local holder = redis.call('GET', KEYS[1])
@@ -162,6 +202,7 @@ class RedisStore:
         self._stream_add = self.client.register_script(_STREAM_ADD)
         self._lease = self.client.register_script(_LEASE)
         self._take_tokens = self.client.register_script(_TAKE_TOKENS)
+        self._decayed_add = self.client.register_script(_DECAYED_ADD)
 
     def k(self, key: str) -> str:
         return self.prefix + key
@@ -354,6 +395,60 @@ class RedisStore:
     async def zcard(self, key: str) -> int:
         count: int = await self.client.zcard(self.k(key))
         return count
+
+    # -- decayed sorted set -------------------------------------------------------------
+    # The landmark lives in a second key, `<key>:at`: a caller that wants Cluster support
+    # puts a hash tag in `key`, which the landmark key then shares.
+    @_unavailable
+    async def decayed_add(
+        self,
+        adds: Sequence[DecayedAdd],
+        half_life_ms: int,
+        max_len: int,
+        ttl_ms: int | None = None,
+    ) -> None:
+        if not adds:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for add in adds:
+                args: list[Any] = [
+                    add.at_ms,
+                    half_life_ms,
+                    max_len,
+                    ttl_ms or 0,
+                    DECAY_REBASE_EXPONENT,
+                ]
+                for member, weight in add.weights.items():
+                    args.extend((member, repr(float(weight))))
+                await self._decayed_add(
+                    keys=[self.k(add.key), self.k(add.key + ":at")], args=args, client=pipe
+                )
+            await pipe.execute()
+
+    @_unavailable
+    async def decayed_top(
+        self, reads: Sequence[DecayedRead], now_ms: int
+    ) -> list[list[tuple[str, float]]]:
+        wanted = [read for read in reads if read.limit > 0]
+        if not wanted:
+            return [[] for _ in reads]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for read in wanted:
+                pipe.zrevrange(self.k(read.key), 0, read.limit - 1, withscores=True)
+                pipe.get(self.k(read.key + ":at"))
+            replies = iter(await pipe.execute())
+        found: list[list[tuple[str, float]]] = []
+        for read in reads:
+            if read.limit <= 0:
+                found.append([])
+                continue
+            members, landmark = next(replies), next(replies)
+            if landmark is None:
+                found.append([])
+                continue
+            factor = 2.0 ** (-(now_ms - int(landmark)) / read.half_life_ms)
+            found.append([(member.decode(), float(score) * factor) for member, score in members])
+        return found
 
     # -- stream -------------------------------------------------------------------------
     @_unavailable

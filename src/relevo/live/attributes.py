@@ -1,0 +1,110 @@
+"""Content neighbours from item attributes, from an item's first upsert.
+
+Trained content models only know items that existed at training time. This index
+knows every item the moment it is upserted: each attribute becomes a *token*
+(`c:<category>`, `b:<brand>`, `t:<tag>`, `w:<word>` for words of the title and
+text), and each token keeps the items that carry it (a decayed sorted set used as
+a bounded posting list: the `POSTING_MAX` most recently upserted items per token).
+
+Similarity is a TF-IDF cosine over tokens: a token weighs its field's weight
+(`FIELD_WEIGHTS`: sharing a category says more than sharing a word) times its
+smoothed IDF, ``1 + ln((1 + N) / (1 + df))``, with `df` the posting size (capped,
+so very common tokens all count as common). Candidates are the items of the
+query item's postings; the cosine needs their own tokens, computed from their
+catalog documents, which the caller reads anyway (stock, category filters). Tokens
+of a candidate not in the query's postings get the IDF of a rare token, so the
+score is an approximation that never overrates a candidate. An item that changes
+attributes stays in its old postings until they trim it; its score is computed
+from its current document, so a stale posting only adds a candidate.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from relevo.live.accumulator import DecayedBatch
+from relevo.store import keys
+
+FIELD_WEIGHTS = {"c": 3.0, "t": 2.0, "b": 1.5, "w": 1.0}
+POSTING_MAX = 500
+POSTING_HALF_LIFE_MS = 90 * 86_400_000
+MAX_WORDS = 40
+_WORD = re.compile(r"[^\W\d_]{3,}")
+
+
+def item_tokens(item: Mapping[str, Any]) -> dict[str, float]:
+    """Token → field weight for a catalog item.
+
+    >>> item_tokens({"item_id": "x", "category": "Shoes", "tags": ["trail"],
+    ...              "title": "The trail runner"})
+    {'c:shoes': 3.0, 't:trail': 2.0, 'w:trail': 1.0, 'w:runner': 1.0}
+    """
+    tokens: dict[str, float] = {}
+    if item.get("category"):
+        tokens["c:" + str(item["category"]).lower()] = FIELD_WEIGHTS["c"]
+    for tag in item.get("tags") or ():
+        tokens["t:" + str(tag).lower()] = FIELD_WEIGHTS["t"]
+    if item.get("brand"):
+        tokens["b:" + str(item["brand"]).lower()] = FIELD_WEIGHTS["b"]
+    text = " ".join(str(item.get(name) or "") for name in ("title", "text")).lower()
+    words = 0
+    for word in _WORD.findall(text):
+        token = "w:" + word
+        if word in ENGLISH_STOP_WORDS or token in tokens:
+            continue
+        tokens[token] = FIELD_WEIGHTS["w"]
+        words += 1
+        if words == MAX_WORDS:
+            break
+    return tokens
+
+
+def index_item(batch: DecayedBatch, item: Mapping[str, Any]) -> None:
+    """Add an upserted item to the postings of its tokens."""
+    for token in item_tokens(item):
+        batch.add(keys.attribute_key(token), str(item["item_id"]), 1.0, int(item["updated_at"]))
+
+
+def idf(df: int, n_items: int) -> float:
+    return 1.0 + math.log((1 + n_items) / (1 + df))
+
+
+def candidates(
+    query: Mapping[str, float], postings: Sequence[Sequence[str]], n_items: int, limit: int
+) -> tuple[list[str], dict[str, float]]:
+    """The `limit` items sharing the most weight with `query`, and the IDF of its tokens.
+
+    `postings[j]` lists the items of the j-th token of `query` (in its order).
+    """
+    n = max(n_items, max((len(p) for p in postings), default=0))
+    idfs: dict[str, float] = {}
+    shared: dict[str, float] = {}
+    for (token, weight), members in zip(query.items(), postings, strict=True):
+        idfs[token] = idf(len(members), n)
+        value = (weight * idfs[token]) ** 2
+        for member in members:
+            shared[member] = shared.get(member, 0.0) + value
+    best = sorted(shared, key=lambda member: (-shared[member], member))[:limit]
+    return best, idfs
+
+
+def cosine(
+    query: Mapping[str, float],
+    other: Mapping[str, float],
+    idfs: Mapping[str, float],
+    rare_idf: float,
+) -> float:
+    """TF-IDF cosine of two token sets; tokens without a known IDF count as rare."""
+
+    def value(token: str, weight: float) -> float:
+        return weight * idfs.get(token, rare_idf)
+
+    dot = sum(value(t, w) * value(t, other[t]) for t, w in query.items() if t in other)
+    norm_q = math.sqrt(sum(value(t, w) ** 2 for t, w in query.items()))
+    norm_o = math.sqrt(sum(value(t, w) ** 2 for t, w in other.items()))
+    return dot / (norm_q * norm_o) if norm_q and norm_o else 0.0

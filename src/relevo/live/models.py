@@ -1,0 +1,180 @@
+"""`LiveModels`: the applier's hook that updates the live models, and their reader.
+
+Updates happen in `relevo.apply.Applier` after the profile documents are
+committed, for newly applied events only, so a redelivered event never counts
+twice (a crash between the two leaves the live models short by one batch, as the
+site-wide counters). Co-visitation needs the user's previous items in the
+session: `observe` reads them from the profile state while the applier plans the
+profile write, and the applier hands that note back with the applied event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from relevo.clock import Clock
+from relevo.features.profile import ProfileState
+from relevo.live import attributes, covisitation, trending
+from relevo.live.accumulator import DecayedBatch
+from relevo.live.weights import event_items, event_weight
+from relevo.store import keys
+from relevo.store.base import DecayedRead, Store
+
+
+@dataclass(frozen=True)
+class LiveSignals:
+    """What the live models say for one request."""
+
+    #: Per anchor item (as asked, newest first): its co-visited items, strongest first.
+    covisited: list[list[tuple[str, float]]] = field(default_factory=list)
+    #: Trending items overall, strongest first (empty when not asked).
+    trending: list[tuple[str, float]] = field(default_factory=list)
+    #: Trending items per asked category.
+    by_category: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttributeMatches:
+    """Items sharing attributes with a query item, before scoring against their documents."""
+
+    tokens: dict[str, float]
+    candidates: list[str]
+    idfs: dict[str, float]
+    rare_idf: float
+
+    def score(self, item: Mapping[str, Any]) -> float:
+        return attributes.cosine(
+            self.tokens, attributes.item_tokens(item), self.idfs, self.rare_idf
+        )
+
+
+class LiveModels:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        covisitation_half_life_ms: int,
+        trending_half_life_ms: int,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.covisitation_half_life_ms = covisitation_half_life_ms
+        self.trending_half_life_ms = trending_half_life_ms
+
+    # -- the applier's hook -------------------------------------------------------------
+    def observe(self, state: ProfileState, record: dict[str, Any]) -> tuple[str, ...]:
+        """While planning: the session's previous items, for co-visitation."""
+        items = event_items(record)
+        if not items or not event_weight(record["type"]):
+            return ()
+        return covisitation.session_predecessors(state, record, items)
+
+    async def events_applied(self, noted: Sequence[tuple[dict[str, Any], Any]]) -> None:
+        """After the profiles were committed: the events new to them, with their notes."""
+        pairs = DecayedBatch(self.covisitation_half_life_ms)
+        overall = DecayedBatch(self.trending_half_life_ms)
+        by_category = DecayedBatch(self.trending_half_life_ms)
+        for record, predecessors in noted:
+            weight = event_weight(record["type"])
+            items = event_items(record) if weight else []
+            if items:
+                trending.add_counts(overall, by_category, record, items, weight)
+                covisitation.add_pairs(
+                    pairs, items, predecessors or (), weight, record["timestamp"]
+                )
+        await self.store.decayed_add(
+            pairs.adds(),
+            self.covisitation_half_life_ms,
+            covisitation.MAX_NEIGHBOURS,
+            covisitation.TTL_MS,
+        )
+        await self.store.decayed_add(
+            overall.adds(), self.trending_half_life_ms, trending.OVERALL_MAX
+        )
+        await self.store.decayed_add(
+            by_category.adds(), self.trending_half_life_ms, trending.CATEGORY_MAX
+        )
+
+    async def items_applied(self, items: Sequence[dict[str, Any]]) -> None:
+        """After catalog upserts: index their attributes."""
+        postings = DecayedBatch(attributes.POSTING_HALF_LIFE_MS)
+        for item in items:
+            attributes.index_item(postings, item)
+        await self.store.decayed_add(
+            postings.adds(), attributes.POSTING_HALF_LIFE_MS, attributes.POSTING_MAX
+        )
+
+    # -- reads --------------------------------------------------------------------------
+    async def read(
+        self,
+        *,
+        anchors: Sequence[str] = (),
+        categories: Sequence[str] = (),
+        overall: bool = True,
+        neighbours: int = 50,
+        trending_limit: int = 100,
+    ) -> LiveSignals:
+        """Co-visited items of `anchors` and trending items, in one store round trip."""
+        reads = [
+            DecayedRead(keys.covisitation_key(item), self.covisitation_half_life_ms, neighbours)
+            for item in anchors
+        ]
+        reads += [
+            DecayedRead(keys.trending_key(c), self.trending_half_life_ms, trending_limit)
+            for c in categories
+        ]
+        if overall:
+            reads.append(
+                DecayedRead(keys.trending_key(), self.trending_half_life_ms, trending_limit)
+            )
+        if not reads:
+            return LiveSignals()
+        found = await self.store.decayed_top(reads, self.clock.now_ms())
+        return LiveSignals(
+            covisited=found[: len(anchors)],
+            trending=found[-1] if overall else [],
+            by_category=dict(
+                zip(categories, found[len(anchors) : len(anchors) + len(categories)], strict=True)
+            ),
+        )
+
+    async def category_items(self, category: str, limit: int) -> list[str]:
+        """Items of a category, most recently upserted first (its attribute posting)."""
+        token = next(iter(attributes.item_tokens({"category": category})), None)
+        if token is None:  # a category with no usable token (empty, punctuation only)
+            return []
+        read = DecayedRead(
+            keys.attribute_key(token), attributes.POSTING_HALF_LIFE_MS, attributes.POSTING_MAX
+        )
+        (posting,) = await self.store.decayed_top([read], self.clock.now_ms())
+        return [item for item, _ in posting[:limit]]
+
+    async def attribute_matches(self, item: Mapping[str, Any], limit: int) -> AttributeMatches:
+        """Items sharing attribute tokens with `item`, the `limit` most promising first."""
+        tokens = attributes.item_tokens(item)
+        if not tokens:
+            return AttributeMatches({}, [], {}, 0.0)
+        postings = await self.store.decayed_top(
+            [
+                DecayedRead(
+                    keys.attribute_key(token),
+                    attributes.POSTING_HALF_LIFE_MS,
+                    attributes.POSTING_MAX,
+                )
+                for token in tokens
+            ],
+            self.clock.now_ms(),
+        )
+        n_items = await self.store.zcard(keys.ITEMS_INDEX)
+        members = [[member for member, _ in posting] for posting in postings]
+        found, idfs = attributes.candidates(tokens, members, n_items, limit + 1)
+        own = str(item.get("item_id"))
+        return AttributeMatches(
+            tokens,
+            [candidate for candidate in found if candidate != own][:limit],
+            idfs,
+            attributes.idf(1, max(n_items, 1)),
+        )

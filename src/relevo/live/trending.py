@@ -1,0 +1,38 @@
+"""Trending items: interaction weights decayed in event time, overall and per category.
+
+One decayed sorted set overall and one per category, each bounded (`OVERALL_MAX`,
+`CATEGORY_MAX`: the tail of a long catalog is not "trending"). With a one-day
+half-life (`RELEVO_TRENDING_HALF_LIFE`), a purchase a day ago weighs like a click
+now. This is what a brand-new visitor gets first, per category of the page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relevo.live.accumulator import DecayedBatch
+from relevo.store import keys
+
+OVERALL_MAX = 1000
+CATEGORY_MAX = 300
+
+
+def add_counts(
+    overall: DecayedBatch,
+    by_category: DecayedBatch,
+    record: dict[str, Any],
+    items: list[str],
+    weight: float,
+) -> None:
+    """Add one event's `items` to the overall and per-category trending sets.
+
+    Line items carry their own category; a single-item event the event's category
+    (filled from the catalog at ingestion).
+    """
+    ts: int = record["timestamp"]
+    lines = {line.get("item_id"): line.get("category") for line in record.get("items", ())}
+    for item in items:
+        overall.add(keys.trending_key(), item, weight, ts)
+        category = lines.get(item) or record.get("category")
+        if category is not None:
+            by_category.add(keys.trending_key(category), item, weight, ts)

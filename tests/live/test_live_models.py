@@ -1,0 +1,93 @@
+"""The live models on both backends: co-visitation, trending, attribute neighbours."""
+
+from __future__ import annotations
+
+import pytest
+
+from relevo.clock import ManualClock
+from relevo.engine import Engine
+from tests.live.conftest import MINUTE, T0, event
+
+
+async def test_sessions_showing_a_then_b_make_b_a_neighbour_of_a(
+    engine: Engine, clock: ManualClock
+) -> None:
+    for n in range(3):
+        at = T0 + n * 60 * MINUTE
+        clock.set(at + MINUTE)
+        await engine.ingest(
+            [event("view", f"u{n}", at, "A"), event("view", f"u{n}", at + MINUTE, "B")]
+        )
+    signals = await engine.live.read(anchors=["A", "B"], overall=False)
+    assert [item for item, _ in signals.covisited[0]] == ["B"]
+    assert [item for item, _ in signals.covisited[1]] == ["A"]
+    forward, backward = signals.covisited[0][0][1], signals.covisited[1][0][1]
+    assert backward == pytest.approx(forward / 2)
+
+
+async def test_items_of_different_sessions_are_not_paired(
+    engine: Engine, clock: ManualClock
+) -> None:
+    clock.set(T0 + 3 * 60 * MINUTE)
+    await engine.ingest(
+        [
+            event("view", "u", T0, "A"),
+            event("view", "u", T0 + 2 * 60 * MINUTE, "B"),  # after 30 minutes idle
+            event("view", "v", T0, "C", session_id="s1"),
+            event("view", "v", T0 + MINUTE, "D", session_id="s2"),  # the client's new session
+        ]
+    )
+    signals = await engine.live.read(anchors=["A", "C"], overall=False)
+    assert signals.covisited == [[], []]
+
+
+async def test_a_redelivered_event_counts_once(engine: Engine, clock: ManualClock) -> None:
+    clock.set(T0 + MINUTE)
+    batch = [
+        event("view", "u", T0, "A", event_id="e1"),
+        event("click", "u", T0 + MINUTE, "B", event_id="e2", category="shoes"),
+    ]
+    await engine.ingest(batch)
+    first = await engine.live.read(anchors=["A"], categories=["shoes"])
+    report = await engine.ingest(batch)
+    assert report.count("duplicate") == 2
+    assert await engine.live.read(anchors=["A"], categories=["shoes"]) == first
+    assert first.covisited == [[("B", pytest.approx(2.0))]]
+    assert first.by_category == {"shoes": [("B", pytest.approx(2.0))]}
+    assert [item for item, _ in first.trending] == ["B", "A"]
+
+
+async def test_trending_decays_so_recent_activity_wins(engine: Engine, clock: ManualClock) -> None:
+    day = 24 * 60 * MINUTE
+    clock.set(T0 + 2 * day)
+    old = [event("purchase", f"u{n}", T0, "old", category="c") for n in range(3)]  # 15
+    new = [event("view", f"v{n}", T0 + 2 * day, "new", category="c") for n in range(5)]  # 5
+    await engine.ingest(old + new)
+    signals = await engine.live.read(categories=["c"], overall=False)
+    assert signals.by_category["c"] == [
+        ("new", pytest.approx(5.0)),
+        ("old", pytest.approx(15.0 / 4)),
+    ]
+
+
+async def test_a_new_item_has_attribute_neighbours_from_its_first_upsert(engine: Engine) -> None:
+    await engine.upsert_items(
+        [
+            {"item_id": "boot-1", "category": "shoes", "tags": ["hiking"], "title": "Hiking boot"},
+            {"item_id": "sandal", "category": "shoes", "title": "Beach sandal"},
+            {"item_id": "tent", "category": "outdoor", "tags": ["hiking"], "title": "Tent"},
+            {"item_id": "pan", "category": "kitchen", "title": "Frying pan"},
+        ]
+    )
+    new = {"item_id": "boot-2", "category": "shoes", "tags": ["hiking"], "title": "Light boot"}
+    await engine.upsert_items([new])
+    stored = await engine.item("boot-2")
+    assert stored is not None
+    matches = await engine.live.attribute_matches(stored, limit=10)
+    assert "pan" not in matches.candidates
+    assert "boot-2" not in matches.candidates
+    docs = {item_id: await engine.item(item_id) for item_id in matches.candidates}
+    scores = {item_id: matches.score(doc or {}) for item_id, doc in docs.items()}
+    assert max(scores, key=lambda item_id: scores[item_id]) == "boot-1"
+    assert scores["boot-1"] > scores["sandal"] > 0
+    assert scores["tent"] > 0
