@@ -119,9 +119,6 @@ class Applier:
         #: Appliers of other record kinds, by kind (model registry changes).
         self.handlers = dict(handlers or {})
         self.errors = 0
-        self.observers: list[Callable[[Sequence[dict[str, Any]]], Awaitable[None]]] = []
-        """Told about every event newly applied (attribution, live models), after the
-        profile write: a crash in between can miss a batch, a redelivery never repeats one."""
 
     async def read(self, events: Sequence[dict[str, Any]]) -> dict[str, ProfileDoc]:
         """Each user's profile document, with which of these events it already absorbed."""
@@ -320,8 +317,6 @@ class Applier:
             [orjson.dumps(record) for record in events[-RECENT_EVENTS_KEPT:]],
             RECENT_EVENTS_KEPT,
         )
-        for observer in self.observers:
-            await observer(events)
 
     async def apply_items(self, items: Sequence[dict[str, Any]]) -> None:
         if not items:

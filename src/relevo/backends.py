@@ -60,6 +60,10 @@ class Backend(Protocol):
         """Periodic housekeeping (snapshots, recovery of stalled records)."""
         ...
 
+    async def backlog(self) -> int:
+        """Records logged but not yet applied (0 when the committer applies everything)."""
+        ...
+
     async def erase_user(self, user_id: str) -> int:
         """Delete the user's records from the log (and from any snapshot of the state)."""
         ...
@@ -103,6 +107,9 @@ class EmbeddedBackend:
     async def maintain(self, apply: Apply) -> None:
         self.memory.purge_expired()
         await self.checkpoint()
+
+    async def backlog(self) -> int:
+        return 0
 
     async def erase_user(self, user_id: str) -> int:
         """Delete the user's log records, then snapshot, so the old snapshot (which may
@@ -155,7 +162,9 @@ class RedisBackend:
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.redis = RedisStore(settings.store, settings.redis_prefix)
         self.store: Store = self.redis
-        self.stream = RedisStreamLog(self.redis)
+        self.stream = RedisStreamLog(
+            self.redis, settings.log_partitions, workers=settings.apply == "worker"
+        )
         self.log: EventLog = self.stream
         self.clock = clock
         self.maintenance_every_s = 5.0
@@ -181,6 +190,9 @@ class RedisBackend:
     async def maintain(self, apply: Apply) -> None:
         await self._recover(apply, arrived_before_ms=self.clock.now_ms() - IN_FLIGHT_GRACE_MS)
 
+    async def backlog(self) -> int:
+        return await self.stream.lag()
+
     async def erase_user(self, user_id: str) -> int:
         return await self.stream.erase(user_id)
 
@@ -195,4 +207,6 @@ def open_backend(settings: Settings, clock: Clock) -> Backend:
         raise ConfigurationError(
             f"RELEVO_STORE={settings.store!r}: use 'embedded' or a redis:// URL"
         )
+    if settings.apply == "worker":
+        raise ConfigurationError("RELEVO_APPLY=worker needs Redis (RELEVO_STORE=redis://...)")
     return EmbeddedBackend(settings, clock)

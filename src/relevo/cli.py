@@ -153,6 +153,47 @@ def _check_exposure(settings: Settings) -> None:
     )
 
 
+@app.command()
+def worker(
+    store: Annotated[str | None, typer.Option(help="redis://... [env RELEVO_STORE].")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    """Apply logged events (RELEVO_APPLY=worker): run as many as the load needs.
+
+    Workers share the log's partitions through leases; a dead worker's partitions are
+    taken over within seconds, and what it had read but not applied is applied again
+    (idempotently). Stop with SIGTERM or Ctrl-C: the current batch finishes first.
+    """
+    import signal
+
+    from relevo.engine import Engine
+    from relevo.worker import Worker
+
+    settings = _settings(store=store, log_level=log_level, apply="worker")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _tune_gc()
+
+    async def run() -> None:
+        engine = Engine(settings)
+        worker = Worker(engine)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await engine.start()
+        try:
+            await worker.run(stop)
+        finally:
+            await engine.stop()
+
+    try:
+        asyncio.run(run())
+    except RelevoError as error:
+        _fail(error.message)
+
+
 @app.command("import")
 def import_events(
     file: Annotated[

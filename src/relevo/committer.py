@@ -50,10 +50,16 @@ class Committer:
         applier: Applier,
         append: Callable[[Sequence[LogRecord]], Awaitable[list[str]]],
         applied: Callable[[Sequence[str]], Awaitable[None]],
+        *,
+        apply_profiles: bool = True,
     ) -> None:
         self._applier = applier
         self._append = append
         self._applied = applied
+        self.apply_profiles = apply_profiles
+        """False when workers apply events (``RELEVO_APPLY=worker``): this process only logs."""
+        self.waiting = 0
+        """Entries submitted and not yet answered (a measure of the backlog)."""
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._committing = asyncio.Lock()
@@ -85,8 +91,12 @@ class Committer:
         if self._task is None:
             raise RuntimeError("the committer is not running")
         job = _Job(entries)
-        await self._queue.put(job)
-        return await job.done
+        self.waiting += len(entries)
+        try:
+            await self._queue.put(job)
+            return await job.done
+        finally:
+            self.waiting -= len(entries)
 
     async def _run(self) -> None:
         stopping = False
@@ -144,8 +154,13 @@ class Committer:
                 for entry in fresh
             ]
         )
-        await self._applier.apply([(entry.kind, entry.record) for entry in fresh], docs)
-        await self._applied(positions)
+        if self.apply_profiles:
+            await self._applier.apply([(entry.kind, entry.record) for entry in fresh], docs)
+            await self._applied(positions)
+        else:  # workers apply events; configuration and the catalog take effect here at once
+            await self._applier.apply(
+                [(e.kind, e.record) for e in fresh if e.kind not in PROFILE_KINDS], docs
+            )
         return new
 
 

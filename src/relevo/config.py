@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +60,25 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Interface `relevo serve` binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port `relevo serve` listens on.")
+    apply: Literal["inline", "worker"] = Field(
+        "inline",
+        description="`inline`: the API process applies what it accepts before answering "
+        "(read-your-writes; one process, or a few). `worker` (Redis only): the API only logs; "
+        "`relevo worker` processes apply, so API processes scale out and ingestion is faster.",
+    )
+    log_partitions: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Redis: event log partitions (streams); a user's records "
+        "stay in one, in order. Workers share partitions. Don't change it on a running log.",
+    )
+    max_lag: int = Field(
+        200_000,
+        ge=1,
+        description="Records accepted but not yet applied above which ingestion answers 503 "
+        "(back-pressure instead of growing memory).",
+    )
     redis_prefix: str = Field(
         "relevo", description="Prefix of every Redis key, so several deployments can share Redis."
     )

@@ -33,9 +33,9 @@ from relevo.decisions.flags import Flags, canonical_flags
 from relevo.decisions.pipeline import DecisionPipeline
 from relevo.decisions.placements import Placements, canonical_placements
 from relevo.decisions.request import parse_decide
-from relevo.decisions.sources import BuiltinSources
+from relevo.decisions.sources import CandidateSources
 from relevo.decisions.stats import experiment_results
-from relevo.errors import ConfigurationError, InvalidInput, NotFound, RelevoError
+from relevo.errors import ConfigurationError, InvalidInput, NotFound, Overloaded, RelevoError
 from relevo.eventlog import compaction
 from relevo.eventlog.archive import ArchiveWriter
 from relevo.eventlog.base import LogRecord
@@ -125,6 +125,7 @@ class Engine:
             covisitation_half_life_ms=settings.covisitation_half_life,
             trending_half_life_ms=settings.trending_half_life,
         )
+        self.exposures = Exposures(self.store, self.clock)
         self.applier = Applier(
             self.store,
             self.params,
@@ -134,7 +135,7 @@ class Engine:
             self._apply_config,
             self.outbox,
             self.rule_stats,
-            hooks=[self.live],
+            hooks=[self.live, self.exposures],
         )
         self.models = ModelRegistry(
             self.store,
@@ -144,23 +145,13 @@ class Engine:
             loader=load_version,
         )
         self.applier.handlers["models"] = self.models.apply
-        self.committer = Committer(self.applier, self.backend.append, self.backend.applied)
-        self.exposures = Exposures(self.store, self.clock)
-        self.applier.observers.append(self.exposures.credit)
-        sources = BuiltinSources(self.store, self.clock, self.params)
-        self.decisions = DecisionPipeline(
-            self.store,
-            self.clock,
-            self.params,
-            placements=self.placements,
-            experiments=self.experiments,
-            rules=self.rules,
-            consent_required=settings.consent_required,
-            personalized=sources.affinity_order,
-            popular=sources.catalog_order,
-            model_version=lambda: None,
+        self.committer = Committer(
+            self.applier,
+            self.backend.append,
+            self.backend.applied,
+            apply_profiles=settings.apply == "inline",
         )
-        self._reports: dict[str, ExperimentReport] = {}
+        self._backlog = (0, 0)  # (checked at ms, records waiting)
         self.archiver = Archiver(self.backend.log, ArchiveWriter(settings.archive_path))
         self.serving = RecommendationService(
             self.store,
@@ -171,6 +162,20 @@ class Engine:
             settings.serving_model,
             cache_ttl_ms=settings.answer_cache_ttl,
         )
+        sources = CandidateSources(self.store, self.clock, self.live, self.serving)
+        self.decisions = DecisionPipeline(
+            self.store,
+            self.clock,
+            self.params,
+            placements=self.placements,
+            experiments=self.experiments,
+            rules=self.rules,
+            consent_required=settings.consent_required,
+            personalized=sources.personalized,
+            popular=sources.popular,
+            model_version=self._served_version,
+        )
+        self._reports: dict[str, ExperimentReport] = {}
         self.trainer = Trainer(
             self.models,
             self.store,
@@ -248,9 +253,34 @@ class Engine:
     async def _maintain(self) -> None:
         await self.backend.maintain(self._apply_records)
 
+    async def apply_records(self, records: Sequence[LogRecord]) -> None:
+        """Apply log records (workers, recovery, replay): the same code as live traffic."""
+        await self._apply_records(records)
+
     async def _apply_records(self, records: Sequence[LogRecord]) -> None:
         """Apply log records again (recovery and replay): same code as live traffic."""
         await self.applier.apply([(r.kind, orjson.loads(r.body)) for r in records])
+
+    async def _check_backlog(self) -> None:
+        """Refuse new events (503, retry later) while too many wait to be applied.
+
+        The backlog is what the committer holds plus, on Redis, what the log holds
+        unapplied (in flight, or not yet applied by workers), checked at most every 200 ms.
+        """
+        now = self.clock.now_ms()
+        checked, waiting = self._backlog
+        if now - checked >= 200:
+            waiting = self.committer.waiting + await self.backend.backlog()
+            self._backlog = (now, waiting)
+        if waiting > self.settings.max_lag:
+            raise Overloaded(
+                f"{waiting} events are waiting to be applied (limit {self.settings.max_lag}); "
+                "retry shortly"
+            )
+
+    def _served_version(self) -> str | None:
+        served = self.models.served(self.settings.serving_model)
+        return None if served is None else f"{self.settings.serving_model}:{served.version}"
 
     async def _apply_config(self, record: dict[str, Any]) -> None:
         await self.configs[record["of"]].apply(record)
@@ -289,6 +319,7 @@ class Engine:
                 field="events",
                 code="batch_too_large",
             )
+        await self._check_backlog()
         limits = self.limits()
         records, report = validate_events(raws, limits, batch=batch, received_ms=limits.now_ms)
         if atomic and report.count("rejected"):

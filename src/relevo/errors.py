@@ -94,3 +94,9 @@ class RateLimited(RelevoError):
     def __init__(self, message: str, *, retry_after_ms: int) -> None:
         super().__init__(message)
         self.retry_after_ms = retry_after_ms
+
+
+class Overloaded(Unavailable):
+    """Too much work is waiting: the caller should retry after a short pause (503)."""
+
+    code = "overloaded"

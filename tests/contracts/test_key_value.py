@@ -72,3 +72,11 @@ async def test_a_lease_has_one_holder_until_it_expires(harness: StoreHarness) ->
         harness.clock.advance(51)
     await eventually(lambda: store.lease("job", "a", 60_000), within=3)
     assert not await store.lease("job", "b", 60_000)
+
+
+async def test_only_the_holder_releases_a_lease(store: Store) -> None:
+    assert await store.lease("job", "a", 60_000)
+    assert not await store.release("job", "b")
+    assert not await store.lease("job", "b", 60_000)
+    assert await store.release("job", "a")
+    assert await store.lease("job", "b", 60_000)

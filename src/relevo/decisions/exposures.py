@@ -91,6 +91,16 @@ class Exposures:
                 ttl_ms=None if cap is None else 2 * cap.per_ms,
             )
 
+    # -- as an `ApplyHook`: told about newly applied events ---------------------------------
+    def observe(self, state: Any, record: dict[str, Any]) -> None:
+        return None
+
+    async def events_applied(self, noted: Sequence[tuple[dict[str, Any], Any]]) -> None:
+        await self.credit([event for event, _ in noted])
+
+    async def items_applied(self, items: Sequence[dict[str, Any]]) -> None:
+        return None
+
     async def credit(self, events: Sequence[dict[str, Any]]) -> None:
         """Credit decisions and experiments with newly applied outcome events."""
         attributed = [

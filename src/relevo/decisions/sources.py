@@ -1,9 +1,12 @@
-"""Built-in candidate sources, used until trained models are registered.
+"""Where a decision's candidate items come from.
 
-- `catalog_order`: non-personalized: the catalog, categories interleaved (so a
-  placement with a diversity limit still fills up); cached for a few seconds.
-- `affinity_order`: personalized without a model: the items of the user's
-  strongest categories (decayed affinities) first, then the rest.
+- `personalized`: the recommendations service (`relevo.serving`): the promoted model
+  blended with live co-visitation, trending and attribute neighbours, for this user.
+- `popular`: non-personalized: live trending items, filled up with the catalog with
+  its categories interleaved (so a placement with a diversity limit still fills up).
+
+Scores fall with the rank where a source has none, so that rules' multiplicative
+boosts can reorder candidates.
 """
 
 from __future__ import annotations
@@ -14,31 +17,50 @@ from typing import Any
 
 from relevo import catalog
 from relevo.clock import Clock
-from relevo.features.profile import FeatureParams, decayed, decode
+from relevo.live.models import LiveModels
+from relevo.serving.recommend import RecommendationService
 from relevo.store import keys
-from relevo.store.base import DocRead, Store
+from relevo.store.base import Store
 
 Scored = list[tuple[str, float, list[str]]]
 CACHE_MS = 10_000
+CATALOG_WINDOW = 1_000
 
 
-class BuiltinSources:
+class CandidateSources:
     def __init__(
-        self, store: Store, clock: Clock, params: FeatureParams, window: int = 1000
+        self, store: Store, clock: Clock, live: LiveModels, serving: RecommendationService
     ) -> None:
         self.store = store
         self.clock = clock
-        self.params = params
-        self.window = window
+        self.live = live
+        self.serving = serving
         self._interleaved: tuple[int, list[str]] | None = None
 
-    async def catalog_order(
-        self, user_id: str | None, k: int, context: Mapping[str, Any]
-    ) -> Scored:
+    async def personalized(self, user_id: str | None, k: int, context: Mapping[str, Any]) -> Scored:
+        if user_id is None:
+            return await self.popular(None, k, context)
+        found = await self.serving.recommend(user_id, k, context=context, exclude_seen=False)
+        return [
+            (item.item_id, item.score, [reason.source for reason in item.reasons])
+            for item in found.items
+        ]
+
+    async def popular(self, user_id: str | None, k: int, context: Mapping[str, Any]) -> Scored:
+        signals = await self.live.read(overall=True, trending_limit=k)
+        scored = [(item_id, score, ["trending"]) for item_id, score in signals.trending]
+        if len(scored) < k:
+            seen = {item_id for item_id, _, _ in scored}
+            fill = [i for i in await self._catalog_order() if i not in seen][: k - len(scored)]
+            low = min((score for _, score, _ in scored), default=1.0)
+            scored += [(i, low / (rank + 2), ["catalog"]) for rank, i in enumerate(fill)]
+        return scored
+
+    async def _catalog_order(self) -> list[str]:
         now = self.clock.now_ms()
         if self._interleaved is None or now - self._interleaved[0] > CACHE_MS:
             members = await self.store.zrange_by_score(
-                keys.ITEMS_INDEX, float("-inf"), float("inf"), limit=self.window
+                keys.ITEMS_INDEX, float("-inf"), float("inf"), limit=CATALOG_WINDOW
             )
             items = await catalog.get_items(self.store, [item_id for item_id, _ in members])
             by_category: dict[str, list[str]] = {}
@@ -47,41 +69,4 @@ class BuiltinSources:
                 by_category.setdefault(category, []).append(item_id)
             order = [i for round_ in zip_longest(*by_category.values()) for i in round_ if i]
             self._interleaved = (now, order)
-        # Scores fall with the rank, so that rules' multiplicative boosts can reorder them.
-        return [
-            (item_id, 1.0 / (rank + 1), ["catalog"])
-            for rank, item_id in enumerate(self._interleaved[1][:k])
-        ]
-
-    async def affinity_order(
-        self, user_id: str | None, k: int, context: Mapping[str, Any]
-    ) -> Scored:
-        if user_id is None:
-            return await self.catalog_order(None, k, context)
-        (doc,) = await self.store.docs_read(
-            [DocRead(keys.profile_key(user_id), keys.profile_marks_key(user_id))]
-        )
-        members = await self.store.zrange_by_score(
-            keys.ITEMS_INDEX, float("-inf"), float("inf"), limit=self.window
-        )
-        if doc.value is None:
-            return await self.catalog_order(None, k, context)
-        state = decode(doc.value)
-        now = self.clock.now_ms()
-        scores = {
-            category: decayed(affinity, now, self.params.affinity_half_life_ms)
-            for category, affinity in state.affinities.items()
-        }
-        items = await catalog.get_items(self.store, [item_id for item_id, _ in members])
-        ranked = sorted(
-            (
-                (item_id, scores.get(str(items[item_id].get("category")), 0.0))
-                for item_id, _ in members
-                if item_id in items
-            ),
-            key=lambda pair: -pair[1],
-        )
-        return [
-            (item_id, score + 1.0 / (rank + 2), ["category affinity"])
-            for rank, (item_id, score) in enumerate(ranked[:k])
-        ]
+        return self._interleaved[1]

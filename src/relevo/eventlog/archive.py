@@ -134,7 +134,8 @@ class ArchiveWriter:
             schema = EVENT_SCHEMA if kind == "events" else ITEM_SCHEMA
             directory = self.root / kind / f"date={day}"
             directory.mkdir(parents=True, exist_ok=True)
-            name = f"part-{rows[0]['position'].replace('-', '_')}-{uuid.uuid4().hex[:8]}.parquet"
+            first = rows[0]["position"].replace("-", "_").replace("/", "_")
+            name = f"part-{first}-{uuid.uuid4().hex[:8]}.parquet"
             written.append(
                 write_atomically(pa.Table.from_pylist(rows, schema=schema), directory / name)
             )

@@ -1,25 +1,36 @@
-"""The Redis event log: a Redis Stream, with an *in-flight* set for crash recovery.
+"""The Redis event log: partitioned Redis Streams, with an *in-flight* set for recovery.
 
-`append` runs one Lua script that XADDs every record and remembers its id in a
-sorted set of records not yet applied (scored by arrival time): both change
+Records are spread over `partitions` streams by their key (the user id for events),
+so one user's records stay in order in one partition, partitions spread over the
+nodes of a Redis Cluster (each partition's keys share the hash tag ``{log:<n>}``),
+and workers share the load partition by partition (`relevo.worker`).
+
+`append` runs one Lua script per partition that XADDs its records and, when the
+API applies them itself (``RELEVO_APPLY=inline``, the default), remembers their ids
+in a sorted set of records not yet applied (scored by arrival time): both change
 together, and with ``appendonly yes`` + ``appendfsync always`` both are fsynced
-before Redis replies, so an acknowledged event survives a crash of Redis too.
-With ``appendfsync everysec`` up to about one second of acknowledged events can be
-lost if the Redis host crashes (not if only relevo crashes).
+before Redis replies, so an acknowledged event survives a crash of Redis too. With
+``appendfsync everysec`` up to about one second of acknowledged events can be lost
+if the Redis host crashes (not if only relevo crashes).
 
-Once a batch is applied to profiles, its ids leave the in-flight set. After a
-crash, whatever is still in flight is applied again (`in_flight` / `read`):
-application is idempotent, so this can never double-count.
+Inline: once a batch is applied to profiles, its ids leave the in-flight set; after a
+crash whatever is still in flight is applied again (application is idempotent).
+Worker mode (``RELEVO_APPLY=worker``): workers read each partition through the
+consumer group ``apply``; what a crashed worker read but never acknowledged is
+claimed by the next owner of the partition; a record that keeps failing goes to the
+partition's dead-letter stream with the reason.
 
-The Parquet archiver reads the stream through a consumer group (``archive``), so a
-crashed archiver's records are redelivered. The stream is trimmed below the
-oldest record that is in flight or not yet archived.
+The Parquet archiver reads through the group ``archive``. A partition is trimmed
+below its oldest record that is in flight, not yet applied, or not yet archived.
+Positions are ``<partition>/<stream id>``.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import zlib
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -29,82 +40,223 @@ from redis.exceptions import ResponseError
 from relevo.eventlog.base import LogRecord, RecordKind
 from relevo.store.redis import RedisStore, _unavailable
 
+# KEYS: stream, in-flight set. ARGV: now ms, track (1/0), then (kind, key, body) triples.
 _APPEND = """
 local ids = {}
-for i = 2, #ARGV, 3 do
+local track = ARGV[2] == '1'
+for i = 3, #ARGV, 3 do
   local id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[i], 'u', ARGV[i + 1], 'd', ARGV[i + 2])
-  redis.call('ZADD', KEYS[2], ARGV[1], id)
+  if track then redis.call('ZADD', KEYS[2], ARGV[1], id) end
   ids[#ids + 1] = id
 end
 return ids
 """
 
 ARCHIVE_GROUP = "archive"
+APPLY_GROUP = "apply"
 
 
 class RedisStreamLog:
-    """Stream ``<prefix>:{log}:events`` and in-flight set ``<prefix>:{log}:inflight``.
-
-    Both keys share the hash tag ``{log}``, so the append script is valid on Redis Cluster.
-    """
-
-    def __init__(self, store: RedisStore) -> None:
+    def __init__(self, store: RedisStore, partitions: int = 16, *, workers: bool = False) -> None:
         self.client: Any = store.client
-        self.stream = store.k("{log}:events")
-        self.inflight = store.k("{log}:inflight")
+        self.partitions = partitions
+        self.workers = workers
+        self.streams = [store.k(f"{{log:{p}}}:events") for p in range(partitions)]
+        self.inflight = [store.k(f"{{log:{p}}}:inflight") for p in range(partitions)]
+        self.dead = [store.k(f"{{log:{p}}}:dead") for p in range(partitions)]
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._append = self.client.register_script(_APPEND)
 
+    def partition_of(self, key: str) -> int:
+        return zlib.crc32(key.encode()) % self.partitions
+
     @_unavailable
     async def open(self) -> None:
-        try:
-            await self.client.xgroup_create(self.stream, ARCHIVE_GROUP, id="0", mkstream=True)
-        except ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
+        groups = [ARCHIVE_GROUP, APPLY_GROUP] if self.workers else [ARCHIVE_GROUP]
+        for stream in self.streams:
+            for group in groups:
+                try:
+                    await self.client.xgroup_create(stream, group, id="0", mkstream=True)
+                except ResponseError as error:
+                    if "BUSYGROUP" not in str(error):
+                        raise
 
     @_unavailable
     async def append(self, records: Sequence[LogRecord], now_ms: int = 0) -> list[str]:
         if not records:
             return []
-        args: list[Any] = [now_ms]
-        for record in records:
-            args.extend((record.kind, record.key, record.body))
-        ids = await self._append(keys=[self.stream, self.inflight], args=args)
-        return [id_.decode() for id_ in ids]
+        by_partition: dict[int, list[int]] = defaultdict(list)
+        for index, record in enumerate(records):
+            by_partition[self.partition_of(record.key)].append(index)
+        track = "0" if self.workers else "1"
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition, indexes in by_partition.items():
+                args: list[Any] = [now_ms, track]
+                for index in indexes:
+                    record = records[index]
+                    args.extend((record.kind, record.key, record.body))
+                await self._append(
+                    keys=[self.streams[partition], self.inflight[partition]], args=args, client=pipe
+                )
+            replies = await pipe.execute()
+        positions = [""] * len(records)
+        for (partition, indexes), ids in zip(by_partition.items(), replies, strict=True):
+            for index, id_ in zip(indexes, ids, strict=True):
+                positions[index] = f"{partition}/{id_.decode()}"
+        return positions
 
     @_unavailable
     async def applied(self, positions: Sequence[str]) -> None:
-        """These records are in the profiles now; they need no recovery."""
-        if positions:
-            await self.client.zrem(self.inflight, *positions)
+        """These records are in the profiles now; they need no recovery (inline mode)."""
+        if self.workers or not positions:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition, ids in _by_partition(positions).items():
+                pipe.zrem(self.inflight[partition], *ids)
+            await pipe.execute()
 
     @_unavailable
     async def in_flight(self, arrived_before_ms: float, limit: int) -> list[LogRecord]:
         """Records appended before `arrived_before_ms` and not yet marked applied."""
-        ids = await self.client.zrangebyscore(
-            self.inflight, "-inf", arrived_before_ms, start=0, num=limit
-        )
-        if not ids:
+        if self.workers:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
-            for id_ in ids:
-                pipe.xrange(self.stream, id_, id_)
+            for inflight in self.inflight:
+                pipe.zrangebyscore(inflight, "-inf", arrived_before_ms, start=0, num=limit)
+            found = await pipe.execute()
+        wanted = [(p, id_) for p, ids in enumerate(found) for id_ in ids][:limit]
+        if not wanted:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition, id_ in wanted:
+                pipe.xrange(self.streams[partition], id_, id_)
             replies = await pipe.execute()
         records, missing = [], []
-        for id_, entries in zip(ids, replies, strict=True):
+        for (partition, id_), entries in zip(wanted, replies, strict=True):
             if entries:
-                records.append(_record(*entries[0]))
+                records.append(_record(partition, *entries[0]))
             else:  # trimmed away: nothing left to recover
-                missing.append(id_)
+                missing.append(f"{partition}/{id_.decode()}")
         if missing:
-            await self.client.zrem(self.inflight, *missing)
+            await self.applied_inline(missing)
         return records
+
+    async def applied_inline(self, positions: Sequence[str]) -> None:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition, ids in _by_partition(positions).items():
+                pipe.zrem(self.inflight[partition], *ids)
+            await pipe.execute()
 
     @_unavailable
     async def check(self) -> None:
         await self.client.ping()
 
+    # -- workers --------------------------------------------------------------------------
+    async def take_over(self, partition: int, consumer: str, count: int) -> list[LogRecord]:
+        """Claim every record of the partition read but never acknowledged (its last owner
+        died or lost its lease), oldest first."""
+        return await self.reclaim(partition, consumer, 0, count)
+
+    @_unavailable
+    async def read_new(
+        self, partitions: Sequence[int], consumer: str, count: int, block_ms: int | None
+    ) -> list[LogRecord]:
+        """New records of these partitions for `consumer` (blocking up to `block_ms`)."""
+        if not partitions:
+            return []
+        streams = {self.streams[p]: ">" for p in partitions}
+        reply = await self.client.xreadgroup(
+            APPLY_GROUP, consumer, streams, count=count, block=block_ms
+        )
+        index = {self.streams[p]: p for p in partitions}
+        records: list[LogRecord] = []
+        for stream, entries in reply or []:
+            partition = index[stream.decode() if isinstance(stream, bytes) else stream]
+            records.extend(_record(partition, id_, fields) for id_, fields in entries if fields)
+        return records
+
+    @_unavailable
+    async def acknowledge(self, records: Sequence[LogRecord]) -> None:
+        """These records are applied (worker mode)."""
+        if not records:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition, ids in _by_partition([r.position for r in records]).items():
+                pipe.xack(self.streams[partition], APPLY_GROUP, *ids)
+            await pipe.execute()
+
+    @_unavailable
+    async def reclaim(
+        self, partition: int, consumer: str, idle_ms: int, count: int
+    ) -> list[LogRecord]:
+        """Records of the partition pending for `idle_ms` or more, claimed for `consumer`
+        (each claim counts as a delivery)."""
+        claimed = await self.client.xautoclaim(
+            self.streams[partition], APPLY_GROUP, consumer, min_idle_time=idle_ms, count=count
+        )
+        return [_record(partition, id_, fields) for id_, fields in claimed[1] if fields]
+
+    @_unavailable
+    async def deliveries(self, record: LogRecord) -> int:
+        """How many times the group has delivered this record."""
+        partition, id_ = _split(record.position)
+        found = await self.client.xpending_range(
+            self.streams[partition], APPLY_GROUP, min=id_, max=id_, count=1
+        )
+        return int(found[0]["times_delivered"]) if found else 0
+
+    @_unavailable
+    async def dead_letter(self, record: LogRecord, reason: str) -> None:
+        """Park a record that can't be applied, with why, and stop redelivering it."""
+        partition, id_ = _split(record.position)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.dead[partition],
+                {"k": record.kind, "u": record.key, "d": record.body, "id": id_, "reason": reason},
+                maxlen=100_000,
+                approximate=True,
+            )
+            pipe.xack(self.streams[partition], APPLY_GROUP, id_)
+            await pipe.execute()
+
+    @_unavailable
+    async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        found = []
+        for partition, stream in enumerate(self.dead):
+            for id_, fields in await self.client.xrange(stream, count=limit):
+                found.append(
+                    {
+                        "partition": partition,
+                        "id": fields[b"id"].decode(),
+                        "kind": fields[b"k"].decode(),
+                        "key": fields[b"u"].decode(),
+                        "reason": fields[b"reason"].decode(),
+                        "parked": id_.decode(),
+                    }
+                )
+        return found[:limit]
+
+    @_unavailable
+    async def lag(self) -> int:
+        """Records appended but not yet applied (worker mode) or in flight (inline)."""
+        total = 0
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition in range(self.partitions):
+                if self.workers:
+                    pipe.xinfo_groups(self.streams[partition])
+                else:
+                    pipe.zcard(self.inflight[partition])
+            replies = await pipe.execute()
+        for reply in replies:
+            if not self.workers:
+                total += int(reply)
+                continue
+            for group in reply:
+                if _text(group["name"]) == APPLY_GROUP:
+                    total += int(group.get("lag") or 0) + int(group.get("pending") or 0)
+        return total
+
+    # -- archive --------------------------------------------------------------------------
     @_unavailable
     async def archive_batch(self, limit: int) -> list[LogRecord]:
         try:
@@ -112,74 +264,109 @@ class RedisStreamLog:
         except ResponseError as error:
             if "NOGROUP" not in str(error):
                 raise
-            await self.open()  # Redis lost the stream (a restart without persistence)
+            await self.open()  # Redis lost the streams (a restart without persistence)
             return await self._archive_batch(limit)
 
     async def _archive_batch(self, limit: int) -> list[LogRecord]:
-        # First what this consumer was given but never acknowledged, then new records.
-        for start in ("0", ">"):
-            reply = await self.client.xreadgroup(
-                ARCHIVE_GROUP, self.consumer, {self.stream: start}, count=limit
-            )
-            entries = reply[0][1] if reply else []
-            if entries:
-                return [_record(id_, fields) for id_, fields in entries if fields]
-        claimed = await self.client.xautoclaim(
-            self.stream, ARCHIVE_GROUP, self.consumer, min_idle_time=60_000, count=limit
-        )
-        return [_record(id_, fields) for id_, fields in claimed[1] if fields]
+        records: list[LogRecord] = []
+        for partition, stream in enumerate(self.streams):
+            if len(records) >= limit:
+                break
+            # First what this consumer was given but never acknowledged, then new records.
+            for start in ("0", ">"):
+                reply = await self.client.xreadgroup(
+                    ARCHIVE_GROUP, self.consumer, {stream: start}, count=limit - len(records)
+                )
+                entries = reply[0][1] if reply else []
+                if entries:
+                    records.extend(_record(partition, i, f) for i, f in entries if f)
+                    break
+            else:
+                claimed = await self.client.xautoclaim(
+                    stream, ARCHIVE_GROUP, self.consumer, min_idle_time=60_000, count=limit
+                )
+                records.extend(_record(partition, i, f) for i, f in claimed[1] if f)
+        return records
 
     @_unavailable
     async def archive_done(self, records: Sequence[LogRecord]) -> None:
-        if records:
-            await self.client.xack(self.stream, ARCHIVE_GROUP, *[r.position for r in records])
-            await self._trim()
+        if not records:
+            return
+        by_partition = _by_partition([r.position for r in records])
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition, ids in by_partition.items():
+                pipe.xack(self.streams[partition], ARCHIVE_GROUP, *ids)
+            await pipe.execute()
+        for partition in by_partition:
+            await self._trim(partition)
 
-    async def _trim(self) -> None:
+    async def _trim(self, partition: int) -> None:
         """Forget what is archived and applied: below the oldest pending or in-flight id."""
+        stream = self.streams[partition]
         floor: list[str] = []
-        pending = await self.client.xpending(self.stream, ARCHIVE_GROUP)
-        if pending["pending"]:
-            floor.append(pending["min"].decode())
-        groups = await self.client.xinfo_groups(self.stream)
+        groups = [ARCHIVE_GROUP, APPLY_GROUP] if self.workers else [ARCHIVE_GROUP]
+        for group in await self.client.xinfo_groups(stream):
+            if _text(group["name"]) in groups:
+                floor.append(_next_id(_text(group["last-delivered-id"])))
         for group in groups:
-            if group["name"].decode() == ARCHIVE_GROUP:
-                floor.append(_next_id(group["last-delivered-id"].decode()))
-        oldest = await self.client.zrange(self.inflight, 0, 0)
+            pending = await self.client.xpending(stream, group)
+            if pending["pending"]:
+                floor.append(_text(pending["min"]))
+        oldest = await self.client.zrange(self.inflight[partition], 0, 0)
         if oldest:
-            floor.append(oldest[0].decode())
+            floor.append(_text(oldest[0]))
         if floor:
-            await self.client.xtrim(self.stream, minid=min(floor, key=_id_key), approximate=True)
+            await self.client.xtrim(stream, minid=min(floor, key=_id_key), approximate=True)
 
     @_unavailable
     async def erase(self, user_id: str) -> int:
-        """XDEL the user's entries and forget them in the in-flight set.
+        """XDEL the user's entries (in the user's partition) and forget them in flight.
 
-        It reads the whole stream, which holds only records not yet archived or applied
+        It reads the partition, which holds only records not yet archived or applied
         (normally seconds' worth), in pages of 1,000. XDEL hides an entry at once; Redis
         frees its bytes when the stream node holding it is trimmed away (after the next
         archive pass), and the AOF keeps the original command until it is rewritten.
         """
-        doomed: list[bytes] = []
-        start = "-"
-        while True:
-            page = await self.client.xrange(self.stream, start, "+", count=1000)
-            for id_, fields in page:
-                if fields.get(b"k") == b"event" and _belongs(fields, user_id):
-                    doomed.append(id_)
-            if len(page) < 1000:
-                break
-            start = "(" + page[-1][0].decode()
-        for chunk in range(0, len(doomed), 1000):
-            ids = doomed[chunk : chunk + 1000]
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.xdel(self.stream, *ids)
-                pipe.zrem(self.inflight, *ids)
-                await pipe.execute()
-        return len(doomed)
+        doomed_total = 0
+        for partition in {self.partition_of(user_id), *range(self.partitions)}:
+            doomed: list[bytes] = []
+            stream, start = self.streams[partition], "-"
+            while True:
+                page = await self.client.xrange(stream, start, "+", count=1000)
+                for id_, fields in page:
+                    if fields.get(b"k") == b"event" and _belongs(fields, user_id):
+                        doomed.append(id_)
+                if len(page) < 1000:
+                    break
+                start = "(" + page[-1][0].decode()
+            for chunk in range(0, len(doomed), 1000):
+                ids = doomed[chunk : chunk + 1000]
+                async with self.client.pipeline(transaction=True) as pipe:
+                    pipe.xdel(stream, *ids)
+                    pipe.zrem(self.inflight[partition], *ids)
+                    await pipe.execute()
+            doomed_total += len(doomed)
+        return doomed_total
 
     async def close(self) -> None:
         return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _split(position: str) -> tuple[int, str]:
+    partition, _, id_ = position.partition("/")
+    return int(partition), id_
+
+
+def _by_partition(positions: Sequence[str]) -> dict[int, list[str]]:
+    grouped: dict[int, list[str]] = defaultdict(list)
+    for position in positions:
+        partition, id_ = _split(position)
+        grouped[partition].append(id_)
+    return grouped
 
 
 def _belongs(fields: dict[bytes, bytes], user_id: str) -> bool:
@@ -189,9 +376,14 @@ def _belongs(fields: dict[bytes, bytes], user_id: str) -> bool:
     return bool(body.get("user_id") == user_id or body.get("anonymous_id") == user_id)
 
 
-def _record(id_: bytes, fields: dict[bytes, bytes]) -> LogRecord:
+def _record(partition: int, id_: bytes, fields: dict[bytes, bytes]) -> LogRecord:
     kind = cast(RecordKind, fields[b"k"].decode())
-    return LogRecord(kind=kind, key=fields[b"u"].decode(), body=fields[b"d"], position=id_.decode())
+    return LogRecord(
+        kind=kind,
+        key=fields[b"u"].decode(),
+        body=fields[b"d"],
+        position=f"{partition}/{id_.decode()}",
+    )
 
 
 def _id_key(stream_id: str) -> tuple[int, int]:

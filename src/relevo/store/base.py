@@ -144,6 +144,10 @@ class Store(Protocol):
         """
         ...
 
+    async def release(self, key: str, owner: str) -> bool:
+        """End `owner`'s lease on `key` now (False if it is not theirs)."""
+        ...
+
     async def ttl_ms(self, key: str) -> int | None:
         """Milliseconds left before `key` expires; None when it has no expiry or doesn't exist."""
         ...

@@ -192,6 +192,11 @@ class MemoryStore:
         await self.set_many({key: owner.encode()}, ttl_ms)
         return True
 
+    async def release(self, key: str, owner: str) -> bool:
+        if self._live(key) != owner.encode():
+            return False
+        return self._drop(key)
+
     async def ttl_ms(self, key: str) -> int | None:
         if self._live(key) is None or key not in self._expires:
             return None

@@ -167,6 +167,13 @@ return 1
 _STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 
 
+# KEYS: lease. ARGV: owner.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def _unavailable(
     method: Callable[P, Coroutine[Any, Any, T]],
 ) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -201,6 +208,7 @@ class RedisStore:
         self._periodic_add = self.client.register_script(_PERIODIC_ADD)
         self._stream_add = self.client.register_script(_STREAM_ADD)
         self._lease = self.client.register_script(_LEASE)
+        self._release = self.client.register_script(_RELEASE)
         self._take_tokens = self.client.register_script(_TAKE_TOKENS)
         self._decayed_add = self.client.register_script(_DECAYED_ADD)
 
@@ -247,6 +255,11 @@ class RedisStore:
     async def lease(self, key: str, owner: str, ttl_ms: int) -> bool:
         taken = await self._lease(keys=[self.k(key)], args=[owner, ttl_ms])
         return bool(taken)
+
+    @_unavailable
+    async def release(self, key: str, owner: str) -> bool:
+        released = await self._release(keys=[self.k(key)], args=[owner])
+        return bool(released)
 
     @_unavailable
     async def ttl_ms(self, key: str) -> int | None:

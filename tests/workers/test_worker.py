@@ -1,0 +1,165 @@
+"""Workers apply what API processes log (RELEVO_APPLY=worker), on a real Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from relevo.clock import SystemClock
+from relevo.config import Settings
+from relevo.engine import Engine
+from relevo.errors import Overloaded
+from relevo.eventlog.base import LogRecord
+from relevo.worker import Worker
+from tests.conftest import unique_prefix
+from tests.support.servers import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def worker_settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
+    return Settings(
+        store=redis_server.url,
+        redis_prefix=unique_prefix(),
+        data_dir=tmp_path / "data",
+        apply="worker",
+        log_partitions=4,
+    )
+
+
+@pytest.fixture
+async def api(worker_settings: Settings) -> AsyncIterator[Engine]:
+    engine = Engine(worker_settings, SystemClock())
+    await engine.start(background=False)
+    yield engine
+    await engine.stop()
+
+
+Factory = Callable[..., Awaitable[Worker]]
+
+
+@pytest.fixture
+async def workers(worker_settings: Settings) -> AsyncIterator[Factory]:
+    started: list[tuple[Engine, Worker]] = []
+
+    async def make(**options: object) -> Worker:
+        engine = Engine(worker_settings, SystemClock())
+        await engine.start(background=False)
+        worker = Worker(engine, block_ms=5, **options)  # type: ignore[arg-type]
+        started.append((engine, worker))
+        return worker
+
+    yield make
+    for engine, worker in started:
+        await worker.release()
+        await engine.stop()
+
+
+def events(user: str, count: int, start: int = 0) -> list[dict[str, object]]:
+    now = int(time.time() * 1000)
+    return [
+        {
+            "event_id": f"{user}-{n}",
+            "type": "view",
+            "user_id": user,
+            "item_id": f"i{n}",
+            "timestamp": now,
+        }
+        for n in range(start, start + count)
+    ]
+
+
+async def drain(*workers: Worker, within: float = 15.0) -> None:
+    """Step the workers until nothing waits in the log (applied or parked)."""
+    deadline = time.monotonic() + within
+    while True:
+        for worker in workers:
+            await worker.step()
+        if await workers[0].engine.backend.backlog() == 0:
+            return
+        assert time.monotonic() < deadline, "the workers did not catch up"
+
+
+async def views(engine: Engine, user: str) -> int:
+    profile = await engine.profile(user)
+    return 0 if profile is None else int(profile["counts"]["view"]["total"])
+
+
+async def test_the_api_logs_and_a_worker_applies(api: Engine, workers: Factory) -> None:
+    report = await api.ingest(events("w1", 5))
+    assert report.count("accepted") == 5
+    assert await api.profile("w1") is None  # not applied by the API
+    worker = await workers()
+    await drain(worker)
+    assert await views(api, "w1") == 5
+    assert worker.owned == set(range(4))
+    assert await api.backend.backlog() == 0
+
+
+async def test_two_workers_share_the_partitions(api: Engine, workers: Factory) -> None:
+    first, second = await workers(), await workers()
+    await first.rebalance()
+    await second.rebalance()
+    await first.rebalance()  # the first sees the second and gives back its extras
+    await second.rebalance()
+    assert first.owned.isdisjoint(second.owned)
+    assert first.owned | second.owned == set(range(4))
+    assert len(first.owned) == len(second.owned) == 2
+    for user in ("a", "b", "c", "d", "e", "f"):
+        await api.ingest(events(user, 3))
+    await drain(first, second)
+    assert [await views(api, u) for u in "abcdef"] == [3] * 6
+
+
+async def test_a_dead_workers_unacknowledged_records_are_applied_once(
+    api: Engine, workers: Factory
+) -> None:
+    doomed = await workers(lease_ms=300)
+    await doomed.rebalance()
+    await api.ingest(events("crash", 6))
+    read = await doomed.log.read_new(sorted(doomed.owned), doomed.name, 100, None)
+    assert len(read) == 6  # read, then it "dies" before acknowledging
+    half = read[:3]
+    await doomed.engine.apply_records(half)  # it even applied half of them
+    successor = await workers(lease_ms=300)
+    deadline = time.monotonic() + 10
+    while successor.owned != set(range(4)):
+        await successor.rebalance()  # takes the partitions once the leases expire
+        assert time.monotonic() < deadline
+    await drain(successor)
+    assert await views(api, "crash") == 6
+
+
+async def test_a_poison_record_is_parked_with_its_reason(api: Engine, workers: Factory) -> None:
+    backend = api.backend
+    await backend.append([LogRecord("event", "poison", b"{not json")])
+    await api.ingest(events("healthy", 2))
+    worker = await workers(max_deliveries=2, retry_idle_ms=0, lease_ms=300)
+    await drain(worker)
+    parked = await worker.log.dead_letters()
+    assert [(entry["key"], entry["reason"].split(":")[0]) for entry in parked] == [
+        ("poison", "JSONDecodeError")
+    ]
+    assert await views(api, "healthy") == 2
+    assert await api.backend.backlog() == 0
+
+
+async def test_ingestion_refuses_work_over_the_backlog_limit(
+    worker_settings: Settings, workers: Factory
+) -> None:
+    engine = Engine(worker_settings.model_copy(update={"max_lag": 10}), SystemClock())
+    await engine.start(background=False)
+    try:
+        await engine.ingest(events("flood", 12))
+        engine._backlog = (0, 0)  # the next call looks again
+        with pytest.raises(Overloaded):
+            await engine.ingest(events("flood", 1, start=12))
+        await drain(await workers())
+        engine._backlog = (0, 0)
+        assert (await engine.ingest(events("flood", 1, start=12))).count("accepted") == 1
+    finally:
+        await engine.stop()
