@@ -177,7 +177,7 @@ def worker(
 
     async def run() -> None:
         engine = Engine(settings)
-        worker = Worker(engine)
+        worker = Worker(engine, lease_ms=settings.worker_lease)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

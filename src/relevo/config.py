@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         description="Redis: event log partitions (streams); a user's records "
         "stay in one, in order. Workers share partitions. Don't change it on a running log.",
     )
+    worker_lease: DurationMs = Field(
+        parse_duration_ms("10s"),
+        description="How long a worker's hold on its log partitions lasts without renewal: "
+        "a dead worker's partitions pass to others after this long.",
+    )
     max_lag: int = Field(
         200_000,
         ge=1,
