@@ -27,6 +27,9 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make test)"),
 ]
 WRITE, ADMIN = "pk-browser", "sk-browser"
+# Rate limits are per key: the beacon test (a beacon cannot retry a 429) and the 429 test
+# each get their own write key, so one test's burst never spends another's tokens.
+BEACON_KEY, BURST_KEY = "pk-beacon", "pk-burst"
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -46,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelevoServer]:
     directory = tmp_path_factory.mktemp("browser")
     env = {
         "RELEVO_DATA_DIR": str(directory / "data"),
-        "RELEVO_WRITE_KEY": WRITE,
+        "RELEVO_WRITE_KEY": f"{WRITE},{BEACON_KEY},{BURST_KEY}",
         "RELEVO_ADMIN_KEY": ADMIN,
         "RELEVO_DEMO_CATALOG": "true",
         "RELEVO_RATE_LIMIT": "4",
@@ -114,7 +117,8 @@ def test_segment_payloads_and_the_page_hide_beacon(page: Any, server: RelevoServ
     page.evaluate("relevo.identify('segment-user')")
     # nothing is flushed by the timer now: only the page-hide beacon can send the event
     page.evaluate(
-        f"relevo.init({{endpoint: location.origin, writeKey: '{WRITE}', flushInterval: 600000}})"
+        "relevo.init({endpoint: location.origin, "
+        f"writeKey: '{BEACON_KEY}', flushInterval: 600000}})"
     )
     page.evaluate(
         """window.beacons = [];
@@ -132,7 +136,7 @@ def test_segment_payloads_and_the_page_hide_beacon(page: Any, server: RelevoServ
     )
     assert [line["item_id"] for line in found["cart"]] == ["sho-002"]
     # a beacon cannot set headers: the (public) write key rides in the query
-    assert page.evaluate("beacons.filter(Boolean)") == [f"{server.url}/v1/events?key={WRITE}"]
+    assert page.evaluate("beacons.filter(Boolean)") == [f"{server.url}/v1/events?key={BEACON_KEY}"]
     feed = httpx.get(
         f"{server.url}/v1/events/recent", headers={"Authorization": f"Bearer {ADMIN}"}
     ).json()["events"]
@@ -142,7 +146,9 @@ def test_segment_payloads_and_the_page_hide_beacon(page: Any, server: RelevoServ
 
 
 def test_429_is_retried_until_every_event_arrives(page: Any, server: RelevoServer) -> None:
-    page.evaluate(f"relevo.init({{endpoint: location.origin, writeKey: '{WRITE}', maxBatch: 1}})")
+    page.evaluate(
+        f"relevo.init({{endpoint: location.origin, writeKey: '{BURST_KEY}', maxBatch: 1}})"
+    )
     page.evaluate("relevo.identify('burst-user')")
     statuses: list[int] = []
     page.on("response", lambda response: statuses.append(response.status))
