@@ -1,11 +1,7 @@
 """Workers over the partitioned log on the cluster (tests from tests/workers)."""
 
-from pathlib import Path
-
 import pytest
 
-from relevo.config import Settings
-from tests.conftest import unique_prefix
 from tests.support.servers import RedisClusterServers
 from tests.workers.test_worker import (  # noqa: F401
     api,
@@ -13,6 +9,7 @@ from tests.workers.test_worker import (  # noqa: F401
     test_a_poison_record_is_parked_with_its_reason,
     test_the_api_logs_and_a_worker_applies,
     test_two_workers_share_the_partitions,
+    worker_settings,
     workers,
 )
 
@@ -20,11 +17,5 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def worker_settings(redis_cluster: RedisClusterServers, tmp_path: Path) -> Settings:
-    return Settings(
-        store=redis_cluster.url,
-        redis_prefix=unique_prefix(),
-        data_dir=tmp_path / "data",
-        apply="worker",
-        log_partitions=4,
-    )
+def worker_store(redis_cluster: RedisClusterServers) -> str:
+    return redis_cluster.url
