@@ -92,12 +92,16 @@ event writes it, so one set would make one Redis Cluster master hot."""
 
 def trending_shard_keys() -> list[str]:
     """The sets that together hold trending overall (each item lives in exactly one)."""
-    return ["live:{trending#" + str(shard) + "}" for shard in range(TRENDING_SHARDS)]
+    return list(_TRENDING_SHARDS)
 
 
+_TRENDING_SHARDS = tuple("live:{trending#" + str(shard) + "}" for shard in range(TRENDING_SHARDS))
+
+
+@lru_cache(maxsize=65_536)  # every event's items: the catalog's hot items repeat
 def trending_overall_key(item_id: str) -> str:
     """The shard of trending overall that holds `item_id` (crc32: stable everywhere)."""
-    return trending_shard_keys()[zlib.crc32(item_id.encode()) % TRENDING_SHARDS]
+    return _TRENDING_SHARDS[zlib.crc32(item_id.encode()) % TRENDING_SHARDS]
 
 
 def attribute_key(token: str) -> str:
