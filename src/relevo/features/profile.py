@@ -339,6 +339,18 @@ class ProfileView(Mapping[str, Any]):
         self._cache[name] = value
         return value
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """One call for "is it there, and what is it" (rules read paths with it)."""
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        field = _FIELDS.get(name)
+        if field is None:
+            return default
+        value = self._cache[name] = field(self._state, self._now, self._params)
+        return value
+
     def __iter__(self) -> Iterator[str]:
         return iter(_FIELDS)
 
@@ -366,6 +378,17 @@ class _Lazy(Mapping[str, Any]):
             value = self._cache[key] = self._convert(self._source[key])
             return value
 
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        source = self._source.get(key, _MISSING)
+        if source is _MISSING:
+            return default
+        value = self._cache[key] = self._convert(source)
+        return value
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._source)
 
@@ -390,6 +413,12 @@ class _Windows(Mapping[str, int]):
             return self._counter.total
         return self._counter.count(WINDOWS_MS[name], self._now)
 
+    def get(self, name: str, default: Any = None) -> Any:
+        if name == "total":
+            return self._counter.total
+        window = WINDOWS_MS.get(name)
+        return default if window is None else self._counter.count(window, self._now)
+
     def __iter__(self) -> Iterator[str]:
         return iter(_WINDOW_NAMES)
 
@@ -401,6 +430,7 @@ class _Windows(Mapping[str, int]):
 
 
 _WINDOW_NAMES = (*WINDOWS_MS, "total")
+_MISSING = object()
 
 
 def plain(value: Any) -> Any:
@@ -442,6 +472,10 @@ class _Record(Mapping[str, Any]):
 
     def __getitem__(self, name: str) -> Any:
         return self._getters[name](self._source)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        getter = self._getters.get(name)
+        return default if getter is None else getter(self._source)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._getters)

@@ -276,7 +276,12 @@ class _Parser:
             args = self.arguments()
             if len(args) != 1:
                 raise Unsupported(f"{name} arity")
-            return {"size": _size, "timestamp": _timestamp, "duration": _duration}[name](args[0])
+            node = {"size": _size, "timestamp": _timestamp, "duration": _duration}[name](args[0])
+            if args[0] in _LITERALS:  # duration('24h'): parsed once, here
+                value = node({})
+                if type(value) is not Err:
+                    return _constant(value)
+            return node
         raise Unsupported(f"function {name}")
 
 
@@ -357,17 +362,17 @@ def _path(root: str, steps: tuple[str | int, ...]) -> Fast:
     if not steps:
         return lambda variables: variables.get(root, unbound)
 
+    # a missing key is common (no purchase yet): its error is built once, not per event
+    walked = tuple((key, Err("missing_key", f"no such key: {key}")) for key in steps)
+
     def walk(variables: Mapping[str, Any]) -> Any:
         value = variables.get(root, unbound)
-        for key in steps:
-            if type(value) is dict:
-                value = value.get(key, _ABSENT)
-                if value is _ABSENT:
-                    return Err("missing_key", f"no such key: {key}")
-            elif _IS_MAPPING.get(type(value)):  # the lazy profile view: no call to `_step`
-                if key not in value:
-                    return Err("missing_key", f"no such key: {key}")
-                value = value[key]
+        for key, missing in walked:
+            # dicts, and the lazy profile view (its `get` answers in one call)
+            if type(value) is dict or _IS_MAPPING.get(type(value)):
+                value = value.get(key, missing)
+                if value is missing:
+                    return missing
             else:
                 value = _step(value, key)
         return value
@@ -520,7 +525,10 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
 
         def equal(variables: Mapping[str, Any]) -> Any:
             a, b = left(variables), right(variables)
-            if type(a) is Err:
+            kind = type(a)
+            if kind is type(b) and (kind is str or kind is int):  # the common case, at once
+                return (a == b) is not negated
+            if kind is Err:
                 return a
             if type(b) is Err:
                 return b
@@ -545,7 +553,19 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
                 return haystack
             return _type_error(f"'in' needs a list or a map, not a {type(haystack).__name__}")
 
-        return contains
+        options = _LITERALS.get(right)
+        if type(options) is not list or any(type(option) is not str for option in options):
+            return contains
+        strings = frozenset(options)
+
+        def one_of(variables: Mapping[str, Any]) -> Any:
+            """`x in ['FR', 'DE']`: a set lookup when `x` is a string."""
+            needle = left(variables)
+            if type(needle) is str:
+                return needle in strings
+            return contains(variables)
+
+        return one_of
     compare = _COMPARISONS[operator]
 
     def ordered(variables: Mapping[str, Any]) -> Any:
