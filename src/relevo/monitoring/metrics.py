@@ -37,7 +37,7 @@ from relevo.events import STANDARD_EVENT_TYPES
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # `*_created` series double the output for a timestamp nobody graphs.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 #: Latency buckets from 1 ms to 10 s: decisions live around 5-50 ms, training-sized
 #: admin calls in seconds.
