@@ -3,7 +3,8 @@
 Three families of monitored features, each named ``family.name``:
 
 - ``event.*`` and ``context.*``: what an event says (its type, value, price, item
-  category, device, country, how many items), the raw input of every model;
+  category, how many items) and, once per session, its device and country: the
+  raw input of every model;
 - ``profile.*``: the user's profile right after the event was folded in (events,
   sessions, purchases, cart lines, monetary value): the features the propensity
   and hybrid models read;
@@ -83,6 +84,21 @@ def profile_features(state: ProfileState) -> dict[str, Value]:
     }
 
 
+SESSION_FEATURES = frozenset({"context.device", "context.country"})
+"""Observed once per session (at its first event): a session's events share their
+context, and counting it per event would weigh long sessions more and make the
+chi-square test see clustered values as independent ones (false warnings)."""
+
+
+def observed_features(state: ProfileState, record: Mapping[str, Any]) -> dict[str, Value]:
+    """Every monitored feature of an event just folded into `state` (live and replay)."""
+    found = event_features(record)
+    if state.session is not None and state.session.events > 1:
+        for name in SESSION_FEATURES:
+            del found[name]
+    return found | profile_features(state)
+
+
 def observed(record: Mapping[str, Any]) -> bool:
     """Whether an event's features are monitored at all."""
     return record.get("type") not in NOT_OBSERVED
@@ -106,6 +122,6 @@ def replay_features(
         apply_event(state, record, params)
         if not observed(record):
             continue
-        for name, value in (event_features(record) | profile_features(state)).items():
+        for name, value in observed_features(state, record).items():
             columns.setdefault(name, []).append(value)
     return columns

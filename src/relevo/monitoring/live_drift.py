@@ -100,6 +100,14 @@ class Observations:
             else:
                 self.dropped += 1
 
+    def add_columns(self, columns: Mapping[str, Sequence[Value]]) -> None:
+        """Add many values per feature at once (a replay, a test)."""
+        for name, values in columns.items():
+            found = self._buffer.setdefault(name, [])
+            room = max(BUFFER_LIMIT - len(found), 0)
+            found.extend(values[:room])
+            self.dropped += max(len(values) - room, 0)
+
     @property
     def buffered(self) -> int:
         return sum(len(values) for values in self._buffer.values())

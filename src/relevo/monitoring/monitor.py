@@ -30,9 +30,8 @@ from relevo.monitoring import metrics, references
 from relevo.monitoring.features import (
     SCORE_PREFIX,
     Value,
-    event_features,
     observed,
-    profile_features,
+    observed_features,
     replay_features,
 )
 from relevo.monitoring.kpis import KpiCounters, Kpis
@@ -134,7 +133,7 @@ class Monitoring:
     def observe(self, state: ProfileState, record: dict[str, Any]) -> dict[str, Value] | None:
         if not observed(record) or not self._sampled(record["event_id"]):
             return None
-        return event_features(record) | profile_features(state)
+        return observed_features(state, record)
 
     async def events_applied(self, noted: Sequence[tuple[dict[str, Any], Any]]) -> None:
         for _, note in noted:
