@@ -463,13 +463,22 @@ class Engine:
         started = time.perf_counter()
         decision = await self.decisions.decide(request, placement)
         elapsed = time.perf_counter() - started
-        DECISION_ID.set(decision.decision_id)  # for what is logged from here on
+        token = DECISION_ID.set(decision.decision_id)  # for what is logged meanwhile
         try:
-            await self.exposures.record(decision)
-        except RelevoError as error:  # the answer stands; only its bookkeeping is lost
-            log.warning("decision %s not recorded: %s", decision.decision_id, error.message)
-        body = decision.to_dict()
-        self.monitoring.decided(body, elapsed, decision.at_ms)
+            try:
+                await self.exposures.record(decision)
+            except RelevoError as error:  # the answer stands; only its bookkeeping is lost
+                log.warning("decision %s not recorded: %s", decision.decision_id, error.message)
+            body = decision.to_dict()
+            self.monitoring.decided(body, elapsed, decision.at_ms)
+            log.debug(
+                "decided %s in %.1f ms (fallback: %s)",
+                placement.id,
+                elapsed * 1e3,
+                body["fallback"],
+            )
+        finally:
+            DECISION_ID.reset(token)
         return body
 
     async def experiment_results(self, experiment_id: str) -> dict[str, Any]:
