@@ -37,7 +37,8 @@ def test_laney_widens_the_limits_when_hours_vary_more_than_binomially() -> None:
     # hour-to-hour variation of the true rate (8 % to 12 %) on large samples
     baseline = [(int(rng.binomial(20_000, p)), 20_000) for p in rng.uniform(0.08, 0.12, 24)]
     found = check(baseline, (1700, 20_000))  # 8.5 %: a p-chart would call this an anomaly
-    assert found.sigma_z is not None and found.sigma_z > 3
+    assert found.sigma_z is not None
+    assert found.sigma_z > 3
     assert found.status == "ok"
     p_bar = sum(x for x, _ in baseline) / sum(n for _, n in baseline)
     plain_z = (0.085 - p_bar) / math.sqrt(p_bar * (1 - p_bar) / 20_000)
@@ -73,7 +74,7 @@ async def test_an_episode_alerts_once(harness: StoreHarness) -> None:
     clock.set(now + 5 * 60_000)
 
     async def round_() -> list[str]:
-        state, alerts = await kpis.evaluate()
+        _, alerts = await kpis.evaluate()
         await outbox.add(alerts)
         return [alert.message_id for alert in alerts]
 
