@@ -247,6 +247,21 @@ class LiveDrift:
         state.monitor = monitor.state
         return alerts
 
+    async def start_after_now(self, reference_id: str) -> None:
+        """Windows of `reference_id` start with values observed from now on.
+
+        Called when a baseline is captured: what was observed before is the baseline's
+        own data (or older), and comparing it with itself would only mislead (profiles
+        that grew during the baseline's period would read as drift).
+        """
+        cursor = (await self.state()).cursor
+        while True:
+            messages, after = await self.observations.read(cursor)
+            if not messages:
+                break
+            cursor = after
+        await self.save(DriftState(reference=reference_id, cursor=cursor))
+
     async def save(self, state: DriftState) -> None:
         await self.store.set_many({STATE: state.model_dump_json().encode()})
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from relevo.clock import Clock
 from relevo.config import Settings
-from relevo.errors import InvalidInput
+from relevo.errors import InvalidInput, Unavailable
 from relevo.features.profile import FeatureParams, ProfileState
 from relevo.models.registry import ModelRegistry
 from relevo.monitoring import metrics, references
@@ -257,7 +257,15 @@ class Monitoring:
                 field="source",
                 code="not_enough_data",
             )
-        await self.store.set_many({BASELINE: captured.model_dump_json().encode()})
+        await self.flush()
+        if await self.store.lease(LEASE, self.owner, LEASE_MS):
+            try:
+                await self.store.set_many({BASELINE: captured.model_dump_json().encode()})
+                await self.drift.start_after_now(captured.id)
+            finally:
+                await self.store.release(LEASE, self.owner)
+        else:
+            raise Unavailable("drift is being evaluated by another process; try again shortly")
         return {
             "id": captured.id,
             "source": source,
@@ -269,11 +277,11 @@ class Monitoring:
         """What `/metrics` reads from the store (see `relevo.monitoring.metrics`)."""
         drift = await self.drift.state()
         kpis = await self.kpis.report()
-        names = await self.models.names()
+        listing = await self.models.listing(await self.models.names())
         return metrics.SharedState(
             rules=await self.rule_stats.read(),
             timers_pending=await self.store.zcard(keys.TIMERS_DUE),
-            models=await self.models.listing(names),
+            models=[meta for entry in listing for meta in entry.get("versions", ())],
             drift={name: r.drift.status for name, r in drift.results.items()},
             drift_reference=drift.reference,
             kpis={(k["placement"], k["kpi"]): k["status"] for k in kpis["kpis"]},

@@ -65,16 +65,17 @@ async def summary(engine: Engine) -> dict[str, Any]:
         )
     models = [
         {
-            "name": meta.get("name"),
+            "name": entry["name"],
             "version": meta.get("version"),
             "kind": meta.get("kind"),
             "active": meta.get("active"),
             "created_at": meta.get("created_at"),
-            "metrics": (meta.get("metrics") or {}).get("holdout", meta.get("metrics")),
+            "metrics": (meta.get("metrics") or {}).get("holdout", {}),
         }
-        for meta in await engine.model_versions()
+        for entry in await engine.model_versions()
+        for meta in entry.get("versions", ())
     ]
-    rules = await engine.rule_stats.read()
+    rules = await _rules(engine)
     return {
         "at": to_iso(now),
         "minutes": [to_iso(m) for m in minutes],
@@ -84,12 +85,32 @@ async def summary(engine: Engine) -> dict[str, Any]:
             round(f / d, 4) if d else 0.0 for f, d in zip(fallbacks, decisions, strict=True)
         ],
         "latency": metrics.latency_percentiles(),
-        "rules": [
-            {"rule": rule, **{k: stats[k] for k in ("evaluations", "fires", "errors")}}
-            for rule, stats in rules.items()
-        ],
+        "rules": rules,
         "experiments": experiments,
         "models": models,
         "drift": await engine.monitoring.drift_report(),
         "kpis": (await engine.monitoring.kpi_report())["kpis"],
     }
+
+
+async def _rules(engine: Engine) -> list[dict[str, Any]]:
+    """Per rule: evaluations, fires and errors on events and timers, and for decision
+    rules the decisions they shaped and the clicks and conversions those got."""
+    found: dict[str, dict[str, Any]] = {}
+    zero = {
+        "evaluations": 0,
+        "fires": 0,
+        "errors": 0,
+        "decisions": 0,
+        "clicks": 0,
+        "conversions": 0,
+    }
+    for rule, stats in (await engine.rule_stats.read()).items():
+        entry = found.setdefault(rule, dict(zero))
+        for name in ("evaluations", "fires", "errors"):
+            entry[name] = int(stats[name])
+    for field, value in (await engine.store.map_all(keys.RULE_ENGAGEMENT)).items():
+        rule, _, name = field.rpartition("|")
+        entry = found.setdefault(rule, dict(zero))
+        entry["decisions" if name == "exposures" else name] = int(value)
+    return [{"rule": rule, **found[rule]} for rule in sorted(found)]

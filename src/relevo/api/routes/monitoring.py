@@ -110,8 +110,10 @@ async def prometheus(request: Request, engine: EngineDep, credentials: Credentia
     response_class=Response,
     responses={200: {"content": {"text/html": {}}}},
 )
-async def dashboard() -> Response:
-    return Response(_asset("index.html"), media_type="text/html; charset=utf-8")
+async def dashboard(request: Request) -> Response:
+    auth = b"required" if request.app.state.keys.enabled else b"none"
+    page = _asset("index.html").replace(b"{{auth}}", auth)
+    return Response(page, media_type="text/html; charset=utf-8")
 
 
 @public_router.get(
