@@ -274,7 +274,8 @@ def overall(statuses: Sequence[Status]) -> Status:
 def public(state: DriftState, reference: ReferenceSet | None, window_size: int) -> dict[str, Any]:
     """The body of ``GET /v1/monitoring/drift``."""
     features = []
-    for name in sorted(set(state.results) | set(state.pending)):
+    known = set(reference.profile.features) if reference is not None else set()
+    for name in sorted(known | set(state.results) | set(state.pending)):
         result = state.results.get(name)
         entry: dict[str, Any] = {
             "feature": name,

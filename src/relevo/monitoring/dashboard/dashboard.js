@@ -231,6 +231,10 @@
   }
 
   function renderModels(models) {
+    if (!models.length) {
+      fill("models", [null], () => [["no model trained yet (relevo train)", "muted"]]);
+      return;
+    }
     fill("models", models, (m) => [
       [m.name], [(m.active ? "* " : "") + m.version], [m.kind], [(m.created_at || "").slice(0, 19)],
       [Object.entries(m.metrics || {})
