@@ -882,8 +882,12 @@ def monitoring_baseline(
     else:
         from relevo.monitoring import baseline
 
+        try:
+            chosen, since_ms = baseline.parse_request(body)  # before opening the data
+        except RelevoError as error:
+            _fail(error.message)
+
         async def work(engine: Any) -> Any:
-            chosen, since_ms = baseline.parse_request(body)
             return await baseline.capture(engine, chosen, since_ms)
 
         try:

@@ -64,7 +64,13 @@ async def capture(engine: Engine, source: Source, since_ms: int | None = None) -
         records = data.records
         if not records:
             raise _empty(source)
-    return await engine.monitoring.capture_baseline(source, records)
+    captured = await engine.monitoring.capture_baseline(source, records)
+    # Embedded mode snapshots the store only when the log moved; a baseline is an
+    # operator's decision and must survive a restart even if no event follows it.
+    checkpoint = getattr(engine.backend, "checkpoint", None)
+    if checkpoint is not None:
+        await checkpoint(force=True)
+    return captured
 
 
 def _empty(source: str) -> InvalidInput:
