@@ -20,26 +20,25 @@ def shoppers(
     rng: np.random.Generator, count: int, start_ms: int, *, prefix: str, value_scale: float = 1.0
 ) -> list[dict[str, Any]]:
     """`count` shoppers' events (3 each: view, add_to_cart, purchase), time-ordered."""
+    items = rng.choice(len(ITEMS), size=count)
+    devices = rng.choice(len(DEVICES), size=count, p=DEVICE_SHARES)
+    countries = rng.choice(len(COUNTRIES), size=count)
+    values = rng.lognormal(mean=3.5, sigma=0.5, size=count) * value_scale
     events: list[dict[str, Any]] = []
     for n in range(count):
         user = f"{prefix}-{n}"
-        item = str(rng.choice(ITEMS))
-        context = {
-            "device": str(rng.choice(DEVICES, p=DEVICE_SHARES)),
-            "country": str(rng.choice(COUNTRIES)),
-        }
+        context = {"device": DEVICES[devices[n]], "country": COUNTRIES[countries[n]]}
         at = start_ms + n * 10
-        value = round(float(rng.lognormal(mean=3.5, sigma=0.5)) * value_scale, 2)
         for offset, kind in enumerate(("view", "add_to_cart", "purchase")):
             event: dict[str, Any] = {
                 "event_id": f"{user}-{kind}",
                 "type": kind,
                 "user_id": user,
-                "item_id": item,
+                "item_id": ITEMS[items[n]],
                 "timestamp": at + offset,
                 "context": context,
             }
             if kind == "purchase":
-                event["value"] = value
+                event["value"] = round(float(values[n]), 2)
             events.append(event)
     return events

@@ -23,7 +23,7 @@ from tests.monitoring.streams import shoppers
 
 T0 = 1_767_225_600_000
 HOUR = 3_600_000
-WINDOW = 300
+WINDOW = 500
 
 
 @pytest.fixture
@@ -55,24 +55,27 @@ async def test_a_shifted_feature_moves_from_ok_to_drift_and_alerts_once(
     engine: Engine, clock: ManualClock
 ) -> None:
     rng = np.random.default_rng(6)
-    await replay(engine, clock, shoppers(rng, 1500, T0, prefix="ref"))
+    await replay(engine, clock, shoppers(rng, 2000, T0, prefix="ref"))
     captured = await baseline.capture(engine, "archive")
     assert "event.value" in captured["features"]
     assert "context.device" in captured["features"]
 
-    # unshifted traffic: every window of every feature is ok
-    await replay(engine, clock, shoppers(rng, 600, clock.now_ms(), prefix="live"))
+    # unshifted traffic: no drift, no alert (the odd `warn` at p < 0.01 is expected
+    # among a dozen features; test_false_alarms bounds how often it happens)
+    await replay(engine, clock, shoppers(rng, 1000, clock.now_ms(), prefix="live"))
     assert (await engine.monitoring.evaluate())["evaluated"]
     report = await engine.monitoring.drift_report()
     assert report["reference"]["id"] == captured["id"]
     value = next(f for f in report["features"] if f["feature"] == "event.value")
     assert value["windows"] >= 2
     assert value["status"] == "ok"
-    assert report["status"] == "ok", [f for f in report["features"] if f["status"] != "ok"]
+    assert not [f for f in report["features"] if f["status"] == "drift"]
     assert await drift_actions(engine) == []
 
     # purchase values 2.5 times higher: drift, and one alert
-    await replay(engine, clock, shoppers(rng, 900, clock.now_ms(), prefix="shift", value_scale=2.5))
+    await replay(
+        engine, clock, shoppers(rng, 1000, clock.now_ms(), prefix="shift", value_scale=2.5)
+    )
     outcome = await engine.monitoring.evaluate()
     report = await engine.monitoring.drift_report()
     value = next(f for f in report["features"] if f["feature"] == "event.value")
@@ -94,7 +97,7 @@ async def test_a_shifted_feature_moves_from_ok_to_drift_and_alerts_once(
 
     # evaluating again, with or without new (still shifted) traffic, adds no action
     assert (await engine.monitoring.evaluate())["drift_alerts"] == []
-    await replay(engine, clock, shoppers(rng, 900, clock.now_ms(), prefix="more", value_scale=2.5))
+    await replay(engine, clock, shoppers(rng, 500, clock.now_ms(), prefix="more", value_scale=2.5))
     await engine.monitoring.evaluate()
     assert len(await drift_actions(engine)) == 2
     # the outbox keeps an id once: a round repeated after a crash stores nothing new

@@ -2,9 +2,9 @@
 
 Three families of monitored features, each named ``family.name``:
 
-- ``event.*`` and ``context.*``: what an event says (its type, value, price, item
-  category, how many items) and, once per session, its device and country: the
-  raw input of every model;
+- ``event.*`` and ``context.*``: what an event says (its type, item category, how
+  many items; the value of a purchase, the unit price of item lines) and, once per
+  session, its device and country: the raw input of every model;
 - ``profile.*``: the user's profile right after the event was folded in (events,
   sessions, purchases, cart lines, monetary value): the features the propensity
   and hybrid models read;
@@ -21,9 +21,9 @@ None) for categorical ones; `CATEGORICAL` names the latter.
 >>> event_features({"type": "purchase", "value": 20.0, "items": [{"item_id": "a",
 ...     "price": 10.0, "quantity": 2, "category": "shoes"}], "context": {"device": "mobile"}})
 ... # doctest: +NORMALIZE_WHITESPACE
-{'event.type': 'purchase', 'event.value': 20.0, 'event.price': 10.0,
- 'event.category': 'shoes', 'event.items': 1.0, 'context.device': 'mobile',
- 'context.country': None}
+{'event.type': 'purchase', 'event.category': 'shoes', 'event.items': 1.0,
+ 'context.device': 'mobile', 'context.country': None, 'event.value': 20.0,
+ 'event.price': 10.0}
 """
 
 from __future__ import annotations
@@ -58,19 +58,27 @@ def _text(value: Any) -> str | None:
 
 
 def event_features(record: Mapping[str, Any]) -> dict[str, Value]:
-    """The monitored features of one event record (after catalog enrichment)."""
+    """The monitored features of one event record (after catalog enrichment).
+
+    A feature is left out where it means nothing, rather than reported missing: the
+    value only of purchases, the unit price only of events with item lines. Missing
+    then means what it should: a purchase without its value, a line without a price.
+    """
     lines = record.get("items") or ()
     first: Mapping[str, Any] = lines[0] if lines else {}
     context: Mapping[str, Any] = record.get("context") or {}
-    return {
+    found: dict[str, Value] = {
         "event.type": _text(record.get("type")),
-        "event.value": _number(record.get("value")),
-        "event.price": _number(first.get("price", record.get("price"))),
         "event.category": _text(record.get("category") or first.get("category")),
         "event.items": float(len(lines)) if lines else (1.0 if record.get("item_id") else 0.0),
         "context.device": _text(context.get("device")),
         "context.country": _text(context.get("country")),
     }
+    if record.get("type") == "purchase":
+        found["event.value"] = _number(record.get("value"))
+    if lines:
+        found["event.price"] = _number(first.get("price"))
+    return found
 
 
 def profile_features(state: ProfileState) -> dict[str, Value]:
