@@ -18,10 +18,19 @@ from relevo.config import Settings
 from relevo.store.base import Store
 from relevo.store.memory import MemoryStore
 from relevo.store.redis import RedisStore
-from tests.support.servers import RedisServer
+from tests.support.servers import RedisClusterServers, RedisServer
 
 BACKENDS = ["embedded", "redis"]
+STORES = [*BACKENDS, "redis-cluster"]
+"""The contract suite also runs on a 3-master Redis Cluster."""
 _prefixes = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")
@@ -47,18 +56,20 @@ class StoreHarness:
     clock: ManualClock
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=STORES)
 async def harness(
     request: pytest.FixtureRequest, clock: ManualClock
 ) -> AsyncIterator[StoreHarness]:
-    """A store of each backend: the contract suite runs once per backend."""
+    """A store of each backend: the contract suite runs once per backend (and on a cluster)."""
     if request.param == "embedded":
         yield StoreHarness(MemoryStore(clock), "embedded", clock)
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    store = RedisStore(server.url, prefix=unique_prefix())
+    servers: RedisServer | RedisClusterServers = request.getfixturevalue(
+        "redis_cluster" if request.param == "redis-cluster" else "redis_server"
+    )
+    store = RedisStore(servers.url, prefix=unique_prefix())
     try:
-        yield StoreHarness(store, "redis", clock)
+        yield StoreHarness(store, request.param, clock)
     finally:
         await store.close()
 

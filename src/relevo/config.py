@@ -226,7 +226,9 @@ class Settings(BaseSettings):
 
     @property
     def is_redis(self) -> bool:
-        return self.store.startswith(("redis://", "rediss://", "unix://"))
+        return self.store.startswith(
+            ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        )
 
     @property
     def project_path(self) -> Path | None:

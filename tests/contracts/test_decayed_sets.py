@@ -32,27 +32,27 @@ def reference(adds: list[tuple[str, float, int]], now: int, half_life: int) -> d
 
 
 async def test_scores_halve_every_half_life(store: Store) -> None:
-    await store.decayed_add([DecayedAdd("d", {"a": 8.0, "b": 2.0}, T0)], HOUR, max_len=10)
-    assert await top(store, "d", T0, HOUR) == [("a", 8.0), ("b", 2.0)]
-    found = await top(store, "d", T0 + 2 * HOUR, HOUR)
+    await store.decayed_add([DecayedAdd("{d}", {"a": 8.0, "b": 2.0}, T0)], HOUR, max_len=10)
+    assert await top(store, "{d}", T0, HOUR) == [("a", 8.0), ("b", 2.0)]
+    found = await top(store, "{d}", T0 + 2 * HOUR, HOUR)
     assert found == [("a", pytest.approx(2.0)), ("b", pytest.approx(0.5))]
 
 
 async def test_adds_at_different_times_sum_their_decayed_weights(store: Store) -> None:
-    await store.decayed_add([DecayedAdd("d", {"a": 1.0}, T0)], HOUR, max_len=10)
-    await store.decayed_add([DecayedAdd("d", {"a": 1.0, "b": 1.5}, T0 + HOUR)], HOUR, 10)
+    await store.decayed_add([DecayedAdd("{d}", {"a": 1.0}, T0)], HOUR, max_len=10)
+    await store.decayed_add([DecayedAdd("{d}", {"a": 1.0, "b": 1.5}, T0 + HOUR)], HOUR, 10)
     # A late event adds what is left of its weight.
-    await store.decayed_add([DecayedAdd("d", {"b": 4.0}, T0 - HOUR)], HOUR, max_len=10)
-    found = await top(store, "d", T0 + HOUR, HOUR)
+    await store.decayed_add([DecayedAdd("{d}", {"b": 4.0}, T0 - HOUR)], HOUR, max_len=10)
+    found = await top(store, "{d}", T0 + HOUR, HOUR)
     assert found == [("b", pytest.approx(1.5 + 1.0)), ("a", pytest.approx(1.5))]
 
 
 async def test_far_apart_adds_rebase_without_losing_precision(store: Store) -> None:
     later = T0 + (DECAY_REBASE_EXPONENT + 8) * HOUR
-    await store.decayed_add([DecayedAdd("d", {"old": 1e9, "x": 1.0}, T0)], HOUR, max_len=10)
-    await store.decayed_add([DecayedAdd("d", {"new": 1.0}, later)], HOUR, max_len=10)
-    await store.decayed_add([DecayedAdd("d", {"new": 1.0}, later)], HOUR, max_len=10)
-    found = await top(store, "d", later, HOUR)
+    await store.decayed_add([DecayedAdd("{d}", {"old": 1e9, "x": 1.0}, T0)], HOUR, max_len=10)
+    await store.decayed_add([DecayedAdd("{d}", {"new": 1.0}, later)], HOUR, max_len=10)
+    await store.decayed_add([DecayedAdd("{d}", {"new": 1.0}, later)], HOUR, max_len=10)
+    found = await top(store, "{d}", later, HOUR)
     expected = reference([("old", 1e9, T0), ("x", 1.0, T0), ("new", 2.0, later)], later, HOUR)
     assert dict(found) == {member: pytest.approx(score) for member, score in expected.items()}
     assert [member for member, _ in found] == ["new", "old", "x"]
@@ -60,28 +60,32 @@ async def test_far_apart_adds_rebase_without_losing_precision(store: Store) -> N
 
 async def test_keeps_the_highest_members_and_orders_ties_by_member(store: Store) -> None:
     await store.decayed_add(
-        [DecayedAdd("d", {"a": 1.0, "b": 5.0, "c": 3.0, "d": 3.0}, T0)], HOUR, max_len=3
+        [DecayedAdd("{d}", {"a": 1.0, "b": 5.0, "c": 3.0, "d": 3.0}, T0)], HOUR, max_len=3
     )
-    assert await top(store, "d", T0, HOUR) == [("b", 5.0), ("d", 3.0), ("c", 3.0)]
-    await store.decayed_add([DecayedAdd("d", {"e": 4.0}, T0)], HOUR, max_len=3)
-    assert await top(store, "d", T0, HOUR, 2) == [("b", 5.0), ("e", 4.0)]
+    assert await top(store, "{d}", T0, HOUR) == [("b", 5.0), ("d", 3.0), ("c", 3.0)]
+    await store.decayed_add([DecayedAdd("{d}", {"e": 4.0}, T0)], HOUR, max_len=3)
+    assert await top(store, "{d}", T0, HOUR, 2) == [("b", 5.0), ("e", 4.0)]
 
 
 async def test_reads_several_keys_at_once(store: Store) -> None:
     await store.decayed_add(
-        [DecayedAdd("x", {"a": 1.0}, T0), DecayedAdd("y", {"b": 2.0}, T0)], HOUR, max_len=5
+        [DecayedAdd("{x}", {"a": 1.0}, T0), DecayedAdd("{y}", {"b": 2.0}, T0)], HOUR, max_len=5
     )
-    reads = [DecayedRead("y", HOUR, 5), DecayedRead("missing", HOUR, 5), DecayedRead("x", HOUR, 0)]
+    reads = [
+        DecayedRead("{y}", HOUR, 5),
+        DecayedRead("{missing}", HOUR, 5),
+        DecayedRead("{x}", HOUR, 0),
+    ]
     assert await store.decayed_top(reads, T0) == [[("b", 2.0)], [], []]
     # Each read has its own half-life.
-    reads = [DecayedRead("x", HOUR, 5), DecayedRead("y", 2 * HOUR, 5)]
+    reads = [DecayedRead("{x}", HOUR, 5), DecayedRead("{y}", 2 * HOUR, 5)]
     assert await store.decayed_top(reads, T0 + 2 * HOUR) == [[("a", 0.25)], [("b", 1.0)]]
 
 
 async def test_keys_expire_after_their_last_add(harness: StoreHarness) -> None:
     store = harness.store
-    await store.decayed_add([DecayedAdd("d", {"a": 1.0}, T0)], HOUR, max_len=5, ttl_ms=60_000)
-    ttl = await store.ttl_ms("d")
+    await store.decayed_add([DecayedAdd("{d}", {"a": 1.0}, T0)], HOUR, max_len=5, ttl_ms=60_000)
+    ttl = await store.ttl_ms("{d}")
     assert ttl is not None
     assert 0 < ttl <= 60_000
 
@@ -95,8 +99,8 @@ async def test_matches_a_brute_force_reference_on_random_adds(store: Store) -> N
         at = now - rng.randrange(0, 2 * HOUR)  # some events arrive late
         weights = {rng.choice("abcdefgh"): round(rng.uniform(0.1, 5.0), 3) for _ in range(3)}
         history += [(member, weight, at) for member, weight in weights.items()]
-        await store.decayed_add([DecayedAdd("d", weights, at)], 3 * HOUR, max_len=100)
-    found = await top(store, "d", now, 3 * HOUR, 100)
+        await store.decayed_add([DecayedAdd("{d}", weights, at)], 3 * HOUR, max_len=100)
+    found = await top(store, "{d}", now, 3 * HOUR, 100)
     expected = reference(history, now, 3 * HOUR)
     assert dict(found) == {m: pytest.approx(s, rel=1e-9, abs=1e-12) for m, s in expected.items()}
     assert [score for _, score in found] == sorted((score for _, score in found), reverse=True)

@@ -30,11 +30,22 @@ PLACEMENTS: dict[str, Any] = {
 }
 
 
+# In-process tests of what a decision contains give `home_hero` room: on a busy 2-core
+# machine (or a cluster) 50 ms is sometimes missed, and the fallback is tested on its own
+# (tests/decisions/test_fallback.py, with `home_recs` and the HTTP client's PLACEMENTS).
+RELAXED: dict[str, Any] = {
+    "placements": [
+        {**placement, "deadline_ms": 2_000} if placement["id"] == "home_hero" else placement
+        for placement in PLACEMENTS["placements"]
+    ]
+}
+
+
 @pytest.fixture
 async def engine(settings: Settings, clock: ManualClock) -> AsyncIterator[Engine]:
     clock.set(T0)
     engine = Engine(settings.model_copy(update={"demo_catalog": True}), clock)
     await engine.start(background=False)
-    await engine.put_config("placements", PLACEMENTS)
+    await engine.put_config("placements", RELAXED)
     yield engine
     await engine.stop()

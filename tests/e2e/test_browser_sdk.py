@@ -3,8 +3,7 @@
 The page lives at the server's own origin (`/shop`, its HTML handed to the browser by
 Playwright's router so no test page ships in the product); the SDK file and every API
 call go to the real server. Chromium is Debian's `/usr/bin/chromium`: nothing is
-downloaded. `decide` + render waits for `POST /v1/decide` (issue 5): here we check the
-request it makes.
+downloaded. The page decides a placement and renders the variant it gets.
 """
 
 from __future__ import annotations
@@ -27,6 +26,9 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make test)"),
 ]
 WRITE, ADMIN = "pk-browser", "sk-browser"
+# Rate limits are per key: the beacon test (a beacon cannot retry a 429) and the 429 test
+# each get their own write key, so one test's burst never spends another's tokens.
+BEACON_KEY, BURST_KEY = "pk-beacon", "pk-burst"
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -46,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelevoServer]:
     directory = tmp_path_factory.mktemp("browser")
     env = {
         "RELEVO_DATA_DIR": str(directory / "data"),
-        "RELEVO_WRITE_KEY": WRITE,
+        "RELEVO_WRITE_KEY": f"{WRITE},{BEACON_KEY},{BURST_KEY}",
         "RELEVO_ADMIN_KEY": ADMIN,
         "RELEVO_DEMO_CATALOG": "true",
         "RELEVO_RATE_LIMIT": "4",
@@ -114,7 +116,8 @@ def test_segment_payloads_and_the_page_hide_beacon(page: Any, server: RelevoServ
     page.evaluate("relevo.identify('segment-user')")
     # nothing is flushed by the timer now: only the page-hide beacon can send the event
     page.evaluate(
-        f"relevo.init({{endpoint: location.origin, writeKey: '{WRITE}', flushInterval: 600000}})"
+        "relevo.init({endpoint: location.origin, "
+        f"writeKey: '{BEACON_KEY}', flushInterval: 600000}})"
     )
     page.evaluate(
         """window.beacons = [];
@@ -132,7 +135,7 @@ def test_segment_payloads_and_the_page_hide_beacon(page: Any, server: RelevoServ
     )
     assert [line["item_id"] for line in found["cart"]] == ["sho-002"]
     # a beacon cannot set headers: the (public) write key rides in the query
-    assert page.evaluate("beacons.filter(Boolean)") == [f"{server.url}/v1/events?key={WRITE}"]
+    assert page.evaluate("beacons.filter(Boolean)") == [f"{server.url}/v1/events?key={BEACON_KEY}"]
     feed = httpx.get(
         f"{server.url}/v1/events/recent", headers={"Authorization": f"Bearer {ADMIN}"}
     ).json()["events"]
@@ -142,7 +145,9 @@ def test_segment_payloads_and_the_page_hide_beacon(page: Any, server: RelevoServ
 
 
 def test_429_is_retried_until_every_event_arrives(page: Any, server: RelevoServer) -> None:
-    page.evaluate(f"relevo.init({{endpoint: location.origin, writeKey: '{WRITE}', maxBatch: 1}})")
+    page.evaluate(
+        f"relevo.init({{endpoint: location.origin, writeKey: '{BURST_KEY}', maxBatch: 1}})"
+    )
     page.evaluate("relevo.identify('burst-user')")
     statuses: list[int] = []
     page.on("response", lambda response: statuses.append(response.status))
@@ -171,19 +176,68 @@ def test_cookie_fallback_when_local_storage_is_blocked(browser: Any, server: Rel
     context.close()
 
 
-def test_decide_posts_the_documented_request(page: Any, server: RelevoServer) -> None:
+HERO = {
+    "id": "home_hero",
+    "variants": [
+        {"id": "A", "content": {"title": "Welcome"}},
+        {"id": "B", "content": {"title": "Summer sale"}, "tags": ["sale"]},
+    ],
+    "default": "A",
+    "policy": "rules",
+}
+INSTAGRAM_MOBILE = {
+    "id": "instagram-mobile",
+    "trigger": {"on": "decide", "placement": "home_hero"},
+    "when": 'context.device == "mobile" && context.referrer.contains("instagram")',
+    "then": [{"variant": "B"}],
+}
+CONTEXT = {"page": "/", "device": "mobile", "referrer": "https://www.instagram.com/p/1"}
+RENDER = """context => relevo.decide('home_hero', context, {k: 3}).then(decision => {
+  document.querySelector('#hero')?.remove();
+  const banner = document.createElement('div');
+  banner.id = 'hero';
+  banner.dataset.decision = decision.decision_id;
+  banner.textContent = decision.variant.content.title;
+  document.body.appendChild(banner);
+  return decision;
+})"""
+
+
+def test_decide_renders_the_variant_and_the_click_is_credited(
+    page: Any, server: RelevoServer
+) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    put = httpx.put(f"{server.url}/v1/placements", json={"placements": [HERO]}, headers=admin)
+    assert put.status_code == 200, put.text
+    rules = httpx.put(f"{server.url}/v1/rules", json={"rules": [INSTAGRAM_MOBILE]}, headers=admin)
+    assert rules.status_code == 200, rules.text
     requests: list[Any] = []
     page.on("request", lambda request: requests.append(request))
-    outcome = page.evaluate(
-        """relevo.decide('home_hero', {page: '/'}, {k: 3})
-             .then(() => 'resolved', error => error.status)"""
-    )
-    assert outcome == 404  # POST /v1/decide arrives with issue 5
+    page.evaluate("relevo.identify('decider')")
+    decision = page.evaluate(RENDER, CONTEXT)
+    # what a person sees: the variant the rule chose for mobile visitors from Instagram
+    assert page.text_content("#hero") == "Summer sale"
+    assert decision["variant"]["id"] == "B"
+    assert decision["fallback"] is False
     decide = next(r for r in requests if r.url.endswith("/v1/decide"))
     assert decide.headers["authorization"] == f"Bearer {WRITE}"
     assert json.loads(decide.post_data) == {
-        "user_id": page.evaluate("relevo.userId() || relevo.anonymousId()"),
+        "user_id": "decider",
         "placement": "home_hero",
-        "context": {"page": "/"},
+        "context": CONTEXT,
         "k": 3,
     }
+    page.evaluate(RENDER, {**CONTEXT, "device": "desktop"})
+    assert page.text_content("#hero") == "Welcome"  # the default, for everyone else
+    # a click on the banner carries the decision id; the server credits it to the variant
+    page.evaluate(
+        """relevo.track('click', {item_id: 'A',
+                                  decision_id: document.querySelector('#hero').dataset.decision})"""
+    )
+    page.evaluate("relevo.flush()")
+    found = wait_until(lambda: total(profile(server, "decider"), "click") == 1)
+    assert found
+    outcome = page.evaluate(
+        "relevo.decide('nowhere', {}).then(() => 'resolved', error => error.status)"
+    )
+    assert outcome == 404  # an unknown placement is an error the page can handle

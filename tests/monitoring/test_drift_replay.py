@@ -24,6 +24,7 @@ from tests.monitoring.streams import shoppers
 T0 = 1_767_225_600_000
 HOUR = 3_600_000
 WINDOW = 500
+BATCH = 1000
 
 
 @pytest.fixture
@@ -39,8 +40,8 @@ async def engine(settings: Settings, clock: ManualClock) -> AsyncIterator[Engine
 
 async def replay(engine: Engine, clock: ManualClock, events: list[dict[str, Any]]) -> None:
     """Ingest in batches, the clock following the events (never behind them)."""
-    for start in range(0, len(events), 1000):
-        batch = events[start : start + 1000]
+    for start in range(0, len(events), BATCH):
+        batch = events[start : start + BATCH]
         clock.set(max(clock.now_ms(), batch[-1]["timestamp"] + 1000))
         report = await engine.ingest(batch)
         assert report.count("accepted") == len(batch)

@@ -142,3 +142,6 @@ async def test_decisions_and_their_clicks_are_counted_per_placement_and_hour(
     await engine.monitoring.flush()
     hourly = await engine.monitoring.kpis.hourly("kpi_recs")
     assert hourly == {T0: {"exposures": 4, "clicks": 2, "conversions": 1}}
+    # the values observed on the way reached the shared stream, and a round runs
+    assert await engine.monitoring.observations.columns()
+    assert (await engine.monitoring.evaluate())["evaluated"]

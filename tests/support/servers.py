@@ -144,3 +144,74 @@ class RelevoServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class RedisClusterServers:
+    """Three masters (no replicas) on free ports, joined with `redis-cli --cluster create`."""
+
+    def __init__(self, directory: Path, nodes: int = 3) -> None:
+        self.directory = directory
+        self.nodes = [RedisServer(directory / f"node{n}") for n in range(nodes)]
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}/0"
+
+    def start(self) -> RedisClusterServers:
+        for node in self.nodes:
+            node.directory.mkdir(parents=True, exist_ok=True)
+            command = [
+                redis_binary(),
+                "--port", str(node.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(node.directory),
+                "--save", "",
+                "--appendonly", "no",
+                "--cluster-enabled", "yes",
+                "--cluster-port", str(free_port()),  # the default (port + 10000) may not exist
+                "--cluster-config-file", str(node.directory / "nodes.conf"),
+                "--cluster-node-timeout", "2000",
+                "--logfile", str(node.directory / "redis.log"),
+            ]  # fmt: skip
+            node.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        for node in self.nodes:
+            client = redis.Redis(port=node.port, socket_connect_timeout=0.2)
+            try:
+                wait_until(lambda c=client: _pings(c), timeout=10)
+            finally:
+                client.close()
+        cli = shutil.which("redis-cli")
+        assert cli is not None, "redis-cli comes with redis-server"
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        for node in self.nodes:
+            client = redis.Redis(port=node.port)
+            try:
+                wait_until(
+                    lambda c=client: _cluster_ok(c),
+                    timeout=30,
+                )
+            finally:
+                client.close()
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> RedisClusterServers:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def _cluster_ok(client: redis.Redis) -> bool:
+    info = client.execute_command("CLUSTER", "INFO")
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return "cluster_state:ok" in text or "'cluster_state': 'ok'" in text

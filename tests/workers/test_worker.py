@@ -21,9 +21,15 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def worker_settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
+def worker_store(redis_server: RedisServer) -> str:
+    """The Redis the workers share (tests/cluster runs these tests on a cluster)."""
+    return redis_server.url
+
+
+@pytest.fixture
+def worker_settings(worker_store: str, tmp_path: Path) -> Settings:
     return Settings(
-        store=redis_server.url,
+        store=worker_store,
         redis_prefix=unique_prefix(),
         data_dir=tmp_path / "data",
         apply="worker",

@@ -25,7 +25,7 @@ import orjson
 from relevo.clock import Clock
 from relevo.decisions.pipeline import Decision
 from relevo.events import profile_key
-from relevo.store import keys
+from relevo.store import keys, sharded
 from relevo.store.base import Store
 
 DECISION_TTL_MS = 7 * 86_400_000
@@ -77,14 +77,25 @@ class Exposures:
                 )
                 if added:
                     counts[f"{decision.arm}|users"] = 1
-            await self.store.map_incr(keys.experiment_stats_key(decision.experiment.id), counts)
+            await sharded.incr(
+                self.store,
+                keys.experiment_stats_key(decision.experiment.id),
+                decision.user_id,
+                counts,
+            )
         if shown is not None:
-            await self.store.map_incr(
-                keys.placement_stats_key(decision.placement.id), {f"{shown}|exposures": 1}
+            await sharded.incr(
+                self.store,
+                keys.placement_stats_key(decision.placement.id),
+                decision.user_id,
+                {f"{shown}|exposures": 1},
             )
         if decision.rules:
-            await self.store.map_incr(
-                keys.RULE_ENGAGEMENT, {f"{rule}|exposures": 1 for rule in decision.rules}
+            await sharded.incr(
+                self.store,
+                keys.RULE_ENGAGEMENT,
+                decision.user_id,
+                {f"{rule}|exposures": 1 for rule in decision.rules},
             )
         if decision.cap_fields:
             cap = decision.placement.frequency_cap
@@ -135,18 +146,25 @@ class Exposures:
                 self.credited(decision["placement"], int(decision["at"]), outcome)
             counter = "clicks" if outcome == "click" else "conversions"
             if decision["experiment"] is not None and outcome == "click":
-                await self.store.map_incr(
+                await sharded.incr(
+                    self.store,
                     keys.experiment_stats_key(decision["experiment"]),
+                    decision["user_id"],
                     {f"{decision['arm']}|clicks": 1},
                 )
             if decision["variant"] is not None:
-                await self.store.map_incr(
+                await sharded.incr(
+                    self.store,
                     keys.placement_stats_key(decision["placement"]),
+                    decision["user_id"],
                     {f"{decision['variant']}|{counter}": 1},
                 )
             if decision["rules"]:
-                await self.store.map_incr(
-                    keys.RULE_ENGAGEMENT, {f"{rule}|{counter}": 1 for rule in decision["rules"]}
+                await sharded.incr(
+                    self.store,
+                    keys.RULE_ENGAGEMENT,
+                    decision["user_id"],
+                    {f"{rule}|{counter}": 1 for rule in decision["rules"]},
                 )
 
     async def _credit_conversions(self, purchases: Sequence[dict[str, Any]]) -> None:
@@ -176,7 +194,7 @@ class Exposures:
                 }
                 if markers[0]:
                     counts[f"{arm}|conversions"] = 1
-                await self.store.map_incr(keys.experiment_stats_key(experiment), counts)
+                await sharded.incr(self.store, keys.experiment_stats_key(experiment), user, counts)
 
 
 def _cents(event: dict[str, Any]) -> int:

@@ -2,9 +2,10 @@
 
 Per experiment arm (`experiment:<id>:stats`), per placement variant
 (`placement:<id>:stats`) and per decision rule (`rules:engagement`), the store
-keeps fields ``<name>|<counter>``: users, exposures, clicks, conversions,
-revenue in cents and the sum of squared per-user revenue (cents²) — the
-sufficient statistics of `relevo.experiments.stats`, so reports need no raw data.
+keeps fields ``<name>|<counter>`` (spread over shards by user,
+`relevo.store.sharded`): users, exposures, clicks, conversions, revenue in cents
+and the sum of squared per-user revenue (cents²) — the sufficient statistics of
+`relevo.experiments.stats`, so reports need no raw data.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from relevo.clock import Clock
 from relevo.decisions.experiments import Experiment
 from relevo.experiments.stats import ArmStats, ExperimentReport, experiment_report
-from relevo.store import keys
+from relevo.store import keys, sharded
 from relevo.store.base import Store
 
 CACHE_MS = 1_000
@@ -43,7 +44,7 @@ class ArmCounters:
         }
 
 
-def parse_counters(fields: Mapping[str, bytes]) -> dict[str, ArmCounters]:
+def parse_counters(fields: Mapping[str, int]) -> dict[str, ArmCounters]:
     found: dict[str, ArmCounters] = {}
     for name, value in fields.items():
         owner, _, counter = name.rpartition("|")
@@ -65,7 +66,7 @@ class StatsCache:
         cached = self._cache.get(key)
         if cached is not None and now - cached[0] < CACHE_MS:
             return cached[1]
-        counters = parse_counters(await self.store.map_all(key))
+        counters = parse_counters(await sharded.read(self.store, key))
         self._cache[key] = (now, counters)
         return counters
 
@@ -92,7 +93,7 @@ async def experiment_results(
     store: Store, experiment: Experiment, previous: ExperimentReport | None = None
 ) -> ExperimentReport:
     """Per-arm KPIs with intervals, tests against control and the SRM check."""
-    counters = parse_counters(await store.map_all(keys.experiment_stats_key(experiment.id)))
+    counters = parse_counters(await sharded.read(store, keys.experiment_stats_key(experiment.id)))
     arms = [arm_stats(arm.name, counters.get(arm.name, ArmCounters())) for arm in experiment.arms]
     weights = {arm.name: arm.weight for arm in experiment.arms}
     return experiment_report(

@@ -27,6 +27,7 @@ Positions are ``<partition>/<stream id>``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import zlib
@@ -58,6 +59,7 @@ APPLY_GROUP = "apply"
 
 class RedisStreamLog:
     def __init__(self, store: RedisStore, partitions: int = 16, *, workers: bool = False) -> None:
+        self.store = store
         self.client: Any = store.client
         self.partitions = partitions
         self.workers = workers
@@ -89,16 +91,14 @@ class RedisStreamLog:
         for index, record in enumerate(records):
             by_partition[self.partition_of(record.key)].append(index)
         track = "0" if self.workers else "1"
-        async with self.client.pipeline(transaction=False) as pipe:
-            for partition, indexes in by_partition.items():
-                args: list[Any] = [now_ms, track]
-                for index in indexes:
-                    record = records[index]
-                    args.extend((record.kind, record.key, record.body))
-                await self._append(
-                    keys=[self.streams[partition], self.inflight[partition]], args=args, client=pipe
-                )
-            replies = await pipe.execute()
+        calls = []
+        for partition, indexes in by_partition.items():
+            args: list[Any] = [now_ms, track]
+            for index in indexes:
+                record = records[index]
+                args.extend((record.kind, record.key, record.body))
+            calls.append((self._append, [self.streams[partition], self.inflight[partition]], args))
+        replies = await self.store.run_scripts(calls)
         positions = [""] * len(records)
         for (partition, indexes), ids in zip(by_partition.items(), replies, strict=True):
             for index, id_ in zip(indexes, ids, strict=True):
@@ -164,6 +164,8 @@ class RedisStreamLog:
         """New records of these partitions for `consumer` (blocking up to `block_ms`)."""
         if not partitions:
             return []
+        if self.store.cluster:
+            return await self._read_new_per_partition(partitions, consumer, count, block_ms)
         streams = {self.streams[p]: ">" for p in partitions}
         reply = await self.client.xreadgroup(
             APPLY_GROUP, consumer, streams, count=count, block=block_ms
@@ -174,6 +176,26 @@ class RedisStreamLog:
             partition = index[stream.decode() if isinstance(stream, bytes) else stream]
             records.extend(_record(partition, id_, fields) for id_, fields in entries if fields)
         return records
+
+    async def _read_new_per_partition(
+        self, partitions: Sequence[int], consumer: str, count: int, block_ms: int | None
+    ) -> list[LogRecord]:
+        """On a cluster one XREADGROUP cannot span partitions (each is its own slot): read
+        each partition at once without blocking, and only when all are empty block on all
+        of them together, so a busy partition never waits for an idle one."""
+        share = max(1, count // len(partitions))
+
+        async def read(partition: int, block: int | None) -> list[LogRecord]:
+            reply = await self.client.xreadgroup(
+                APPLY_GROUP, consumer, {self.streams[partition]: ">"}, count=share, block=block
+            )
+            entries = reply[0][1] if reply else []
+            return [_record(partition, id_, fields) for id_, fields in entries if fields]
+
+        found = await asyncio.gather(*(read(p, None) for p in partitions))
+        if not any(found) and block_ms:
+            found = await asyncio.gather(*(read(p, block_ms) for p in partitions))
+        return [record for records in found for record in records]
 
     @_unavailable
     async def acknowledge(self, records: Sequence[LogRecord]) -> None:

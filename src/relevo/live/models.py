@@ -126,16 +126,14 @@ class LiveModels:
             DecayedRead(keys.trending_key(c), self.trending_half_life_ms, trending_limit)
             for c in categories
         ]
-        if overall:
-            reads.append(
-                DecayedRead(keys.trending_key(), self.trending_half_life_ms, trending_limit)
-            )
+        shards = keys.trending_shard_keys() if overall else []
+        reads += [DecayedRead(k, self.trending_half_life_ms, trending_limit) for k in shards]
         if not reads:
             return LiveSignals()
         found = await self.store.decayed_top(reads, self.clock.now_ms())
         return LiveSignals(
             covisited=found[: len(anchors)],
-            trending=found[-1] if overall else [],
+            trending=_merge_tops(found[len(found) - len(shards) :], trending_limit),
             by_category=dict(
                 zip(categories, found[len(anchors) : len(anchors) + len(categories)], strict=True)
             ),
@@ -178,3 +176,10 @@ class LiveModels:
             idfs,
             attributes.idf(1, max(n_items, 1)),
         )
+
+
+def _merge_tops(tops: Sequence[list[tuple[str, float]]], limit: int) -> list[tuple[str, float]]:
+    """The best `limit` of several disjoint tops, by score then member (as one set would)."""
+    merged = [entry for top in tops for entry in top]
+    merged.sort(key=lambda entry: (entry[1], entry[0]), reverse=True)
+    return merged[:limit]

@@ -1,7 +1,9 @@
 """Trending items: interaction weights decayed in event time, overall and per category.
 
-One decayed sorted set overall and one per category, each bounded (`OVERALL_MAX`,
-`CATEGORY_MAX`: the tail of a long catalog is not "trending"). With a one-day
+Decayed sorted sets overall (split by item over `keys.TRENDING_SHARDS` sets so no
+Redis Cluster slot is hot; a read merges their tops) and one per category, each bounded
+(`OVERALL_MAX` per shard, `CATEGORY_MAX`: the tail of a long catalog is not
+"trending"). With a one-day
 half-life (`RELEVO_TRENDING_HALF_LIFE`), a purchase a day ago weighs like a click
 now. This is what a brand-new visitor gets first, per category of the page.
 """
@@ -32,7 +34,7 @@ def add_counts(
     ts: int = record["timestamp"]
     lines = {line.get("item_id"): line.get("category") for line in record.get("items", ())}
     for item in items:
-        overall.add(keys.trending_key(), item, weight, ts)
+        overall.add(keys.trending_overall_key(item), item, weight, ts)
         category = lines.get(item) or record.get("category")
         if category is not None:
             by_category.add(keys.trending_key(category), item, weight, ts)

@@ -45,7 +45,8 @@ from relevo.store.base import Store
 
 log = logging.getLogger(__name__)
 
-OBSERVATIONS = "monitoring:observations"
+OBSERVATIONS = "{monitoring}:observations"
+"""A stream: its two keys (messages, seen ids) share a hash tag for Redis Cluster."""
 STATE = "monitoring:drift:state"
 DEDUPE_MS = 60_000
 STREAM_KEPT = 5_000

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from relevo.clock import to_iso
 from relevo.monitoring import metrics
 from relevo.monitoring.monitor import DECISION_RATE, FALLBACK_RATE, RATE_BUCKET_MS
-from relevo.store import keys
+from relevo.store import keys, sharded
 
 if TYPE_CHECKING:
     from relevo.engine import Engine
@@ -109,7 +109,7 @@ async def _rules(engine: Engine) -> list[dict[str, Any]]:
         entry = found.setdefault(rule, dict(zero))
         for name in ("evaluations", "fires", "errors"):
             entry[name] = int(stats[name])
-    for field, value in (await engine.store.map_all(keys.RULE_ENGAGEMENT)).items():
+    for field, value in (await sharded.read(engine.store, keys.RULE_ENGAGEMENT)).items():
         rule, _, name = field.rpartition("|")
         entry = found.setdefault(rule, dict(zero))
         entry["decisions" if name == "exposures" else name] = int(value)

@@ -26,6 +26,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from relevo.rules.lexer import Token, tokenize
 
@@ -123,8 +124,7 @@ class _Parser:
             token = self.take()
             if token.kind != "number":
                 raise Unsupported("negation of a non-literal")
-            value = -_number(token.text)
-            return lambda _: value
+            return _constant(-_number(token.text))
         return self.member()
 
     def member(self) -> Fast:
@@ -216,11 +216,9 @@ class _Parser:
     def primary(self) -> Fast:
         token = self.take()
         if token.kind == "number":
-            value = _number(token.text)
-            return lambda _: value
+            return _constant(_number(token.text))
         if token.kind == "string":
-            text = _plain_string(token.text)
-            return lambda _: text
+            return _constant(_plain_string(token.text))
         if token.text == "(":
             node = self.expression()
             self.take(")")
@@ -232,6 +230,8 @@ class _Parser:
                 if self.peek() == ",":
                     self.take()
             self.take("]")
+            if all(item in _LITERALS for item in items):  # ['FR', 'DE']: built once
+                return _constant([_LITERALS[item] for item in items])
 
             def listed(variables: Mapping[str, Any]) -> Any:
                 values = [item(variables) for item in items]
@@ -364,6 +364,10 @@ def _path(root: str, steps: tuple[str | int, ...]) -> Fast:
                 value = value.get(key, _ABSENT)
                 if value is _ABSENT:
                     return Err("missing_key", f"no such key: {key}")
+            elif _IS_MAPPING.get(type(value)):  # the lazy profile view: no call to `_step`
+                if key not in value:
+                    return Err("missing_key", f"no such key: {key}")
+                value = value[key]
             else:
                 value = _step(value, key)
         return value
@@ -554,7 +558,32 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
             return _type_error(f"can't order a {type(a).__name__} and a {type(b).__name__}")
         return compare(a, b)
 
-    return ordered
+    number = _LITERALS.get(right, _ABSENT)
+    if type(number) is not int and type(number) is not float:
+        return ordered
+
+    def ordered_with_number(variables: Mapping[str, Any]) -> Any:
+        """`path > 3`, the commonest condition: no call for the literal, and a number on
+        the left compares at once; anything else takes the general way."""
+        a = left(variables)
+        kind = type(a)
+        if kind is int or kind is float:
+            return compare(a, number)
+        return ordered(variables)
+
+    return ordered_with_number
+
+
+_LITERALS: WeakKeyDictionary[Fast, Any] = WeakKeyDictionary()
+"""The value of each literal's closure, for operators that can use it directly."""
+
+
+def _constant(value: Any) -> Fast:
+    def constant(_: Mapping[str, Any]) -> Any:
+        return value
+
+    _LITERALS[constant] = value
+    return constant
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {

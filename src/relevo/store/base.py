@@ -21,6 +21,8 @@ backend:
 
 Keys are plain strings; a backend may prefix them. Keys that belong to one user
 carry a hash tag (see `relevo.store.keys`) so that Redis Cluster keeps them on one slot.
+Primitives kept in two Redis keys (streams, decayed sets) derive the second from the
+first (``<key>:seen``, ``<key>:at``): on a cluster their key must carry a hash tag.
 Every method is a coroutine and batch-shaped where the hot path needs it, so that
 a network backend can answer a whole batch in one round trip.
 """

@@ -2,12 +2,15 @@
 
 Every key of one user shares the hash tag ``{u:<user id>}`` so that Redis Cluster
 places them on one slot, and a user's document and marks can be updated by one
-atomic script. Global keys carry no user tag.
+atomic script. Global keys carry no user tag; the ones every event or decision writes
+(trending overall, experiment, placement and rule counters) are split over several
+keys, each its own slot (`trending_shard_keys`, `relevo.store.sharded`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from functools import lru_cache
 
 
@@ -77,9 +80,28 @@ def covisitation_key(item_id: str) -> str:
     return "live:{i:" + item_id + "}:covisits"
 
 
-def trending_key(category: str | None = None) -> str:
-    """Trending items overall (None) or in one category."""
-    return "live:{trending}" if category is None else "live:{trending:" + category + "}"
+def trending_key(category: str) -> str:
+    """Trending items in one category."""
+    return "live:{trending:" + category + "}"
+
+
+TRENDING_SHARDS = 8
+"""Trending overall is split by item over this many sets, each its own slot: every
+event writes it, so one set would make one Redis Cluster master hot."""
+
+
+def trending_shard_keys() -> list[str]:
+    """The sets that together hold trending overall (each item lives in exactly one)."""
+    return list(_TRENDING_SHARDS)
+
+
+_TRENDING_SHARDS = tuple("live:{trending#" + str(shard) + "}" for shard in range(TRENDING_SHARDS))
+
+
+@lru_cache(maxsize=65_536)  # every event's items: the catalog's hot items repeat
+def trending_overall_key(item_id: str) -> str:
+    """The shard of trending overall that holds `item_id` (crc32: stable everywhere)."""
+    return _TRENDING_SHARDS[zlib.crc32(item_id.encode()) % TRENDING_SHARDS]
 
 
 def attribute_key(token: str) -> str:

@@ -8,12 +8,14 @@ Connection failures surface as `relevo.errors.Unavailable`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -29,6 +31,9 @@ from relevo.store.base import (
     DocWrite,
     StreamEntry,
 )
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+"""`RELEVO_STORE=redis+cluster://host:port` connects to a Redis Cluster through any node."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -182,6 +187,9 @@ def _unavailable(
     @wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
+            store = args[0]
+            if isinstance(store, RedisStore) and store.cluster and not store.client_ready:
+                await store.ready()
             return await method(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError, OSError) as error:
             raise Unavailable(f"redis is unreachable: {error}") from error
@@ -197,13 +205,17 @@ class RedisStore:
     def __init__(self, url: str, prefix: str = "relevo") -> None:
         self.url = url
         self.prefix = prefix + ":"
-        self.client: Any = aioredis.Redis.from_url(
-            url,
-            decode_responses=False,
-            socket_timeout=5,
-            socket_connect_timeout=2,
-            health_check_interval=10,
-        )
+        self.cluster = url.startswith(CLUSTER_SCHEMES)
+        options: dict[str, Any] = {
+            "decode_responses": False,
+            "socket_timeout": 5,
+            "socket_connect_timeout": 2,
+        }
+        if self.cluster:
+            self.client: Any = RedisCluster.from_url("redis" + url[url.index("://") :], **options)
+        else:
+            self.client = aioredis.Redis.from_url(url, health_check_interval=10, **options)
+        self.client_ready = not self.cluster
         self._doc_cas = self.client.register_script(_DOC_CAS)
         self._periodic_add = self.client.register_script(_PERIODIC_ADD)
         self._stream_add = self.client.register_script(_STREAM_ADD)
@@ -214,6 +226,29 @@ class RedisStore:
 
     def k(self, key: str) -> str:
         return self.prefix + key
+
+    async def run_scripts(self, calls: Sequence[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+        """Run Lua scripts in one round trip (a pipeline); on a cluster, whose pipelines
+        refuse scripts, concurrently (each goes to the node of its keys)."""
+        if self.cluster:
+            return list(await asyncio.gather(*(script(keys=k, args=a) for script, k, a in calls)))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for script, script_keys, args in calls:
+                await script(keys=script_keys, args=args, client=pipe)
+            replies: list[Any] = await pipe.execute()
+        return replies
+
+    async def ready(self) -> None:
+        """Learn the cluster's slots once, before any command runs.
+
+        Why: redis-py's async cluster client (8.x) discovers the topology lazily, and
+        when dozens of commands race through that first discovery some of them meet a
+        connection it has just reset ("'NoneType' object has no attribute
+        'writelines'"). Discovering it first, alone, avoids the race.
+        """
+        if not self.client_ready:
+            await self.client.initialize()
+            self.client_ready = True
 
     @_unavailable
     async def ping(self) -> None:
@@ -232,7 +267,11 @@ class RedisStore:
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        values: list[bytes | None] = await self.client.mget([self.k(key) for key in keys])
+        named = [self.k(key) for key in keys]
+        if self.cluster:  # keys on several slots
+            cluster_values: list[bytes | None] = await self.client.mget_nonatomic(named)
+            return cluster_values
+        values: list[bytes | None] = await self.client.mget(named)
         return values
 
     @_unavailable
@@ -284,12 +323,12 @@ class RedisStore:
         if not entries:
             return
         kept = keep_ms // bucket_ms
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key, ts_ms, by in entries:
-                await self._periodic_add(
-                    keys=[self.k(key)], args=[ts_ms // bucket_ms, by, kept], client=pipe
-                )
-            await pipe.execute()
+        await self.run_scripts(
+            [
+                (self._periodic_add, [self.k(key)], [ts_ms // bucket_ms, by, kept])
+                for key, ts_ms, by in entries
+            ]
+        )
 
     @_unavailable
     async def periodic_sum(self, key: str, from_ms: int, to_ms: int, bucket_ms: int) -> int:
@@ -422,21 +461,19 @@ class RedisStore:
     ) -> None:
         if not adds:
             return
-        async with self.client.pipeline(transaction=False) as pipe:
-            for add in adds:
-                args: list[Any] = [
-                    add.at_ms,
-                    half_life_ms,
-                    max_len,
-                    ttl_ms or 0,
-                    DECAY_REBASE_EXPONENT,
-                ]
-                for member, weight in add.weights.items():
-                    args.extend((member, repr(float(weight))))
-                await self._decayed_add(
-                    keys=[self.k(add.key), self.k(add.key + ":at")], args=args, client=pipe
-                )
-            await pipe.execute()
+        calls = []
+        for add in adds:
+            args: list[Any] = [
+                add.at_ms,
+                half_life_ms,
+                max_len,
+                ttl_ms or 0,
+                DECAY_REBASE_EXPONENT,
+            ]
+            for member, weight in add.weights.items():
+                args.extend((member, repr(float(weight))))
+            calls.append((self._decayed_add, [self.k(add.key), self.k(add.key + ":at")], args))
+        await self.run_scripts(calls)
 
     @_unavailable
     async def decayed_top(
@@ -535,11 +572,12 @@ class RedisStore:
     async def docs_write(self, writes: Sequence[DocWrite]) -> list[bool]:
         if not writes:
             return []
-        async with self.client.pipeline(transaction=False) as pipe:
-            for write in writes:
-                await self._doc_cas(
-                    keys=[self.k(write.key), self.k(write.marks_key)],
-                    args=[
+        replies = await self.run_scripts(
+            [
+                (
+                    self._doc_cas,
+                    [self.k(write.key), self.k(write.marks_key)],
+                    [
                         write.expected_version,
                         write.value,
                         write.ttl_ms or 0,
@@ -547,7 +585,8 @@ class RedisStore:
                         write.marks_horizon_ms,
                         *write.marks,
                     ],
-                    client=pipe,
                 )
-            replies = await pipe.execute()
+                for write in writes
+            ]
+        )
         return [reply == 1 for reply in replies]
