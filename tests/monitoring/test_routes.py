@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from relevo.api.app import create_app
-from tests.api.conftest import make_settings
+from tests.api.conftest import fingerprint_of, make_settings
 
 ADMIN = {"Authorization": "Bearer a-routes"}
 WRITE = {"Authorization": "Bearer w-routes"}
@@ -94,3 +94,26 @@ def test_the_vendored_chart_library_keeps_its_licence() -> None:
     vendor = Path(__file__).resolve().parents[2] / "src/relevo/monitoring/dashboard/vendor"
     assert "MIT License" in (vendor / "chart.js.LICENSE.md").read_text()
     assert "4.6.1" in (vendor / "VENDORED.md").read_text()
+
+
+def test_a_quiet_system_writes_nothing_when_evaluated(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Evaluation rounds run every 30 s in every process: with nothing new they must
+    leave the store as it was (state that changes on its own would defeat backups,
+    replication checks and tests that compare the store before and after)."""
+    settings = make_settings("embedded", tmp_path, request, demo_catalog=True)
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        fingerprint = fingerprint_of(engine, settings, request)
+        events = [{"type": "view", "user_id": f"q-{n}", "item_id": "sho-001"} for n in range(30)]
+        assert client.post("/v1/events", json={"events": events}).status_code == 200
+        assert client.post("/v1/monitoring/baseline", json={"source": "live"}).status_code == 200
+        client.post(
+            "/v1/events", json={"events": [{**e, "user_id": "r-" + e["user_id"]} for e in events]}
+        )
+        assert client.post("/v1/monitoring/evaluate").json()["evaluated"]
+        before = fingerprint()
+        for _ in range(2):
+            assert client.post("/v1/monitoring/evaluate").json()["evaluated"]
+        assert fingerprint() == before

@@ -159,7 +159,11 @@ class Kpis:
                         }
                         alerts.append(kpi_alert(placement, kpi, episode, details, now))
                 state[key] = {**entry, "episode": episode, "placement": placement, "kpi": kpi}
-        await self.store.set_many({STATE: orjson.dumps({**state, "_at": now})})
+        unchanged = orjson.loads(orjson.dumps(state)) == {
+            k: v for k, v in previous.items() if k != "_at"
+        }
+        if not unchanged:  # a quiet system writes nothing
+            await self.store.set_many({STATE: orjson.dumps({**state, "_at": now})})
         return state, alerts
 
     async def report(self) -> dict[str, Any]:

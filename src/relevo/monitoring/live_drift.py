@@ -174,6 +174,7 @@ class LiveDrift:
         self.observations = observations
         self.window_size = window_size
         self.thresholds = thresholds or DriftThresholds()
+        self._loaded: DriftState | None = None
 
     async def state(self) -> DriftState:
         blob = await self.store.get(STATE)
@@ -190,7 +191,8 @@ class LiveDrift:
     async def _evaluate(
         self, reference: ReferenceSet | None
     ) -> tuple[DriftState, list[OutboxMessage]]:
-        state = await self.state()
+        original = await self.state()
+        state = original.model_copy(deep=True)
         reference_id = None if reference is None else reference.id
         if state.reference != reference_id:
             # A new reference: earlier windows and episodes belonged to the old one.
@@ -214,8 +216,10 @@ class LiveDrift:
         alerts: list[OutboxMessage] = []
         if reference is not None:
             alerts = self._windows(reference, state, now)
-        state.evaluated_at = now
         state.alerts += len(alerts)
+        if state != original:
+            state.evaluated_at = now
+        self._loaded = original
         return state, alerts
 
     def _windows(self, reference: ReferenceSet, state: DriftState, now: int) -> list[OutboxMessage]:
@@ -261,10 +265,16 @@ class LiveDrift:
             if not messages:
                 break
             cursor = after
+        self._loaded = None
         await self.save(DriftState(reference=reference_id, cursor=cursor))
 
     async def save(self, state: DriftState) -> None:
+        """Write the state, unless the round changed nothing (no new values, no new
+        reference): a quiet system then writes nothing at all."""
+        if state == self._loaded:
+            return
         await self.store.set_many({STATE: state.model_dump_json().encode()})
+        self._loaded = state.model_copy(deep=True)
 
 
 def overall(statuses: Sequence[Status]) -> Status:
