@@ -7,8 +7,9 @@ must be pooled across processes (observed values, KPI counts, decision rates) an
 flushes them every second; every `RELEVO_MONITORING_EVERY` one process (a store
 lease) evaluates drift and KPIs and turns new episodes into outbox actions.
 
-The hot path only appends to in-memory lists and bumps counters: no store call
-happens per event or per decision because of monitoring.
+The hot path appends to in-memory lists and bumps counters; the only store call it
+makes for monitoring is one stream append per applied *batch* of events (never per
+event, never per decision).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from relevo.clock import Clock
 from relevo.config import Settings
-from relevo.errors import InvalidInput, Unavailable
+from relevo.errors import InvalidInput, RelevoError, Unavailable
 from relevo.features.profile import FeatureParams, ProfileState
 from relevo.models.registry import ModelRegistry
 from relevo.monitoring import metrics, references
@@ -136,9 +137,16 @@ class Monitoring:
         return observed_features(state, record)
 
     async def events_applied(self, noted: Sequence[tuple[dict[str, Any], Any]]) -> None:
+        """Hand the batch's observed values to the shared stream now (one append per
+        applied batch): the values are pooled by the time the events are, and the store
+        never changes later, on a timer, because of an earlier request."""
         for _, note in noted:
             if note is not None:
                 self.observations.add(note)
+        try:
+            await self.observations.flush()
+        except RelevoError as error:  # kept in the buffer; the background flush retries
+            log.warning("observed values not flushed yet: %s", error.message)
 
     async def items_applied(self, items: Sequence[dict[str, Any]]) -> None:
         return None
