@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -94,6 +93,13 @@ def serve(
         typer.Option("--demo-catalog/--no-demo-catalog", help="Load the demo catalog if empty."),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="text, or json: one object per line with request and decision ids "
+            "[env RELEVO_LOG_FORMAT]."
+        ),
+    ] = None,
     retrain_every: Annotated[
         str | None,
         typer.Option(
@@ -114,12 +120,11 @@ def serve(
         data_dir=data_dir,
         demo_catalog=demo_catalog,
         log_level=log_level,
+        log_format=log_format,
         retrain_every=retrain_every,
     )
     _check_exposure(settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logs(settings)
     _tune_gc()
     try:
         application = create_app(settings)
@@ -131,7 +136,17 @@ def serve(
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        log_config=None,  # keep the handlers `_configure_logs` installed (JSON or text)
     )
+
+
+def _configure_logs(settings: Settings) -> None:
+    from relevo.monitoring.logs import configure
+
+    try:
+        configure(settings.log_level, settings.log_format)
+    except ValueError as error:
+        _fail(str(error))
 
 
 def _check_exposure(settings: Settings) -> None:
@@ -170,9 +185,7 @@ def worker(
     from relevo.worker import Worker
 
     settings = _settings(store=store, log_level=log_level, apply="worker")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logs(settings)
     _tune_gc()
 
     async def run() -> None:
@@ -833,3 +846,114 @@ def models_rollback(
 ) -> None:
     """Serve the previously promoted version again (or VERSION)."""
     _change("rollback", name, version, url, key, lambda: _settings(store=store, data_dir=data_dir))
+
+
+monitoring_app = typer.Typer(
+    help="Monitoring: drift baselines and reports (see docs/monitoring.md).", no_args_is_help=True
+)
+app.add_typer(monitoring_app, name="monitoring")
+
+
+class BaselineSource(StrEnum):
+    archive = "archive"
+    live = "live"
+
+
+@monitoring_app.command("baseline")
+def monitoring_baseline(
+    source: Annotated[
+        BaselineSource,
+        typer.Option(help="archive: archived events; live: values observed recently."),
+    ] = BaselineSource.archive,
+    since: Annotated[
+        str | None, typer.Option(help="Archive events from this ISO-8601 time on.")
+    ] = None,
+    url: UrlOption = None,
+    key: AdminKeyOption = None,
+    store: StoreOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Capture the drift baseline (used while the served model has no references)."""
+    body: dict[str, Any] = {"source": source.value}
+    if since is not None:
+        body["since"] = since
+    if url is not None:
+        result = _http(url, key, "POST", "/v1/monitoring/baseline", body)
+    else:
+        from relevo.monitoring import baseline
+
+        try:
+            chosen, since_ms = baseline.parse_request(body)  # before opening the data
+        except RelevoError as error:
+            _fail(error.message)
+
+        async def work(engine: Any) -> Any:
+            return await baseline.capture(engine, chosen, since_ms)
+
+        try:
+            result = asyncio.run(_with_engine(_settings(store=store, data_dir=data_dir), work))
+        except RelevoError as error:
+            _fail(error.message)
+    typer.echo(
+        f"baseline {result['id']}: {len(result['features'])} features from "
+        f"{result['values']} {result['source']} values"
+    )
+
+
+@monitoring_app.command("drift")
+def monitoring_drift(
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate/--no-evaluate", help="Evaluate new windows first.")
+    ] = True,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table for people, json for machines.")
+    ] = OutputFormat.table,
+    url: UrlOption = None,
+    key: AdminKeyOption = None,
+    store: StoreOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Drift status per monitored feature (statistic, p-value, PSI, status)."""
+    if url is not None:
+        if evaluate:
+            _http(url, key, "POST", "/v1/monitoring/evaluate")
+        report = _http(url, key, "GET", "/v1/monitoring/drift")
+    else:
+
+        async def work(engine: Any) -> Any:
+            if evaluate:
+                await engine.monitoring.evaluate()
+            return await engine.monitoring.drift_report()
+
+        try:
+            report = asyncio.run(_with_engine(_settings(store=store, data_dir=data_dir), work))
+        except RelevoError as error:
+            _fail(error.message)
+    if output is OutputFormat.json:
+        typer.echo(orjson.dumps(report).decode())
+        return
+    reference = report["reference"]
+    typer.echo(
+        f"status: {report['status']}; reference: "
+        + (
+            "none (train a model or run `relevo monitoring baseline`)"
+            if reference is None
+            else f"{reference['id']} ({reference['source']})"
+        )
+    )
+    table = Table("feature", "test", "statistic", "p-value", "PSI", "status", "windows")
+    for feature in report["features"]:
+        table.add_row(
+            feature["feature"],
+            str(feature.get("test", "")),
+            _number(feature.get("statistic")),
+            _number(feature.get("p_value")),
+            _number(feature.get("psi")),
+            str(feature.get("status") or "pending"),
+            str(feature["windows"]),
+        )
+    Console().print(table)
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else f"{value:.4g}"

@@ -184,7 +184,36 @@ class Settings(BaseSettings):
     demo_catalog: bool = Field(
         False, description="Load the demo catalog when the catalog is empty."
     )
-    log_level: str = Field("info", description="Logging level.")
+    log_level: str = Field("info", description="Logging level: debug, info, warning, error.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text` for people, `json` for log pipelines: one object per line with "
+        "request and decision ids (`relevo serve --log-format`).",
+    )
+    metrics_public: bool = Field(
+        False,
+        description="Serve `/metrics` without a key (for a scraper inside a private network); "
+        "by default it needs an admin key once keys are configured.",
+    )
+    monitoring_every: DurationMs = Field(
+        parse_duration_ms("30s"),
+        description="How often drift windows and KPI anomalies are evaluated (one process at "
+        "a time).",
+    )
+    drift_window: int = Field(
+        1000, ge=50, description="Values per drift window, per feature (tumbling windows)."
+    )
+    drift_sample: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of events whose features are observed for drift (by event id).",
+    )
+    retrain_on_drift: bool = Field(
+        False,
+        description="Retrain (and promote unless clearly worse) the served and propensity "
+        "models when a feature drifts.",
+    )
     project: Path | None = Field(
         None,
         description="The project file (rules, webhooks, ...); default: ./relevo.yaml if present.",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +50,9 @@ from relevo.live.models import LiveModels
 from relevo.models.registry import ModelRegistry
 from relevo.models.trainer import Trainer
 from relevo.models.training import PROPENSITY, Progress
+from relevo.monitoring.logs import DECISION_ID
+from relevo.monitoring.monitor import Monitoring
+from relevo.monitoring.timed_store import timed
 from relevo.project import Project, load_project
 from relevo.rules import testing as rule_testing
 from relevo.rules.engine import RuleSet
@@ -72,7 +76,7 @@ class Engine:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.backend: Backend = open_backend(settings, self.clock)
-        self.store = self.backend.store
+        self.store = timed(self.backend.store)  # relevo_store_operation_duration_seconds
         self.params = FeatureParams(
             session_timeout_ms=settings.session_timeout,
             affinity_half_life_ms=settings.affinity_half_life,
@@ -145,6 +149,18 @@ class Engine:
             loader=load_version,
         )
         self.applier.handlers["models"] = self.models.apply
+        self.monitoring = Monitoring(
+            settings,
+            self.store,
+            self.clock,
+            self.outbox,
+            self.models,
+            self.rule_stats,
+            self.params,
+            retrain=self._retrain_after_drift,
+        )
+        self.applier.hooks = (*self.applier.hooks, self.monitoring)
+        self.exposures.credited = self.monitoring.credited
         self.committer = Committer(
             self.applier,
             self.backend.append,
@@ -224,6 +240,12 @@ class Engine:
                 every(self.settings.retrain_every / 1000, self._retrain, "relevo-retrain")
             if self.webhooks.targets:
                 every(1.0, self.webhooks.run_once, "relevo-webhooks")
+            every(1.0, self.monitoring.flush, "relevo-monitoring-flush")
+            every(
+                self.settings.monitoring_every / 1000,
+                self.monitoring.evaluate,
+                "relevo-monitoring",
+            )
         if self.project.rules is not None:
             await self.put_rules({"rules": self.project.rules})
         for kind in ("placements", "experiments", "flags"):
@@ -240,12 +262,13 @@ class Engine:
         await self.committer.stop()
         await self.decisions.drain()
         if self.started:
-            for final in (self.archiver.flush, self.rule_stats.flush):
+            for final in (self.archiver.flush, self.rule_stats.flush, self.monitoring.flush):
                 try:
                     await final()
                 except Exception:  # stopping must not fail: what's left is in the log
                     log.exception("while stopping")
         self.started = False
+        await self.monitoring.close()
         await self.trainer.close()
         await self.webhooks.close()
         await self.backend.close()
@@ -300,6 +323,10 @@ class Engine:
         names = [self.settings.serving_model, PROPENSITY]
         await self.trainer.retrain(names, self.settings.retrain_every)
 
+    async def _retrain_after_drift(self) -> None:
+        # The lease (an hour) keeps a drift seen by several processes to one retraining.
+        await self.trainer.retrain([self.settings.serving_model, PROPENSITY], 3_600_000)
+
     # -- events -------------------------------------------------------------------------
     def limits(self) -> Limits:
         return Limits(
@@ -321,8 +348,13 @@ class Engine:
             )
         await self._check_backlog()
         limits = self.limits()
-        records, report = validate_events(raws, limits, batch=batch, received_ms=limits.now_ms)
+        try:
+            records, report = validate_events(raws, limits, batch=batch, received_ms=limits.now_ms)
+        except InvalidInput:
+            self.monitoring.rejected(raws)
+            raise
         if atomic and report.count("rejected"):
+            self.monitoring.rejected(raws)
             raise InvalidBatch(report)
         valid = [record for record in records if record is not None]
         await catalog.enrich(self.store, valid)
@@ -330,6 +362,9 @@ class Engine:
         for result in report.results:
             if result.status == "accepted" and not next(outcome):
                 result.status = "duplicate"
+        self.monitoring.ingested(
+            raws, records, [result.status for result in report.results], limits.now_ms
+        )
         return report
 
     async def recent_events(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -425,12 +460,26 @@ class Engine:
         placement = self.placements.current.get(request.placement)
         if placement is None:
             raise NotFound(f"no placement {request.placement!r}", field="placement")
+        started = time.perf_counter()
         decision = await self.decisions.decide(request, placement)
+        elapsed = time.perf_counter() - started
+        token = DECISION_ID.set(decision.decision_id)  # for what is logged meanwhile
         try:
-            await self.exposures.record(decision)
-        except RelevoError as error:  # the answer stands; only its bookkeeping is lost
-            log.warning("decision %s not recorded: %s", decision.decision_id, error.message)
-        return decision.to_dict()
+            try:
+                await self.exposures.record(decision)
+            except RelevoError as error:  # the answer stands; only its bookkeeping is lost
+                log.warning("decision %s not recorded: %s", decision.decision_id, error.message)
+            body = decision.to_dict()
+            self.monitoring.decided(body, elapsed, decision.at_ms)
+            log.debug(
+                "decided %s in %.1f ms (fallback: %s)",
+                placement.id,
+                elapsed * 1e3,
+                body["fallback"],
+            )
+        finally:
+            DECISION_ID.reset(token)
+        return body
 
     async def experiment_results(self, experiment_id: str) -> dict[str, Any]:
         experiment = self.experiments.current.by_id.get(experiment_id)

@@ -20,6 +20,7 @@ from relevo.api.routes import (
     health,
     items,
     models,
+    monitoring,
     operations,
     recommendations,
     rules,
@@ -32,6 +33,7 @@ from relevo.clock import Clock
 from relevo.config import Settings
 from relevo.engine import Engine
 from relevo.events import Event, EventBatch, Item, ItemBatch
+from relevo.monitoring.http import RequestMetrics
 from relevo.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -94,10 +96,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         recommendations,
         models,
         sdk,
+        monitoring,
     ):
         app.include_router(module.router)
     app.include_router(items.admin_router)
+    app.include_router(monitoring.public_router)
     _allow_origins(app, settings)
+    # Outermost: times everything, CORS included, and tags every response with its id.
+    app.add_middleware(RequestMetrics)
     _document_bodies(app)
     return app
 

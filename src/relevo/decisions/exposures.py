@@ -17,7 +17,7 @@ counts twice (a crash in between can miss one).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -37,6 +37,9 @@ class Exposures:
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        #: Told of each decision's first click or purchase: (placement, decided at, outcome).
+        #: Monitoring counts them for the placement's CTR and conversion.
+        self.credited: Callable[[str, int, str], None] | None = None
 
     async def record(self, decision: Decision) -> None:
         """Write down a decision that was returned (fallbacks are not recorded)."""
@@ -139,6 +142,8 @@ class Exposures:
             )
             if not first:
                 continue
+            if self.credited is not None:
+                self.credited(decision["placement"], int(decision["at"]), outcome)
             counter = "clicks" if outcome == "click" else "conversions"
             if decision["experiment"] is not None and outcome == "click":
                 await sharded.incr(

@@ -22,6 +22,7 @@ so training can run in a process that has no store connection.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ from relevo.models.hybrid import HybridRecommender
 from relevo.models.profile_features import FEATURE_NAMES, ProfileReplay, ReplayedPairFeatures
 from relevo.models.training_data import TrainingData
 from relevo.models.tuning import tune
+
+log = logging.getLogger(__name__)
 
 PROPENSITY = "propensity"
 TRAINABLE: tuple[str, ...] = (*CATALOG, PROPENSITY)
@@ -90,6 +93,7 @@ def train_version(
             "train_seconds": round(time.perf_counter() - started, 3),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        _save_references(data, tmp, params, f"{name}:{folder.name}")
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
     finally:
@@ -174,6 +178,22 @@ def _fit(
                 spec.cls, spec.grid, validation_split(interactions), base_params=spec.params
             ).best_params
     return spec.build(**tuned).fit(interactions), tuned
+
+
+def _save_references(data: TrainingData, folder: Path, params: FeatureParams, ref: str) -> None:
+    """Drift references of the training events (`relevo.monitoring.references`).
+
+    A version without them still serves; drift then falls back to the baseline.
+    """
+    from relevo.monitoring import references
+
+    try:
+        captured = references.capture_for_training(
+            data.records, params, reference_id=ref, now_ms=data.last_ms or 0
+        )
+        references.save(folder, captured)
+    except Exception:  # monitoring must never fail a training run
+        log.exception("drift references of %s not saved", ref)
 
 
 def _is_hybrid(name: str) -> bool:

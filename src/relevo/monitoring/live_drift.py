@@ -1,0 +1,318 @@
+"""Live drift: tumbling windows of observed values, pooled across processes, compared
+with the reference, one alert per drift episode.
+
+How values travel:
+
+1. every process buffers the values it observes (`Observations.add`), in memory;
+2. every second or so it appends the buffer to one store *stream* as one message
+   (`Observations.flush`): API processes and workers on Redis pool their values;
+3. one process at a time (the monitoring lease) evaluates (`LiveDrift.evaluate`): it reads
+   the stream from its saved cursor, appends each feature's values to that
+   feature's pending window and, each time ``window_size`` values are there, compares
+   that window with the reference (`relevo.monitoring.drift.DriftMonitor`: KS or
+   chi-square, PSI, status ok/warn/drift, one alert per episode), then saves its
+   state (cursor, pending values, per-feature results) in the store.
+
+Windows are *tumbling* (consecutive, disjoint) and counted in values, not time:
+each test then has the same power whatever the traffic, and a quiet site simply
+evaluates less often. Alerts are written before the state: a crash in between
+repeats the window, whose alert has the same id and is stored once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from relevo.clock import Clock, to_iso
+from relevo.monitoring.alerts import drift_alert
+from relevo.monitoring.drift import (
+    DriftMonitor,
+    DriftThresholds,
+    FeatureDrift,
+    MonitorState,
+    Status,
+)
+from relevo.monitoring.features import Value
+from relevo.monitoring.references import ReferenceSet
+from relevo.rules.engine import OutboxMessage
+from relevo.store.base import Store
+
+log = logging.getLogger(__name__)
+
+OBSERVATIONS = "{monitoring}:observations"
+"""A stream: its two keys (messages, seen ids) share a hash tag for Redis Cluster."""
+STATE = "monitoring:drift:state"
+DEDUPE_MS = 60_000
+STREAM_KEPT = 5_000
+"""Messages the stream keeps (each is one process's buffer of about a second)."""
+READ_PAGE = 500
+BUFFER_LIMIT = 20_000
+"""Values one process buffers per feature between flushes; more are dropped (a flush
+that keeps failing must not grow memory without bound)."""
+
+
+class FeatureResult(BaseModel):
+    """The last window of one feature, as compared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drift: FeatureDrift
+    window: int
+    evaluated_at: int
+
+
+class DriftState(BaseModel):
+    """What the evaluator keeps between rounds (JSON in the store)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str | None = None
+    cursor: str | None = None
+    pending: dict[str, list[Value]] = Field(default_factory=dict)
+    windows: dict[str, int] = Field(default_factory=dict)
+    monitor: MonitorState = Field(default_factory=MonitorState)
+    results: dict[str, FeatureResult] = Field(default_factory=dict)
+    evaluated_at: int | None = None
+    alerts: int = 0
+
+
+class Observations:
+    """This process's buffer of observed values, flushed to the shared stream."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._buffer: dict[str, list[Value]] = {}
+        self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self._sequence = 0
+        self.dropped = 0
+
+    def add(self, values: Mapping[str, Value]) -> None:
+        for name, value in values.items():
+            found = self._buffer.setdefault(name, [])
+            if len(found) < BUFFER_LIMIT:
+                found.append(value)
+            else:
+                self.dropped += 1
+
+    def add_columns(self, columns: Mapping[str, Sequence[Value]]) -> None:
+        """Add many values per feature at once (a replay, a test)."""
+        for name, values in columns.items():
+            found = self._buffer.setdefault(name, [])
+            room = max(BUFFER_LIMIT - len(found), 0)
+            found.extend(values[:room])
+            self.dropped += max(len(values) - room, 0)
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(values) for values in self._buffer.values())
+
+    async def flush(self) -> None:
+        if not self._buffer:
+            return
+        buffer, self._buffer = self._buffer, {}
+        self._sequence += 1
+        message_id = f"{self._owner}-{self._sequence}"
+        try:
+            await self.store.stream_add(
+                OBSERVATIONS,
+                [(message_id, orjson.dumps(buffer))],
+                self.clock.now_ms(),
+                DEDUPE_MS,
+                STREAM_KEPT,
+            )
+        except BaseException:
+            for name, values in buffer.items():  # keep them for the next flush
+                kept = self._buffer.setdefault(name, [])
+                kept[:0] = values
+                del kept[BUFFER_LIMIT:]
+            raise
+
+    async def read(
+        self, after: str | None, limit: int = READ_PAGE
+    ) -> tuple[list[dict[str, list[Value]]], str | None]:
+        entries = await self.store.stream_read(OBSERVATIONS, after, limit)
+        return [orjson.loads(entry.body) for entry in entries], (
+            entries[-1].position if entries else after
+        )
+
+    async def columns(self, limit_messages: int = STREAM_KEPT) -> dict[str, list[Value]]:
+        """Every value the stream still holds, per feature (a baseline of recent traffic)."""
+        columns: dict[str, list[Value]] = {}
+        cursor: str | None = None
+        read = 0
+        while read < limit_messages:
+            messages, cursor_after = await self.read(cursor)
+            if not messages:
+                break
+            for message in messages:
+                for name, values in message.items():
+                    columns.setdefault(name, []).extend(values)
+            read += len(messages)
+            cursor = cursor_after
+        return columns
+
+
+class LiveDrift:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        observations: Observations,
+        *,
+        window_size: int = 1000,
+        thresholds: DriftThresholds | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.observations = observations
+        self.window_size = window_size
+        self.thresholds = thresholds or DriftThresholds()
+        self._loaded: DriftState | None = None
+
+    async def state(self) -> DriftState:
+        blob = await self.store.get(STATE)
+        return DriftState() if blob is None else DriftState.model_validate_json(blob)
+
+    async def evaluate(
+        self, reference: ReferenceSet | None
+    ) -> tuple[DriftState, list[OutboxMessage]]:
+        """One round: new values read, full windows compared. Returns the new state and
+        the alerts raised; the caller writes the alerts to the outbox, *then* saves the
+        state (`save`). Callers hold the monitoring lease: one evaluator at a time."""
+        return await self._evaluate(reference)
+
+    async def _evaluate(
+        self, reference: ReferenceSet | None
+    ) -> tuple[DriftState, list[OutboxMessage]]:
+        original = await self.state()
+        state = original.model_copy(deep=True)
+        reference_id = None if reference is None else reference.id
+        if state.reference != reference_id:
+            # A new reference: earlier windows and episodes belonged to the old one.
+            state = DriftState(
+                reference=reference_id,
+                cursor=state.cursor,
+                pending=state.pending,
+            )
+        # Without a reference nothing is monitored: values read are simply passed over.
+        monitored = set(reference.profile.features) if reference is not None else set()
+        while True:
+            messages, cursor = await self.observations.read(state.cursor)
+            if not messages:
+                break
+            state.cursor = cursor
+            for message in messages:
+                for name, values in message.items():
+                    if name in monitored:
+                        state.pending.setdefault(name, []).extend(values)
+        now = self.clock.now_ms()
+        alerts: list[OutboxMessage] = []
+        if reference is not None:
+            alerts = self._windows(reference, state, now)
+        state.alerts += len(alerts)
+        if state != original:
+            state.evaluated_at = now
+        self._loaded = original
+        return state, alerts
+
+    def _windows(self, reference: ReferenceSet, state: DriftState, now: int) -> list[OutboxMessage]:
+        monitor = DriftMonitor(reference.profile, self.thresholds, state.monitor)
+        alerts = []
+        for name in sorted(state.pending):
+            values = state.pending[name]
+            while len(values) >= self.window_size:
+                window, values = values[: self.window_size], values[self.window_size :]
+                index = state.windows.get(name, 0)
+                update = monitor.update({name: window})
+                state.windows[name] = index + 1
+                for found in update.report.features:
+                    state.results[name] = FeatureResult(drift=found, window=index, evaluated_at=now)
+                for alert in update.alerts:
+                    alerts.append(
+                        drift_alert(
+                            reference.id,
+                            alert.feature,
+                            index,
+                            {
+                                "psi": alert.psi,
+                                "p_value": alert.p_value,
+                                "statistic": alert.statistic,
+                            },
+                            now,
+                        )
+                    )
+            state.pending[name] = values
+        state.monitor = monitor.state
+        return alerts
+
+    async def start_after_now(self, reference_id: str) -> None:
+        """Windows of `reference_id` start with values observed from now on.
+
+        Called when a baseline is captured: what was observed before is the baseline's
+        own data (or older), and comparing it with itself would only mislead (profiles
+        that grew during the baseline's period would read as drift).
+        """
+        cursor = (await self.state()).cursor
+        while True:
+            messages, after = await self.observations.read(cursor)
+            if not messages:
+                break
+            cursor = after
+        self._loaded = None
+        await self.save(DriftState(reference=reference_id, cursor=cursor))
+
+    async def save(self, state: DriftState) -> None:
+        """Write the state, unless the round changed nothing (no new values, no new
+        reference): a quiet system then writes nothing at all."""
+        if state == self._loaded:
+            return
+        await self.store.set_many({STATE: state.model_dump_json().encode()})
+        self._loaded = state.model_copy(deep=True)
+
+
+def overall(statuses: Sequence[Status]) -> Status:
+    order = {"ok": 0, "warn": 1, "drift": 2}
+    return max(statuses, key=order.__getitem__, default="ok")
+
+
+def public(state: DriftState, reference: ReferenceSet | None, window_size: int) -> dict[str, Any]:
+    """The body of ``GET /v1/monitoring/drift``."""
+    features = []
+    known = set(reference.profile.features) if reference is not None else set()
+    for name in sorted(known | set(state.results) | set(state.pending)):
+        result = state.results.get(name)
+        entry: dict[str, Any] = {
+            "feature": name,
+            "pending": len(state.pending.get(name, ())),
+            "windows": state.windows.get(name, 0),
+        }
+        if result is not None:
+            entry.update(result.drift.model_dump(exclude={"feature"}))
+            entry["evaluated_at"] = to_iso(result.evaluated_at)
+        else:
+            entry["status"] = None
+        features.append(entry)
+    statuses: list[Status] = [r.drift.status for r in state.results.values()]
+    return {
+        "status": "no_reference" if reference is None else overall(statuses),
+        "reference": None
+        if reference is None
+        else {
+            "id": reference.id,
+            "source": reference.source,
+            "created_at": reference.created_at,
+            "values": reference.values,
+            "features": sorted(reference.profile.features),
+        },
+        "window_size": window_size,
+        "evaluated_at": None if state.evaluated_at is None else to_iso(state.evaluated_at),
+        "alerts": state.alerts,
+        "features": features,
+    }
