@@ -197,6 +197,10 @@ def _unavailable(
     return wrapper
 
 
+CLUSTER_CONCURRENCY = 64
+"""Scripts of one batch in flight at once on a cluster (each node's pool stays small)."""
+
+
 class RedisStore:
     """State in Redis. `url` is a redis:// URL; `prefix` namespaces every key."""
 
@@ -212,10 +216,13 @@ class RedisStore:
             "socket_connect_timeout": 2,
         }
         if self.cluster:
-            self.client: Any = RedisCluster.from_url("redis" + url[url.index("://") :], **options)
+            self.client: Any = RedisCluster.from_url(
+                "redis" + url[url.index("://") :], max_connections=256, **options
+            )
         else:
             self.client = aioredis.Redis.from_url(url, health_check_interval=10, **options)
         self.client_ready = not self.cluster
+        self._in_flight = asyncio.Semaphore(CLUSTER_CONCURRENCY)
         self._doc_cas = self.client.register_script(_DOC_CAS)
         self._periodic_add = self.client.register_script(_PERIODIC_ADD)
         self._stream_add = self.client.register_script(_STREAM_ADD)
@@ -231,12 +238,18 @@ class RedisStore:
         """Run Lua scripts in one round trip (a pipeline); on a cluster, whose pipelines
         refuse scripts, concurrently (each goes to the node of its keys)."""
         if self.cluster:
-            return list(await asyncio.gather(*(script(keys=k, args=a) for script, k, a in calls)))
+            return list(await asyncio.gather(*(self._bounded(s, k, a) for s, k, a in calls)))
         async with self.client.pipeline(transaction=False) as pipe:
             for script, script_keys, args in calls:
                 await script(keys=script_keys, args=args, client=pipe)
             replies: list[Any] = await pipe.execute()
         return replies
+
+    async def _bounded(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """One script of a batch, at most `CLUSTER_CONCURRENCY` at once: a batch of
+        1,000 users must not ask the client for 1,000 connections (MaxConnectionsError)."""
+        async with self._in_flight:
+            return await script(keys=keys, args=args)
 
     async def ready(self) -> None:
         """Learn the cluster's slots once, before any command runs.
