@@ -22,6 +22,7 @@ server), ``decide`` (``POST /v1/decide`` for a random known user) and ``events``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import resource
 import sys
@@ -176,6 +177,7 @@ class Target:
         self.idle: list[Connection] = []
         self.waiting: deque[tuple[str, bytes, float, bool]] = deque()
         self.connecting = 0
+        self.opening: set[asyncio.Future[None]] = set()
 
     async def open(self, count: int) -> None:
         await asyncio.gather(*(self._connect() for _ in range(count)))
@@ -201,7 +203,9 @@ class Target:
             return
         self.waiting.append((kind, data, due, counted))
         if len(self.connections) + self.connecting < self.max_connections:
-            asyncio.ensure_future(self._connect())
+            opening = asyncio.ensure_future(self._connect())
+            self.opening.add(opening)
+            opening.add_done_callback(self.opening.discard)
 
     def _next(self, connection: Connection) -> None:
         if self.waiting:
@@ -246,6 +250,8 @@ class Generator:
         self.targets = [Target(self, host, int(port), per_target) for host, port in spec["targets"]]
         self.stats = {name: Stats() for name in names}
         self.outstanding = 0
+        self.all_sent = False
+        self.drained = asyncio.Event()
         self.connect_errors = 0
         self.late: list[float] = []
         self.measure_from = 0.0
@@ -254,6 +260,8 @@ class Generator:
     def record(self, current: tuple[str, float, bool], status: int, body: bytes) -> None:
         kind, due, counted = current
         self.outstanding -= 1
+        if self.all_sent and self.outstanding == 0:
+            self.drained.set()
         now = time.perf_counter()
         stats = self.stats[kind]
         if status == 200 and self.measure_from <= now < self.measure_to:
@@ -301,9 +309,11 @@ class Generator:
                 number += 1
                 due = start + number * interval
         sent_until = time.perf_counter()
-        deadline = sent_until + self.timeout
-        while self.outstanding > 0 and time.perf_counter() < deadline:
-            await asyncio.sleep(0.01)
+        self.all_sent = True
+        if self.outstanding > 0:
+            # What is still unanswered after the grace period counts as failed.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), self.timeout)
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (
             cpu_before.ru_utime + cpu_before.ru_stime
