@@ -353,6 +353,7 @@ class Generator:
         late = np.array(self.late) * 1000 if self.late else np.zeros(1)
         return {
             "rate": self.rate,
+            "dispatched": int((self.warmup + self.seconds) * self.rate),
             "seconds": self.seconds,
             "sent": sent,
             "ok": ok,
