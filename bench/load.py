@@ -185,21 +185,42 @@ def redis_cpu(redis_url: str) -> float:
 
 @dataclass
 class Meter:
-    """CPU seconds spent by each group of processes between two readings."""
+    """CPU seconds spent by each group of processes between two readings, less what the
+    group spends idle (timers, polling, housekeeping), measured once by `calibrate`: at low
+    rates that background would otherwise be charged to the few requests."""
 
     groups: dict[str, list[int]]
     redis_url: str | None = None
+    idle: dict[str, float] | None = None  # CPU seconds per second, by group
 
     def read(self) -> dict[str, float]:
         found = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
         if self.redis_url is not None:
             found["redis"] = redis_cpu(self.redis_url)
+        found["at"] = time.perf_counter()
         return found
 
-    @staticmethod
-    def per(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    def calibrate(self, seconds: float = 1.5) -> Meter:
+        before = self.read()
+        time.sleep(seconds)
+        after = self.read()
+        elapsed = after["at"] - before["at"]
+        self.idle = {name: (after[name] - before[name]) / elapsed for name in after if name != "at"}
+        return self
+
+    def per(
+        self, before: dict[str, float], after: dict[str, float], count: int
+    ) -> dict[str, float]:
         """Milliseconds of CPU per unit of work, by group."""
-        return {name: (after[name] - before[name]) * 1000 / max(1, count) for name in after}
+        elapsed = after["at"] - before["at"]
+        idle = self.idle or {}
+        return {
+            name: max(0.0, after[name] - before[name] - idle.get(name, 0.0) * elapsed)
+            * 1000
+            / max(1, count)
+            for name in after
+            if name != "at"
+        }
 
 
 @contextmanager
@@ -311,7 +332,7 @@ def load_history(url: str, redis_url: str, options: Options, meter: Meter) -> di
         "acknowledged_per_s": events / (acknowledged - started),
         "applied_per_s": events / (applied - started),
         "seconds": applied - started,
-        "cpu_ms": Meter.per(before, meter.read(), events),
+        "cpu_ms": meter.per(before, meter.read(), events),
     }
 
 
@@ -347,7 +368,7 @@ def step(
         check=True,
     )
     result: dict[str, Any] = orjson.loads(done.stdout)
-    result["cpu_ms"] = Meter.per(before, meter.read(), result["dispatched"]) if meter else {}
+    result["cpu_ms"] = meter.per(before, meter.read(), result["dispatched"]) if meter else {}
     result["passed"] = passed(result, options)
     return result
 
@@ -539,7 +560,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="measured seconds per step (default 4)")
     parser.add_argument("--users", type=int, help="users with history (default 100,000)")
     parser.add_argument("--items", type=int, help="catalog items (default 10,000)")
-    parser.add_argument("--events-per-user", type=int, help="history events per user (2)")
+    parser.add_argument("--events-per-user", type=int, help="history events per user (1)")
     parser.add_argument("--workers", type=int, default=2, help="relevo worker processes")
     parser.add_argument("--batch", type=int, default=10, help="events per POST in the mix")
     parser.add_argument("--p99-limit-ms", type=float, default=100.0)
@@ -550,7 +571,7 @@ def main() -> None:
         warmup=0.5 if quick else 1.0,
         users=args.users or (10_000 if quick else 100_000),
         items=args.items or (2_000 if quick else 10_000),
-        events_per_user=args.events_per_user or 2,
+        events_per_user=args.events_per_user or 1,
         workers=args.workers,
         batch=args.batch,
         p99_limit_ms=args.p99_limit_ms,
@@ -564,7 +585,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
 
     with trivial_api() as reference:
-        meter = Meter({"api": [reference.pid]})
+        meter = Meter({"api": [reference.pid]}).calibrate()
         trivial, steps = find_max([reference.url], {"ping": 1.0}, 1000, options, meter)
     rows += [step_row("trivial GET /ping", result) for result in steps]
     if trivial is None:
@@ -586,7 +607,7 @@ def main() -> None:
         api = [stack.enter_context(relevo_api(env))]
         applying = stack.enter_context(workers(options.workers, env))
         worker_pids = [child.pid for child in applying]
-        meter = Meter({"api": [api[0].pid], "workers": worker_pids}, redis_url)
+        meter = Meter({"api": [api[0].pid], "workers": worker_pids}, redis_url).calibrate()
         ingest = load_history(api[0].url, redis_url, options, meter)
 
         def settle() -> None:
@@ -597,9 +618,10 @@ def main() -> None:
             if processes == 2:
                 api.append(stack.enter_context(relevo_api(env)))
             urls = [server.url for server in api]
-            meter = Meter({"api": [s.pid for s in api], "workers": worker_pids}, redis_url)
+            pids = [server.pid for server in api]
+            meter = Meter({"api": pids, "workers": worker_pids}, redis_url).calibrate()
             config = f"{processes} API, {options.workers} workers"
-            best, steps = find_max(urls, MIX, 200, options, meter, between=settle)
+            best, steps = find_max(urls, MIX, 100, options, meter, between=settle)
             rows += [step_row(config, result) for result in steps]
             half = None
             if best is not None:
@@ -611,7 +633,9 @@ def main() -> None:
                 # Decisions alone at a rate the process sustains: the CPU one decision costs
                 # the API, which unlike wall-clock rates does not depend on the neighbours.
                 settle()
-                alone = step(urls, best["rate"] / 2, {"decide": 1.0}, options, 2.0, meter)
+                alone = step(
+                    urls, best["rate"] / 2, {"decide": 1.0}, options, options.seconds, meter
+                )
                 rows.append(step_row(config, alone, "(decisions only)"))
                 decide_cpu = alone["cpu_ms"]["api"]
             if processes == 1 and best is not None:
