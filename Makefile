@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit bench-ingest redis-server chromium clean
+.PHONY: run test lint typecheck unit bench-ingest bench-load redis-server chromium clean
 
 run: $(STAMP)
 	$(BIN)/relevo serve --demo-catalog
@@ -25,6 +25,10 @@ unit: $(DEV_STAMP)
 
 bench-ingest: $(DEV_STAMP) redis-server
 	$(BIN)/python -m bench.ingest
+
+# Open-loop load: decisions and events on Redis, 1 and 2 API processes (~6 min; ARGS=--quick).
+bench-load: $(DEV_STAMP) redis-server
+	$(BIN)/python -m bench.load $(ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
