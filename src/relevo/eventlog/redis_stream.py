@@ -266,16 +266,22 @@ class RedisStreamLog:
             for partition in range(self.partitions):
                 if self.workers:
                     pipe.xinfo_groups(self.streams[partition])
+                    pipe.xrevrange(self.streams[partition], count=1)
                 else:
                     pipe.zcard(self.inflight[partition])
             replies = await pipe.execute()
-        for reply in replies:
-            if not self.workers:
-                total += int(reply)
-                continue
-            for group in reply:
-                if _text(group["name"]) == APPLY_GROUP:
-                    total += int(group.get("lag") or 0) + int(group.get("pending") or 0)
+        if not self.workers:
+            return sum(int(reply) for reply in replies)
+        for groups, newest in zip(replies[::2], replies[1::2], strict=True):
+            last_id = _text(newest[0][0]) if newest else None
+            for group in groups:
+                if _text(group["name"]) != APPLY_GROUP:
+                    continue
+                total += int(group.get("pending") or 0)
+                # XINFO's `lag` can stay stale after an AOF reload: a group that was given
+                # the stream's newest entry has nothing left to read, whatever it says.
+                if last_id is not None and _text(group["last-delivered-id"]) != last_id:
+                    total += int(group.get("lag") or 0)
         return total
 
     # -- archive --------------------------------------------------------------------------
