@@ -29,8 +29,10 @@ from relevo.store.base import (
     Doc,
     DocRead,
     DocWrite,
+    StoreUsage,
     StreamEntry,
 )
+from relevo.store.usage import UsageTally
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 """`RELEVO_STORE=redis+cluster://host:port` connects to a Redis Cluster through any node."""
@@ -549,6 +551,54 @@ class RedisStore:
         async for key in self.client.scan_iter(match=pattern, count=1000):
             found.append(key.decode()[len(self.prefix) :])
         return found
+
+    @_unavailable
+    async def usage(self, sample_per_kind: int = 100) -> StoreUsage:
+        tally = UsageTally(sample_per_kind)
+        pattern = self.prefix.translate(_GLOB_SPECIAL) + "*"
+        batch: list[bytes] = []
+        async for key in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await self._tally_ttls(tally, batch)
+                batch = []
+        await self._tally_ttls(tally, batch)
+        sampled = tally.sampled_keys()
+        sizes: dict[str, int] = {}
+        for start in range(0, len(sampled), 1000):
+            chunk = sampled[start : start + 1000]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in chunk:
+                    pipe.memory_usage(self.k(key))
+                replies = await pipe.execute()
+            sizes.update((key, int(size)) for key, size in zip(chunk, replies, strict=True) if size)
+        usage = tally.measured(sizes, self.backend)
+        usage.measure = "MEMORY USAGE"
+        if self.cluster:
+            infos = await self.client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+            per_node = [info for info in infos.values() if isinstance(info, dict)]
+        else:
+            per_node = [await self.client.info("memory")]
+        usage.nodes = len(per_node)
+        usage.memory_bytes = sum(int(info["used_memory"]) for info in per_node)
+        usage.memory_source = (
+            f"INFO memory used_memory, {len(per_node)} master(s), every prefix on the server"
+        )
+        return usage
+
+    async def _tally_ttls(self, tally: UsageTally, batch: list[bytes]) -> None:
+        if not batch:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in batch:
+                pipe.pttl(key)
+            ttls = await pipe.execute()
+        # -2: expired between SCAN and PTTL (gone); -1: no expiry
+        alive = [(key, ttl) for key, ttl in zip(batch, ttls, strict=True) if ttl != -2]
+        tally.add(
+            [key.decode()[len(self.prefix) :] for key, _ in alive],
+            [ttl == -1 for _, ttl in alive],
+        )
 
     # -- documents ----------------------------------------------------------------------
     @_unavailable
