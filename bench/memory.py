@@ -1,16 +1,17 @@
 """Memory: Redis bytes per user, and the API process's RSS over a soak.
 
-1. **Redis bytes per user.** A fresh `redis-server`; the demo catalog, placements and
-   rules; then a realistic history for synthetic users (10-20 events each over 30 days,
-   a few sessions, views, clicks, carts and purchases in 1-3 favourite categories)
-   through the real apply path (an in-process `Engine` on Redis: validation, the log,
-   profiles, marks, live models, rules). `used_memory` is read after each of two sample
-   sizes, once the log is archived (and so trimmed, as a running server does); the
-   *marginal* bytes per user (the slope between the two) leaves out what the catalog and
-   its item-level aggregates cost once, and the slope is checked against the average to
-   show growth is linear. 1M users is extrapolated from that slope unless
-   ``--users 1000000`` asks for the real thing. `relevo store stats` gives the breakdown
-   per structure (measured with ``MEMORY USAGE``).
+1. **Redis bytes per user.** A fresh `redis-server`; the demo catalog and placements
+   (``--rules`` adds the demo rules, whose outbox and timers are site-wide); then a
+   realistic history for synthetic users (10-20 events each over 30 days, a few
+   sessions, views, clicks, carts and purchases in 1-3 favourite categories) through
+   the real apply path (an in-process `Engine` on Redis: validation, the log, profiles,
+   marks, live models). `used_memory` is read after each of two sample sizes, once the
+   log is archived (and so trimmed, as a running server does); the *marginal* bytes per
+   user (the slope between the two) leaves out what the catalog and its item-level
+   aggregates cost once, and the slope is checked against the average to show growth
+   is linear. 1M users is extrapolated from that slope unless ``--users 1000000`` asks
+   for the real thing. `relevo store stats` gives the breakdown per structure
+   (measured with ``MEMORY USAGE``).
 2. **Soak.** `relevo serve` on Redis; a closed loop finds the maximum rate of a mix of
    single events (3 in 4 requests) and decisions, then an open loop sends half that
    rate for ``--soak-seconds``; the server's RSS (``/proc/<pid>/status``) is sampled
@@ -114,7 +115,9 @@ async def _used_memory(engine: Engine) -> int:
     return int(info["used_memory"])
 
 
-async def measure_memory(redis_url: str, sizes: list[int], sample: int) -> dict[str, Any]:
+async def measure_memory(
+    redis_url: str, sizes: list[int], sample: int, rules: bool
+) -> dict[str, Any]:
     directory = data_dir()
     settings = Settings(store=redis_url, data_dir=directory, redis_prefix="relevo")
     engine = Engine(settings)
@@ -123,7 +126,8 @@ async def measure_memory(redis_url: str, sizes: list[int], sample: int) -> dict[
         items = demo_items()
         await engine.upsert_items(items)
         await engine.put_config("placements", PLACEMENTS)
-        await engine.put_rules(RULES)
+        if rules:  # their outbox (up to 1M messages) and armed timers are site-wide
+            await engine.put_rules(RULES)
         await engine.archiver.flush()
         now_ms = int(time.time() * 1000)
         base = await _used_memory(engine)
@@ -323,18 +327,21 @@ def measure_soak(redis_url: str, seconds: float, probe_seconds: float) -> dict[s
 # -- report ---------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=100_000, help="Users of the larger sample.")
+    parser.add_argument("--users", type=int, default=50_000, help="Users of the larger sample.")
+    parser.add_argument(
+        "--rules", action="store_true", help="Also run the demo rules (outbox, timers)."
+    )
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--sample", type=int, default=200, help="Keys measured per kind.")
-    parser.add_argument("--quick", action="store_true", help="20k users, a 2-minute soak.")
+    parser.add_argument("--quick", action="store_true", help="10k users, a 2-minute soak.")
     parser.add_argument("--skip-soak", action="store_true")
     args = parser.parse_args()
-    users = 20_000 if args.quick else args.users
+    users = 10_000 if args.quick else args.users
     soak_seconds = 120.0 if args.quick else args.soak_seconds
     sizes = [users // 4, users]
 
     with redis_server() as redis_url:
-        memory = asyncio.run(measure_memory(redis_url, sizes, args.sample))
+        memory = asyncio.run(measure_memory(redis_url, sizes, args.sample, args.rules))
     soaked = None
     if not args.skip_soak:
         with redis_server() as redis_url:
@@ -362,6 +369,10 @@ def main() -> None:
         rows,
     )
     gib_per_million = per_user * 1_000_000 / 2**30
+    # Marks live for RELEVO_DEDUPE_HORIZON (7 days): here every user's are fresh; a user
+    # idle for longer keeps the profile only.
+    marks = report["kinds"].get("profile marks", {"bytes": 0})["bytes"] / n
+    at_rest = per_user - marks
     summary = [
         ["used_memory before users (catalog, config)", f"{memory['base']:,} bytes"],
         *[
@@ -377,6 +388,7 @@ def main() -> None:
             "1M users (extrapolated from the slope)" if n < 1_000_000 else "1M users (measured)",
             f"{gib_per_million:.3f} GiB (target ≤ 0.3, Metarank 0.8)",
         ],
+        ["bytes/user once marks expired (idle > dedupe horizon)", f"{at_rest:,.0f}"],
         ["apply rate in process", f"{memory['events_per_s']:,.0f} events/s"],
     ]
     if soaked is not None:
@@ -401,6 +413,7 @@ def main() -> None:
                 "redis_bytes_per_user": round(per_user, 1),
                 "soak_rss_growth": None if soaked is None else round(soaked["growth"], 4),
                 "redis_gib_per_million_users": round(gib_per_million, 4),
+                "redis_bytes_per_user_marks_expired": round(at_rest, 1),
                 "extrapolated": n < 1_000_000,
                 "users": n,
                 "events_per_user": round(memory["events_per_user"], 2),
