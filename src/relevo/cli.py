@@ -425,9 +425,20 @@ async def _store_usage(
     engine = Engine(settings)  # embedded: the state is rebuilt from the snapshot and the log
     await engine.start(background=False)
     try:
-        return usage_report(await engine.store.usage(sample))
+        report = usage_report(await engine.store.usage(sample))
     finally:
         await engine.stop()
+    report["disk"] = _disk_usage(settings.data_dir)
+    return report
+
+
+def _disk_usage(directory: Path) -> dict[str, int]:
+    """Bytes on disk under the data directory, by top-level entry (log, snapshots, archive)."""
+    sizes: dict[str, int] = {}
+    for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
+        files = [entry] if entry.is_file() else [f for f in entry.rglob("*") if f.is_file()]
+        sizes[entry.name] = sum(f.stat().st_size for f in files)
+    return sizes
 
 
 def _print_store_usage(report: dict[str, Any]) -> None:
@@ -457,6 +468,8 @@ def _print_store_usage(report: dict[str, Any]) -> None:
     memory = report["memory"]
     if memory["used_memory"] is not None:
         console.print(f"used_memory: {memory['used_memory']:,} bytes ({memory['source']})")
+    for name, size in report.get("disk", {}).items():
+        console.print(f"on disk: {name}: {size:,} bytes")
     console.print(
         "no TTL: per-user keys without expiry (should be 0); in parentheses for shared "
         "keys, which need none."

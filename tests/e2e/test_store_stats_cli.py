@@ -68,6 +68,8 @@ def test_store_stats_counts_known_keys_and_finds_every_ttl(settings: Settings) -
     if settings.is_redis:
         assert report["memory"]["used_memory"] > 0
         assert kinds["log streams"]["keys"] >= 1
+    else:
+        assert report["disk"]["log.sqlite3"] > 0
 
 
 def test_store_stats_prints_a_table(settings: Settings) -> None:
@@ -76,5 +78,4 @@ def test_store_stats_prints_a_table(settings: Settings) -> None:
     assert result.exit_code == 0, result.output
     assert "profile marks (per user)" in result.stdout
     assert "extrapolated" not in result.stdout  # 100 per kind measures every key here
-    if settings.is_redis:
-        assert "used_memory" in result.stdout
+    assert ("used_memory" if settings.is_redis else "on disk: log.sqlite3") in result.stdout

@@ -92,7 +92,8 @@ class DocWrite:
     """Replace a document if it is still at `expected_version`, adding `marks` atomically.
 
     Marks are remembered for `marks_horizon_ms` after `now_ms`; the document expires
-    `ttl_ms` after its last write (no expiry when None).
+    `ttl_ms` after its last write (no expiry when None). A mark is at most 255 bytes
+    (event marks are 8).
     """
 
     key: str
