@@ -76,3 +76,15 @@ async def test_a_mark_longer_than_255_bytes_is_refused(store: RedisStore) -> Non
 
     with pytest.raises(InvalidInput):
         await store.docs_write([write(0, b"doc", [b"x" * 256])])
+
+
+async def test_stale_marks_leave_from_the_head(store: RedisStore) -> None:
+    await store.docs_write([write(0, b"a", [b"m1"], now=NOW)])
+    await store.docs_write([write(1, b"b", [b"m2"], now=NOW + HORIZON // 2)])
+    await store.docs_write([write(2, b"c", [b"m3"], now=NOW + HORIZON + 1)])
+    marks = [b"m1", b"m2", b"m3"]
+    (doc,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", marks)])
+    assert doc.marked == [False, True, True]
+    blob = await store.client.get(store.k("{u:a}:applied"))
+    assert blob.startswith(b"\x02m2")
+    assert len(blob) == 2 * 7

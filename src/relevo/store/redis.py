@@ -73,14 +73,15 @@ if #ARGV > 5 then
   local kept = {}
   local marks = redis.call('TYPE', KEYS[2])['ok']
   if marks == 'string' then
+    -- records are appended in time order: drop the stale head, keep the rest as it is
     local blob = redis.call('GET', KEYS[2])
     local i = 1
     while i <= #blob do
       local n = string.byte(blob, i)
-      local at = struct.unpack('>I4', blob, i + 1 + n)
-      if at * 1000 >= cutoff then kept[#kept + 1] = string.sub(blob, i, i + n + 4) end
+      if struct.unpack('>I4', blob, i + 1 + n) * 1000 >= cutoff then break end
       i = i + n + 5
     end
+    kept[1] = string.sub(blob, i)
   elseif marks == 'zset' then
     local old = redis.call('ZRANGEBYSCORE', KEYS[2], cutoff, '+inf', 'WITHSCORES')
     for i = 1, #old, 2 do
