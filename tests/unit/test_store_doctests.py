@@ -7,7 +7,12 @@ import importlib
 
 import pytest
 
-MODULES = ["relevo.store.keys", "relevo.store.usage", "relevo.features.profile"]
+MODULES = [
+    "relevo.store.keys",
+    "relevo.store.usage",
+    "relevo.features.profile",
+    "relevo.serving.cache",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
