@@ -315,8 +315,10 @@ users_app = typer.Typer(help="Users: erasure.", no_args_is_help=True)
 archive_app = typer.Typer(
     help="The Parquet archive: compaction and retention.", no_args_is_help=True
 )
+store_app = typer.Typer(help="The state store: what it holds.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(archive_app, name="archive")
+app.add_typer(store_app, name="store")
 
 UrlOption = Annotated[
     str | None,
@@ -382,6 +384,109 @@ def compact_archive(
     except (RelevoError, RuntimeError, OSError) as error:
         _fail(getattr(error, "message", str(error)))
     typer.echo(orjson.dumps(report).decode())
+
+
+@store_app.command("stats")
+def store_stats(
+    url: UrlOption = None,
+    key: AdminKeyOption = None,
+    sample: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Keys measured per kind (the rest extrapolated).")
+    ] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    store: Annotated[str | None, typer.Option(help="`embedded` or redis://...")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+) -> None:
+    """Keys and bytes per structure (profiles, marks, items, live models, log, ...), per-user
+    keys without a TTL (should be 0), and Redis used_memory."""
+    settings = _settings(store=store, data_dir=data_dir)
+    try:
+        report = asyncio.run(_store_usage(url, _first_key(key), sample, settings))
+    except (RelevoError, RuntimeError, OSError, httpx.HTTPError) as error:
+        _fail(getattr(error, "message", str(error)))
+    if as_json:
+        typer.echo(orjson.dumps(report).decode())
+    else:
+        _print_store_usage(report)
+    if report["totals"]["user_keys_without_ttl"]:
+        raise typer.Exit(1)
+
+
+async def _store_usage(
+    url: str | None, key: str | None, sample: int, settings: Settings
+) -> dict[str, Any]:
+    if url is not None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=600) as client:
+            response = await client.get("/v1/store/stats", params={"sample": sample})
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: HTTP {response.status_code}: {response.text}")
+        report: dict[str, Any] = response.json()
+        return report
+    from relevo.store.usage import usage_report
+
+    if settings.is_redis:  # the store alone: nothing to recover, nothing started
+        from relevo.store.redis import RedisStore
+
+        redis_store = RedisStore(settings.store, prefix=settings.redis_prefix)
+        try:
+            return usage_report(await redis_store.usage(sample))
+        finally:
+            await redis_store.close()
+    from relevo.engine import Engine
+
+    engine = Engine(settings)  # embedded: the state is rebuilt from the snapshot and the log
+    await engine.start(background=False)
+    try:
+        report = usage_report(await engine.store.usage(sample))
+    finally:
+        await engine.stop()
+    report["disk"] = _disk_usage(settings.data_dir)
+    return report
+
+
+def _disk_usage(directory: Path) -> dict[str, int]:
+    """Bytes on disk under the data directory, by top-level entry (log, snapshots, archive)."""
+    sizes: dict[str, int] = {}
+    for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
+        files = [entry] if entry.is_file() else [f for f in entry.rglob("*") if f.is_file()]
+        sizes[entry.name] = sum(f.stat().st_size for f in files)
+    return sizes
+
+
+def _print_store_usage(report: dict[str, Any]) -> None:
+    console = Console()
+    table = Table(
+        "structure", "keys", "bytes", "bytes/key", "measured", "no TTL",
+        title=f"store: {report['backend']}, bytes by {report['measure']}",
+    )  # fmt: skip
+    for kind, entry in report["kinds"].items():
+        measured = "all" if entry["exact"] else f"{entry['sampled']} (extrapolated)"
+        no_ttl = str(entry["without_ttl"]) if entry["per_user"] else f"({entry['without_ttl']})"
+        table.add_row(
+            kind + (" (per user)" if entry["per_user"] else ""),
+            f"{entry['keys']:,}",
+            f"{entry['bytes']:,}",
+            f"{entry['bytes'] / max(1, entry['keys']):,.0f}",
+            measured,
+            no_ttl,
+        )
+    totals = report["totals"]
+    table.add_section()
+    table.add_row(
+        "total", f"{totals['keys']:,}", f"{totals['bytes']:,}", "", "",
+        str(totals["user_keys_without_ttl"]),
+    )  # fmt: skip
+    console.print(table)
+    memory = report["memory"]
+    if memory["used_memory"] is not None:
+        console.print(f"used_memory: {memory['used_memory']:,} bytes ({memory['source']})")
+    for name, size in report.get("disk", {}).items():
+        console.print(f"on disk: {name}: {size:,} bytes")
+    console.print(
+        "no TTL: per-user keys without expiry (should be 0); in parentheses for shared "
+        "keys, which need none."
+    )
 
 
 def _first_key(keys: str | None) -> str | None:

@@ -66,6 +66,7 @@ from relevo.serving.results import Recommendations, ScoredVariants
 from relevo.serving.served_model import load_version
 from relevo.store import keys
 from relevo.store.base import DocRead
+from relevo.store.usage import usage_report
 from relevo.versions import Versioned
 
 log = logging.getLogger(__name__)
@@ -654,6 +655,10 @@ class Engine:
             }
             events[kind] = {"total": int(totals[kind]), **windows}
         return {"events": events, "items": await self.store.zcard(keys.ITEMS_INDEX)}
+
+    async def store_usage(self, sample_per_kind: int = 100) -> dict[str, Any]:
+        """Keys and bytes per kind of key, keys without TTL (see `Store.usage`)."""
+        return usage_report(await self.store.usage(sample_per_kind))
 
 
 def _rules_body(raw: Any) -> Any:

@@ -8,10 +8,12 @@ whether they arrive live, from a backfill or from a replay of the log.
 The state is a msgspec struct encoded as MessagePack (compact, fast), stored as
 one document per user. Fields are positional (``array_like``) to keep documents
 small: new fields go at the end, with defaults, so older documents still decode.
+Documents are then deflated (see `encode`): profiles are most of what Redis holds.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,11 +110,38 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(ProfileState)
 
 
+DEFLATED = 0x01
+"""First byte of a deflated document. A plain one is a MessagePack array, whose first
+byte is 0x90-0x9f or 0xdc-0xdd, never this: documents written before compression (or
+too small to gain from it) still decode."""
+_SMALL = 96
+
+
 def encode(state: ProfileState) -> bytes:
-    return _encoder.encode(state)
+    """MessagePack, deflated when that is smaller (about 2.4x on a typical profile).
+
+    Raw deflate (no zlib header or checksum: Redis and snapshots keep bytes intact)
+    behind a one-byte format tag.
+
+    >>> state = ProfileState(user_id="u1", recent_items=[RecentItem("sku-1", 1)] * 50)
+    >>> blob = encode(state)
+    >>> blob[0] == DEFLATED, len(blob) < len(_encoder.encode(state)), decode(blob) == state
+    (True, True, True)
+    >>> encode(ProfileState(user_id="u1"))[0] == DEFLATED  # too small to gain
+    False
+    """
+    raw = _encoder.encode(state)
+    if len(raw) < _SMALL:
+        return raw
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    packed = deflater.compress(raw) + deflater.flush()
+    return bytes((DEFLATED,)) + packed if len(packed) + 1 < len(raw) else raw
 
 
 def decode(blob: bytes) -> ProfileState:
+    """A document of either form: deflated (`encode`) or plain MessagePack (older)."""
+    if blob[:1] == b"\x01":
+        return _decoder.decode(zlib.decompress(memoryview(blob)[1:], -15))
     return _decoder.decode(blob)
 
 

@@ -92,7 +92,8 @@ class DocWrite:
     """Replace a document if it is still at `expected_version`, adding `marks` atomically.
 
     Marks are remembered for `marks_horizon_ms` after `now_ms`; the document expires
-    `ttl_ms` after its last write (no expiry when None).
+    `ttl_ms` after its last write (no expiry when None). A mark is at most 255 bytes
+    (event marks are 8).
     """
 
     key: str
@@ -114,6 +115,36 @@ class BucketGrant:
     """Whole tokens left after this take."""
     retry_after_ms: int
     """0 when allowed; else how long until `cost` tokens are there again."""
+
+
+@dataclass(slots=True)
+class KindUsage:
+    """Keys of one kind (see `relevo.store.keys.key_kind`) and what they occupy."""
+
+    keys: int = 0
+    bytes: int = 0
+    """Exact for the `sampled` keys measured, extrapolated from their mean for the rest."""
+    sampled: int = 0
+    without_ttl: int = 0
+
+    @property
+    def exact(self) -> bool:
+        return self.sampled >= self.keys
+
+
+@dataclass(slots=True)
+class StoreUsage:
+    """What a store holds, by kind of key, and the memory its server reports."""
+
+    backend: str
+    kinds: dict[str, KindUsage] = field(default_factory=dict)
+    memory_bytes: int | None = None
+    """Redis: ``INFO memory`` used_memory summed over the masters; embedded: None."""
+    memory_source: str = ""
+    nodes: int = 1
+    sample_per_kind: int = 0
+    measure: str = ""
+    """How `KindUsage.bytes` is measured (``MEMORY USAGE``, pickled size)."""
 
 
 class Store(Protocol):
@@ -298,6 +329,15 @@ class Store(Protocol):
 
         It walks the whole key space on Redis (SCAN): meant for rare work like
         erasure, never for the request path.
+        """
+        ...
+
+    async def usage(self, sample_per_kind: int = 100) -> StoreUsage:
+        """Keys, bytes and keys without expiry per kind of key (`relevo.store.keys.key_kind`).
+
+        Every key is counted and its TTL checked; bytes are measured for at most
+        `sample_per_kind` keys of each kind (a uniform sample) and extrapolated to the
+        rest. It walks the whole key space: an operator's tool, never the request path.
         """
         ...
 

@@ -107,3 +107,67 @@ def trending_overall_key(item_id: str) -> str:
 def attribute_key(token: str) -> str:
     """Items carrying one attribute token (`c:shoes`, `t:running`, `w:leather`)."""
     return "live:{attr:" + token + "}"
+
+
+# -- kinds of keys, for `relevo store stats`. A kind is what a key holds, named from the
+# layout above (the second key of a two-key primitive, ``<key>:at`` or ``<key>:seen``,
+# counts with its first). Keep this next to the builders: a new builder needs a kind.
+USER_KINDS: dict[str, str] = {
+    ":profile": "profile",
+    ":applied": "profile marks",
+    ":assignments": "assignments",
+    ":exposures": "exposures",
+}
+"""Per-user keys by suffix; every one of them must carry a TTL."""
+
+_GLOBAL_KINDS: tuple[tuple[str, str], ...] = (
+    ("item:", "items"),
+    (ITEMS_INDEX, "items"),
+    ("decision:", "decisions"),
+    ("live:{i:", "live co-visitation"),
+    ("live:{trending", "trending"),
+    ("live:{attr:", "attributes"),
+    (TIMERS_DUE, "timers"),
+    ("timer:", "timers"),
+    ("{outbox}:", "outbox"),
+    ("{log:", "log streams"),
+    ("stats:", "stats"),
+    (RECENT_EVENTS, "stats"),
+    ("experiment:", "stats"),
+    ("placement:", "stats"),
+    ("rules:", "stats"),
+    ("config:", "configuration"),
+    ("models:", "model registry"),
+    ("workers:", "workers"),
+    ("webhooks:", "webhooks"),
+    ("ratelimit:", "rate limits"),
+)
+
+
+def key_kind(key: str) -> str:
+    """The structure a key (without the backend's prefix) belongs to.
+
+    >>> key_kind(profile_key("a}b")), key_kind(profile_marks_key("u1"))
+    ('profile', 'profile marks')
+    >>> key_kind(covisitation_key("i1") + ":at"), key_kind("{log:3}:events")
+    ('live co-visitation', 'log streams')
+    >>> key_kind("{u:u1}:later"), key_kind("something")
+    ('user (other)', 'other')
+    """
+    if key.startswith("{u:"):
+        for suffix, kind in USER_KINDS.items():
+            if key.endswith(suffix):
+                return kind
+        return USER_OTHER
+    for prefix, kind in _GLOBAL_KINDS:
+        if key.startswith(prefix):
+            return kind
+    return "other"
+
+
+USER_OTHER = "user (other)"
+
+
+def is_user_kind(kind: str) -> bool:
+    """Kinds that hold one user's data (which expires with the user's retention)."""
+    return kind in USER_KINDS.values() or kind == USER_OTHER

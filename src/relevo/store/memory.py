@@ -26,8 +26,10 @@ from relevo.store.base import (
     Doc,
     DocRead,
     DocWrite,
+    StoreUsage,
     StreamEntry,
 )
+from relevo.store.usage import UsageTally
 
 
 class _Document:
@@ -419,6 +421,21 @@ class MemoryStore:
             for key in list(self._data)
             if key.startswith(prefix) and self._live(key) is not None
         ]
+
+    async def usage(self, sample_per_kind: int = 100) -> StoreUsage:
+        self.purge_expired()
+        tally = UsageTally(sample_per_kind)
+        live = list(self._data)
+        tally.add(live, [key not in self._expires for key in live])
+        # What a key costs in a snapshot (the embedded store's durable form): its pickle.
+        sizes = {
+            key: len(key.encode()) + len(pickle.dumps(self._data[key], pickle.HIGHEST_PROTOCOL))
+            for key in tally.sampled_keys()
+        }
+        usage = tally.measured(sizes, self.backend)
+        usage.measure = "pickled size (as in a snapshot)"
+        usage.memory_source = "embedded: no server memory to report"
+        return usage
 
     # -- documents ----------------------------------------------------------------------
     async def docs_read(self, reads: Sequence[DocRead]) -> list[Doc]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import struct
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -17,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relevo.errors import InvalidInput, Unavailable
@@ -29,8 +31,10 @@ from relevo.store.base import (
     Doc,
     DocRead,
     DocWrite,
+    StoreUsage,
     StreamEntry,
 )
+from relevo.store.usage import UsageTally
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 """`RELEVO_STORE=redis+cluster://host:port` connects to a Redis Cluster through any node."""
@@ -38,19 +42,56 @@ CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# KEYS: document hash, marks zset. ARGV: expected version, value, ttl ms (0 = none),
-# now ms, marks horizon ms, marks...
+# Documents are one string: a format byte (1), the version (uint32, big-endian), the
+# value. Marks are one string too, a run of records: length (1 byte), mark, the second
+# it was written (uint32, big-endian). A small hash or sorted set costs Redis far more
+# than its content (a hash whose value passes `hash-max-listpack-value`, 64 bytes, becomes
+# a hash table); strings cost their bytes. Documents and marks written as a hash and a
+# sorted set by earlier versions are read, and converted on their next write.
+DOC_FORMAT = 1
+_DOC_HEADER = struct.Struct(">BI")
+_MARK_TIME = struct.Struct(">I")
+
+# KEYS: document, marks. ARGV: expected version, value, ttl ms (0 = none), now ms,
+# marks horizon ms, marks...
 _DOC_CAS = """
-local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local version = 0
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'string' then
+  local _, stored = struct.unpack('>BI4', redis.call('GETRANGE', KEYS[1], 0, 4))
+  version = stored
+elseif kind == 'hash' then
+  version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+end
 if version ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'v', version + 1, 'd', ARGV[2])
+local doc = struct.pack('>BI4', 1, version + 1) .. ARGV[2]
 local ttl = tonumber(ARGV[3])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+if ttl > 0 then redis.call('SET', KEYS[1], doc, 'PX', ttl) else redis.call('SET', KEYS[1], doc) end
 if #ARGV > 5 then
-  for i = 6, #ARGV do redis.call('ZADD', KEYS[2], ARGV[4], ARGV[i]) end
-  local cutoff = string.format('(%d', tonumber(ARGV[4]) - tonumber(ARGV[5]))
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  local now, horizon = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local cutoff = now - horizon
+  local kept = {}
+  local marks = redis.call('TYPE', KEYS[2])['ok']
+  if marks == 'string' then
+    -- records are appended in time order: drop the stale head, keep the rest as it is
+    local blob = redis.call('GET', KEYS[2])
+    local i = 1
+    while i <= #blob do
+      local n = string.byte(blob, i)
+      if struct.unpack('>I4', blob, i + 1 + n) * 1000 >= cutoff then break end
+      i = i + n + 5
+    end
+    kept[1] = string.sub(blob, i)
+  elseif marks == 'zset' then
+    local old = redis.call('ZRANGEBYSCORE', KEYS[2], cutoff, '+inf', 'WITHSCORES')
+    for i = 1, #old, 2 do
+      kept[#kept + 1] = string.char(#old[i]) .. old[i]
+        .. struct.pack('>I4', math.floor(tonumber(old[i + 1]) / 1000))
+    end
+  end
+  local second = struct.pack('>I4', math.floor(now / 1000))
+  for i = 6, #ARGV do kept[#kept + 1] = string.char(#ARGV[i]) .. ARGV[i] .. second end
+  redis.call('SET', KEYS[2], table.concat(kept), 'PX', horizon)
 end
 return 1
 """
@@ -563,6 +604,54 @@ class RedisStore:
             found.append(key.decode()[len(self.prefix) :])
         return found
 
+    @_unavailable
+    async def usage(self, sample_per_kind: int = 100) -> StoreUsage:
+        tally = UsageTally(sample_per_kind)
+        pattern = self.prefix.translate(_GLOB_SPECIAL) + "*"
+        batch: list[bytes] = []
+        async for key in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await self._tally_ttls(tally, batch)
+                batch = []
+        await self._tally_ttls(tally, batch)
+        sampled = tally.sampled_keys()
+        sizes: dict[str, int] = {}
+        for start in range(0, len(sampled), 1000):
+            chunk = sampled[start : start + 1000]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in chunk:
+                    pipe.memory_usage(self.k(key))
+                replies = await pipe.execute()
+            sizes.update((key, int(size)) for key, size in zip(chunk, replies, strict=True) if size)
+        usage = tally.measured(sizes, self.backend)
+        usage.measure = "MEMORY USAGE"
+        if self.cluster:
+            infos = await self.client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+            per_node = [info for info in infos.values() if isinstance(info, dict)]
+        else:
+            per_node = [await self.client.info("memory")]
+        usage.nodes = len(per_node)
+        usage.memory_bytes = sum(int(info["used_memory"]) for info in per_node)
+        usage.memory_source = (
+            f"INFO memory used_memory, {len(per_node)} master(s), every prefix on the server"
+        )
+        return usage
+
+    async def _tally_ttls(self, tally: UsageTally, batch: list[bytes]) -> None:
+        if not batch:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in batch:
+                pipe.pttl(key)
+            ttls = await pipe.execute()
+        # -2: expired between SCAN and PTTL (gone); -1: no expiry
+        alive = [(key, ttl) for key, ttl in zip(batch, ttls, strict=True) if ttl != -2]
+        tally.add(
+            [key.decode()[len(self.prefix) :] for key, _ in alive],
+            [ttl == -1 for _, ttl in alive],
+        )
+
     # -- documents ----------------------------------------------------------------------
     @_unavailable
     async def docs_read(self, reads: Sequence[DocRead]) -> list[Doc]:
@@ -570,21 +659,69 @@ class RedisStore:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
             for read in reads:
-                pipe.hmget(self.k(read.key), ["v", "d"])
+                pipe.get(self.k(read.key))
                 if read.marks:
-                    pipe.zmscore(self.k(read.marks_key), list(read.marks))
+                    pipe.get(self.k(read.marks_key))
+            replies = iter(await pipe.execute(raise_on_error=False))
+        docs: list[Doc] = []
+        older: list[int] = []  # documents or marks still in the earlier layout
+        for read in reads:
+            stored = next(replies)
+            blob = next(replies) if read.marks else b""
+            if isinstance(stored, ResponseError) or isinstance(blob, ResponseError):
+                older.append(len(docs))
+                docs.append(Doc(0, None, []))
+                continue
+            version, value = _doc_of(stored)
+            docs.append(Doc(version, value, _marked(blob, read.marks)))
+        if older:
+            found = await self._docs_read_older([reads[i] for i in older])
+            for index, doc in zip(older, found, strict=True):
+                docs[index] = doc
+        return docs
+
+    async def _docs_read_older(self, reads: Sequence[DocRead]) -> list[Doc]:
+        """Read documents of which one key (document or marks) is in the earlier layout."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for read in reads:
+                pipe.type(self.k(read.key))
+                pipe.type(self.k(read.marks_key))
+            types = [_text(kind) for kind in await pipe.execute()]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for number, read in enumerate(reads):
+                if types[2 * number] == "hash":
+                    pipe.hmget(self.k(read.key), ["v", "d"])
+                else:
+                    pipe.get(self.k(read.key))
+                if read.marks:
+                    if types[2 * number + 1] == "zset":
+                        pipe.zmscore(self.k(read.marks_key), list(read.marks))
+                    else:
+                        pipe.get(self.k(read.marks_key))
             replies = iter(await pipe.execute())
         docs = []
-        for read in reads:
-            version, value = next(replies)
-            marked = [score is not None for score in next(replies)] if read.marks else []
-            docs.append(Doc(0 if version is None else int(version), value, marked))
+        for number, read in enumerate(reads):
+            stored = next(replies)
+            if types[2 * number] == "hash":
+                version, value = (0 if stored[0] is None else int(stored[0])), stored[1]
+            else:
+                version, value = _doc_of(stored)
+            marked: list[bool] = []
+            if read.marks:
+                found = next(replies)
+                if types[2 * number + 1] == "zset":
+                    marked = [score is not None for score in found]
+                else:
+                    marked = _marked(found, read.marks)
+            docs.append(Doc(version, value, marked))
         return docs
 
     @_unavailable
     async def docs_write(self, writes: Sequence[DocWrite]) -> list[bool]:
         if not writes:
             return []
+        if any(len(mark) > 255 for write in writes for mark in write.marks):
+            raise InvalidInput("a document mark is at most 255 bytes", field="marks")
         replies = await self.run_scripts(
             [
                 (
@@ -603,3 +740,29 @@ class RedisStore:
             ]
         )
         return [reply == 1 for reply in replies]
+
+
+def _doc_of(stored: bytes | None) -> tuple[int, bytes | None]:
+    """(version, value) of a stored document string; (0, None) when there is none."""
+    if stored is None:
+        return 0, None
+    _, version = _DOC_HEADER.unpack_from(stored)
+    return version, stored[_DOC_HEADER.size :]
+
+
+def _marked(blob: bytes | None, marks: Sequence[bytes]) -> list[bool]:
+    """Which of `marks` the marks string holds (see `DOC_FORMAT`)."""
+    if not marks:
+        return []
+    found = set()
+    view = memoryview(blob or b"")
+    position = 0
+    while position < len(view):
+        length = view[position]
+        found.add(bytes(view[position + 1 : position + 1 + length]))
+        position += length + 1 + _MARK_TIME.size
+    return [mark in found for mark in marks]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

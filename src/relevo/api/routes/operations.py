@@ -22,6 +22,22 @@ async def stats(engine: EngineDep) -> JSON:
     return JSON(await engine.stats())
 
 
+@router.get(
+    "/v1/store/stats",
+    summary="Keys and bytes per structure in the store",
+    description="Counts every key by kind (profile, profile marks, assignments, items, live "
+    "co-visitation, log streams, ...), measures bytes for up to `sample` keys per kind "
+    "(Redis: `MEMORY USAGE`) and extrapolates to the rest, counts per-user keys without a "
+    "TTL (should be 0) and reports Redis `used_memory`. It walks the whole key space: "
+    "for operators, not for frequent polling.",
+)
+async def store_stats(
+    engine: EngineDep,
+    sample: int = Query(100, ge=1, le=10_000, description="Keys measured per kind."),
+) -> JSON:
+    return JSON(await engine.store_usage(sample))
+
+
 @router.post(
     "/v1/archive/compact",
     summary="Compact the Parquet archive now",
