@@ -344,7 +344,11 @@ class RedisStreamLog:
         if oldest:
             floor.append(_text(oldest[0]))
         if floor:
-            await self.client.xtrim(stream, minid=min(floor, key=_id_key), approximate=True)
+            # limit=0: no cap on entries dropped per call (the default, 100 times a node, leaves
+            # a burst's archived records in memory)
+            await self.client.xtrim(
+                stream, minid=min(floor, key=_id_key), approximate=True, limit=0
+            )
 
     @_unavailable
     async def erase(self, user_id: str) -> int:
