@@ -108,6 +108,7 @@ class Applier:
         handlers: Mapping[RecordKind, Callable[[dict[str, Any]], Awaitable[None]]] | None = None,
     ) -> None:
         self.store = store
+        self._deflate = getattr(store, "backend", "redis") != "embedded"  # see `encode`
         self.params = params
         self.retention = retention
         self.clock = clock
@@ -234,7 +235,7 @@ class Applier:
                 key=keys.profile_key(user),
                 marks_key=keys.profile_marks_key(user),
                 expected_version=doc.version,
-                value=encode(state),
+                value=encode(state, deflate=self._deflate),
                 now_ms=now,
                 marks=marks,
                 ttl_ms=self.retention.profile_ttl_ms,

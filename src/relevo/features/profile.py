@@ -117,8 +117,11 @@ too small to gain from it) still decode."""
 _SMALL = 96
 
 
-def encode(state: ProfileState) -> bytes:
+def encode(state: ProfileState, *, deflate: bool = True) -> bytes:
     """MessagePack, deflated when that is smaller (about 2.4x on a typical profile).
+
+    `deflate=False` keeps it plain: the embedded store trades memory for the ~15 µs a
+    deflate costs per write (its profiles live in the process, not in a shared Redis).
 
     Raw deflate (no zlib header or checksum: Redis and snapshots keep bytes intact)
     behind a one-byte format tag.
@@ -131,7 +134,7 @@ def encode(state: ProfileState) -> bytes:
     False
     """
     raw = _encoder.encode(state)
-    if len(raw) < _SMALL:
+    if len(raw) < _SMALL or not deflate:
         return raw
     deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
     packed = deflater.compress(raw) + deflater.flush()
