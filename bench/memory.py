@@ -32,15 +32,13 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from bench.support import data_dir, free_port, print_table, process, redis_server
+from bench.support import data_dir, print_table, redis_server, relevo_process
 from relevo.config import Settings
 from relevo.demo.catalog import demo_items
 from relevo.demo.runner import PLACEMENTS, RULES
@@ -172,24 +170,6 @@ async def measure_memory(
 
 
 # -- part 2: soak ---------------------------------------------------------------------------
-@contextmanager
-def serve(env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "relevo",
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    with process(command, env, url + "/healthz") as child:
-        yield url, child.pid
-
-
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -305,7 +285,7 @@ def measure_soak(redis_url: str, seconds: float, probe_seconds: float) -> dict[s
         "RELEVO_RATE_LIMIT": "0",
     }
     items = demo_items()
-    with serve(env) as (url, pid):
+    with relevo_process(env) as (url, pid):
         with httpx.Client(base_url=url, timeout=30) as client:
             client.put("/v1/placements", json=PLACEMENTS).raise_for_status()
             client.put("/v1/rules", json=RULES).raise_for_status()

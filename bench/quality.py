@@ -1,6 +1,6 @@
 """Quality bench: `relevo evaluate` on MovieLens-100K, with the acceptance check.
 
-    python -m bench.quality [--data /work/shared/datasets/ml-100k/u.data]
+    python -m bench.quality [--data ../shared/datasets/ml-100k/u.data]
 
 Runs the full evaluation (every baseline tuned on a validation split of the
 training period, relevo's models, the same temporal split) and checks that
@@ -22,7 +22,8 @@ from relevo.models.evaluation import run_evaluation
 from relevo.models.interactions import load_interactions
 from relevo.models.report import render_table
 
-DEFAULT_DATA = Path("/work/shared/datasets/ml-100k/u.data")
+# beside the project, never inside it (its licence forbids redistribution)
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ml-100k" / "u.data"
 TARGET_RATIO = 1.05
 
 

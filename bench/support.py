@@ -56,6 +56,13 @@ def process(
 
 @contextmanager
 def relevo_server(env: dict[str, str]) -> Iterator[str]:
+    with relevo_process(env) as (url, _):
+        yield url
+
+
+@contextmanager
+def relevo_process(env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """`relevo serve` on a free port: its URL and pid (for RSS sampling)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
@@ -68,8 +75,8 @@ def relevo_server(env: dict[str, str]) -> Iterator[str]:
         "--log-level",
         "warning",
     ]
-    with process(command, env, url + "/healthz"):
-        yield url
+    with process(command, env, url + "/healthz") as child:
+        yield url, child.pid
 
 
 @contextmanager

@@ -21,28 +21,25 @@ RULE_ID = "monitoring"
 def drift_alert(
     reference: str, feature: str, window: int, details: dict[str, Any], at_ms: int
 ) -> OutboxMessage:
-    episode = f"drift:{reference}:{feature}:{window}"
-    return OutboxMessage(
-        message_id=episode,
-        name=DRIFT_DETECTED,
-        rule_id=RULE_ID,
-        user_id=None,
-        payload={"reference": reference, "feature": feature, "window": window, **details},
-        at_ms=at_ms,
-        cause=episode,
-    )
+    payload = {"reference": reference, "feature": feature, "window": window, **details}
+    return _alert(DRIFT_DETECTED, f"drift:{reference}:{feature}:{window}", payload, at_ms)
 
 
 def kpi_alert(
     placement: str, kpi: str, hour_ms: int, details: dict[str, Any], at_ms: int
 ) -> OutboxMessage:
-    episode = f"kpi:{placement}:{kpi}:{hour_ms}"
+    payload = {"placement": placement, "kpi": kpi, **details}
+    return _alert(KPI_ANOMALY, f"kpi:{placement}:{kpi}:{hour_ms}", payload, at_ms)
+
+
+def _alert(name: str, episode: str, payload: dict[str, Any], at_ms: int) -> OutboxMessage:
+    """One action per episode: the episode is its id, so raising it again adds nothing."""
     return OutboxMessage(
         message_id=episode,
-        name=KPI_ANOMALY,
+        name=name,
         rule_id=RULE_ID,
         user_id=None,
-        payload={"placement": placement, "kpi": kpi, **details},
+        payload=payload,
         at_ms=at_ms,
         cause=episode,
     )

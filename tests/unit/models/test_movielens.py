@@ -11,7 +11,8 @@ from relevo.models.ease import EASERecommender
 from relevo.models.evaluation import evaluate_recommender, temporal_split
 from relevo.models.interactions import Interactions
 
-ML100K = Path(os.environ.get("RELEVO_ML100K", "/work/shared/datasets/ml-100k/u.data"))
+BESIDE_THE_PROJECT = Path(__file__).resolve().parents[4] / "shared/datasets/ml-100k/u.data"
+ML100K = Path(os.environ.get("RELEVO_ML100K", BESIDE_THE_PROJECT))
 
 pytestmark = pytest.mark.skipif(not ML100K.is_file(), reason=f"{ML100K} not present")
 
