@@ -130,8 +130,12 @@ async def drive(
     seconds: float,
     concurrency: int,
     warmup: float = 1.0,
+    probe: Callable[[], None] | None = None,
 ) -> tuple[int, float, int]:
-    """Closed loop: `concurrency` clients send back to back. Returns (requests, seconds, errors)."""
+    """Closed loop: `concurrency` clients send back to back. Returns (requests, seconds, errors).
+
+    `probe` is called when the measured part starts and when it ends (to read, say, the
+    server's CPU time over exactly the requests counted)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"content-type": "application/json"}
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
@@ -154,8 +158,21 @@ async def drive(
                     else:
                         errors += 1
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        async def probes() -> None:
+            if probe is not None:
+                await asyncio.sleep(max(measure_from - time.perf_counter(), 0))
+                probe()
+                await asyncio.sleep(max(stop_at - time.perf_counter(), 0))
+                probe()
+
+        await asyncio.gather(probes(), *(worker() for _ in range(concurrency)))
         return done, seconds, errors
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from relevo.clock import ManualClock
 from relevo.config import Settings
@@ -19,6 +20,11 @@ from relevo.store.base import Store
 from relevo.store.memory import MemoryStore
 from relevo.store.redis import RedisStore
 from tests.support.servers import RedisClusterServers, RedisServer
+
+# No per-example deadline: on a shared 2-core CI machine one slow example is load, not a
+# regression, and the property tests assert results, not speed (benchmarks do that).
+hypothesis_settings.register_profile("relevo", deadline=None)
+hypothesis_settings.load_profile("relevo")
 
 BACKENDS = ["embedded", "redis"]
 STORES = [*BACKENDS, "redis-cluster"]

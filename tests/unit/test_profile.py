@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from relevo.features.profile import FeatureParams, ProfileState, apply_event, decode, encode, render
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relevo.features.profile import (
+    FeatureParams,
+    ProfileState,
+    ProfileView,
+    apply_event,
+    decode,
+    direct_reader,
+    encode,
+    render,
+)
 
 T0 = 1_767_225_600_000
 MIN = 60_000
@@ -136,3 +149,49 @@ def test_state_round_trips_through_its_encoding() -> None:
     )
     assert decode(encode(state)) == state
     assert render(decode(encode(state)), T0, PARAMS) == render(state, T0, PARAMS)
+
+
+KINDS = ["view", "click", "purchase"]
+CATEGORIES = ["shoes", "books"]
+event_lists = st.lists(
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(KINDS),
+            "timestamp": st.integers(T0 - 40 * 24 * 60 * MIN, T0),
+            "category": st.sampled_from(CATEGORIES),
+        }
+    ),
+    max_size=12,
+)
+words = st.sampled_from(
+    [*KINDS, *CATEGORIES, "add_to_cart", "5m", "1h", "24h", "30d", "total", "2w"]
+)
+paths = st.one_of(
+    st.tuples(st.just("affinities"), words),
+    st.tuples(st.sampled_from(["first_seen", "last_seen"]), words),
+    st.tuples(st.just("counts"), words, words),
+    st.tuples(st.just("category_counts"), words, words, words),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=event_lists, path=paths, later=st.integers(0, 2 * 24 * 60 * MIN))
+def test_direct_readers_give_what_walking_the_view_gives(
+    events: list[dict[str, Any]], path: tuple[str, ...], later: int
+) -> None:
+    """The rules' shortcut for windowed counters (`direct_reader`) agrees with the view."""
+    view = ProfileView(fold(*events), T0 + later, PARAMS)
+    missing = tuple(("missing", key) for key in path)
+    reader = direct_reader(path, missing)
+    assert reader is not None
+    walked: Any = view
+    for key, absent in zip(path, missing, strict=True):
+        walked = walked.get(key, absent) if isinstance(walked, Mapping) else walked
+        if walked is absent:
+            break
+    assert reader(view) == walked
+
+
+def test_other_paths_walk_the_view() -> None:
+    assert direct_reader(("rfm", "monetary"), ((), ())) is None
+    assert direct_reader(("counts", 0, "5m"), ((), (), ())) is None

@@ -363,24 +363,19 @@ class ProfileView(Mapping[str, Any]):
         self._cache: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
-        try:
-            return self._cache[name]
-        except KeyError:
-            pass
-        value = _FIELDS[name](self._state, self._now, self._params)
-        self._cache[name] = value
+        value = self._cache.get(name, _MISSING)  # no try/except: a miss is the common case
+        if value is _MISSING:
+            value = self._cache[name] = _FIELDS[name](self._state, self._now, self._params)
         return value
 
     def get(self, name: str, default: Any = None) -> Any:
         """One call for "is it there, and what is it" (rules read paths with it)."""
-        try:
-            return self._cache[name]
-        except KeyError:
-            pass
-        field = _FIELDS.get(name)
-        if field is None:
-            return default
-        value = self._cache[name] = field(self._state, self._now, self._params)
+        value = self._cache.get(name, _MISSING)
+        if value is _MISSING:
+            field = _FIELDS.get(name)
+            if field is None:
+                return default
+            value = self._cache[name] = field(self._state, self._now, self._params)
         return value
 
     def __iter__(self) -> Iterator[str]:
@@ -391,6 +386,82 @@ class ProfileView(Mapping[str, Any]):
 
     def __contains__(self, name: object) -> bool:
         return name in _FIELDS
+
+
+def direct_reader(
+    steps: tuple[str | int, ...], missing: tuple[Any, ...]
+) -> Callable[[ProfileView], Any] | None:
+    """A function reading ``profile.<steps>`` from a view's state directly, or None.
+
+    Why: a rule's path through the view costs a call and an object per step, and the
+    windowed counters (``counts.view['5m']``, ``category_counts.view['shoes']['1h']``),
+    one affinity or one last-seen time are what behavioural rules read most. The reader
+    gives exactly what walking the view gives (property-tested), ``missing[i]`` where
+    step ``i`` finds no key.
+    """
+    keys = [step for step in steps if type(step) is str]
+    if len(keys) < len(steps):  # an index: the view's general way
+        return None
+    if len(keys) == 2 and keys[0] == "affinities":
+        category, no_category = keys[1], missing[1]
+
+        def affinity(view: ProfileView) -> Any:
+            found = view._state.affinities.get(category)
+            if found is None:
+                return no_category
+            return round(decayed(found, view._now, view._params.affinity_half_life_ms), 6)
+
+        return affinity
+    if len(keys) == 2 and keys[0] in ("first_seen", "last_seen"):
+        kind, no_kind, last = keys[1], missing[1], keys[0] == "last_seen"
+
+        def seen(view: ProfileView) -> Any:
+            found = view._state.seen.get(kind)
+            if found is None:
+                return no_kind
+            return to_iso(found.last if last else found.first)
+
+        return seen
+    if len(keys) == 3 and keys[0] == "counts":
+        _, kind, window = keys
+        return _counter_reader(lambda state: state.counts.get(kind), window, missing[1], missing[2])
+    if len(keys) == 4 and keys[0] == "category_counts":
+        _, kind, category, window = keys
+        no_kind, no_category = missing[1], missing[2]
+
+        def counter(state: ProfileState) -> Any:
+            by_category = state.category_counts.get(kind)
+            if by_category is None:
+                return no_kind
+            found = by_category.get(category)
+            return no_category if found is None else found
+
+        return _counter_reader(counter, window, no_category, missing[3])
+    return None
+
+
+def _counter_reader(
+    find: Callable[[ProfileState], Any], window: str, absent: Any, no_window: Any
+) -> Callable[[ProfileView], Any]:
+    """Read one window of the counter `find` gives (or what it gives instead: an error)."""
+    if window == "total":
+
+        def total(view: ProfileView) -> Any:
+            found = find(view._state)
+            if type(found) is not WindowCounter:
+                return absent if found is None else found
+            return found.total
+
+        return total
+    window_ms = WINDOWS_MS.get(window)
+
+    def count(view: ProfileView) -> Any:
+        found = find(view._state)
+        if type(found) is not WindowCounter:
+            return absent if found is None else found
+        return no_window if window_ms is None else found.count(window_ms, view._now)
+
+    return count
 
 
 class _Lazy(Mapping[str, Any]):
@@ -404,21 +475,18 @@ class _Lazy(Mapping[str, Any]):
         self._cache: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
-        try:
-            return self._cache[key]
-        except KeyError:
+        value = self._cache.get(key, _MISSING)
+        if value is _MISSING:
             value = self._cache[key] = self._convert(self._source[key])
-            return value
+        return value
 
     def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
-        source = self._source.get(key, _MISSING)
-        if source is _MISSING:
-            return default
-        value = self._cache[key] = self._convert(source)
+        value = self._cache.get(key, _MISSING)
+        if value is _MISSING:
+            source = self._source.get(key, _MISSING)
+            if source is _MISSING:
+                return default
+            value = self._cache[key] = self._convert(source)
         return value
 
     def __iter__(self) -> Iterator[str]:
@@ -472,15 +540,51 @@ def plain(value: Any) -> Any:
     return value
 
 
+class _Counters(Mapping[str, Any]):
+    """Counters by name (event type, or category), each read as its windows."""
+
+    __slots__ = ("_now", "_source")
+
+    def __init__(self, source: Mapping[str, Any], now_ms: int) -> None:
+        self._source = source
+        self._now = now_ms
+
+    def __getitem__(self, key: str) -> Any:
+        return _Windows(self._source[key], self._now)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        counter = self._source.get(key)
+        return default if counter is None else _Windows(counter, self._now)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._source
+
+
+class _CountersByType(_Counters):
+    """Per event type, counters by category (``category_counts``)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        return _Counters(self._source[key], self._now)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        by_category = self._source.get(key)
+        return default if by_category is None else _Counters(by_category, self._now)
+
+
 def _counts(state: ProfileState, now: int, _: FeatureParams) -> Mapping[str, Any]:
-    return _Lazy(state.counts, lambda counter: _Windows(counter, now))
+    return _Counters(state.counts, now)
 
 
 def _category_counts(state: ProfileState, now: int, _: FeatureParams) -> Mapping[str, Any]:
-    return _Lazy(
-        state.category_counts,
-        lambda by_category: _Lazy(by_category, lambda counter: _Windows(counter, now)),
-    )
+    return _CountersByType(state.category_counts, now)
 
 
 def _rfm(state: ProfileState, now: int, _: FeatureParams) -> dict[str, Any]:
@@ -545,7 +649,7 @@ _FIELDS: dict[str, Callable[[ProfileState, int, FeatureParams], Any]] = {
     "last_seen": lambda s, now, p: _Lazy(s.seen, lambda seen: to_iso(seen.last)),
     "rfm": _rfm,
     "session": _session,
-    "affinities": lambda s, now, p: _ranked_affinities(s, now, p.affinity_half_life_ms),
+    "affinities": lambda s, now, p: _Affinities(s.affinities, now, p.affinity_half_life_ms),
     "recent_items": lambda s, now, p: [entry.item_id for entry in s.recent_items],
     "purchased_items": lambda s, now, p: [entry.item_id for entry in s.purchased],
     "cart": lambda s, now, p: [
@@ -562,9 +666,36 @@ _FIELDS: dict[str, Callable[[ProfileState, int, FeatureParams], Any]] = {
 }
 
 
-def _ranked_affinities(state: ProfileState, now_ms: int, half_life_ms: int) -> dict[str, float]:
-    scores = {
-        category: round(decayed(affinity, now_ms, half_life_ms), 6)
-        for category, affinity in state.affinities.items()
-    }
-    return dict(sorted(scores.items(), key=lambda pair: -pair[1]))
+class _Affinities(Mapping[str, float]):
+    """Decayed affinity scores, highest first. A rule reads one category's score, which
+    is computed alone; the ranking is made only when the whole mapping is read."""
+
+    __slots__ = ("_half_life", "_now", "_ranked", "_source")
+
+    def __init__(self, source: Mapping[str, Affinity], now_ms: int, half_life_ms: int) -> None:
+        self._source = source
+        self._now = now_ms
+        self._half_life = half_life_ms
+        self._ranked: list[str] | None = None
+
+    def _score(self, affinity: Affinity) -> float:
+        return round(decayed(affinity, self._now, self._half_life), 6)
+
+    def __getitem__(self, category: str) -> float:
+        return self._score(self._source[category])
+
+    def get(self, category: str, default: Any = None) -> Any:
+        affinity = self._source.get(category)
+        return default if affinity is None else self._score(affinity)
+
+    def __iter__(self) -> Iterator[str]:
+        if self._ranked is None:
+            scores = {category: self._score(a) for category, a in self._source.items()}
+            self._ranked = sorted(scores, key=lambda category: -scores[category])
+        return iter(self._ranked)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __contains__(self, category: object) -> bool:
+        return category in self._source

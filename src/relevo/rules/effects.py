@@ -78,15 +78,18 @@ def run_event_rules(
 ) -> None:
     """Evaluate the event's rules and plan its timers, after it was applied to `state`."""
     kind = record["type"]
-    if not rules.rules_for_event(kind) and not rules.timer_rule_ids:
+    evaluated = rules.rules_for_event(kind)
+    timed = rules.timer_rule_ids
+    if not evaluated and not timed:
         return
     event = event_view(record, state.user_id)
-    if rules.rules_for_event(kind):
+    if evaluated:
         profile = ProfileView(state, record["timestamp"], params)
         outcome = rules.on_event(profile, event, at_ms=record["timestamp"])
         apply_outcome(state, outcome, effects)
-    for op in rules.plan_timers(event, armed=state.timers.keys()):
-        _apply_timer_op(state, op, effects)
+    if timed:
+        for op in rules.plan_timers(event, armed=state.timers.keys()):
+            _apply_timer_op(state, op, effects)
 
 
 def fire_due_timers(
@@ -126,6 +129,8 @@ def fire(
 
 def apply_outcome(state: ProfileState, outcome: RuleOutcome, effects: Effects) -> None:
     effects.outcomes.append(outcome)
+    if not outcome.fired:
+        return
     for segment in outcome.remove_segments:
         if segment in state.segments:
             state.segments.remove(segment)

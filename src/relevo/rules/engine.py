@@ -23,13 +23,14 @@ Why it looks like this:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, JsonValue
 
+from relevo.rules.codegen import generate_bucket
 from relevo.rules.expressions import (
     Activation,
     ActivationError,
@@ -78,7 +79,7 @@ class RuleError:
     count: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FiredRule:
     """A rule whose condition held, with the actions it contributed."""
 
@@ -111,9 +112,26 @@ class OutboxMessage:
         }
 
 
-@dataclass(frozen=True, slots=True)
+_NO_ATTRIBUTES: Mapping[str, JsonValue] = MappingProxyType({})
+
+
+@dataclass(slots=True)
+class _Effects:
+    """What the rules that fired for one event do, gathered (only once one fires)."""
+
+    fired: list[FiredRule] = dataclasses.field(default_factory=list)
+    segments: dict[str, bool] = dataclasses.field(default_factory=dict)
+    attributes: dict[str, JsonValue] = dataclasses.field(default_factory=dict)
+    outbox: list[OutboxMessage] = dataclasses.field(default_factory=list)
+
+
+@dataclass(slots=True)
 class RuleOutcome:
-    """What the rules decided for one event (or one fired timer), as data for the core."""
+    """What the rules decided for one event (or one fired timer), as data for the core.
+
+    Read-only by convention, not frozen: one is built per event, and building a frozen
+    dataclass costs four times as much (each field set through ``object.__setattr__``).
+    """
 
     version: str
     at_ms: int | None
@@ -122,9 +140,7 @@ class RuleOutcome:
     errors: tuple[RuleError, ...]
     add_segments: tuple[str, ...] = ()
     remove_segments: tuple[str, ...] = ()
-    attributes: Mapping[str, JsonValue] = dataclasses.field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    attributes: Mapping[str, JsonValue] = dataclasses.field(default_factory=lambda: _NO_ATTRIBUTES)
     outbox: tuple[OutboxMessage, ...] = ()
 
     @property
@@ -218,36 +234,84 @@ class RuleStats:
 
 
 class RuleStatsBook:
-    """Per-rule statistics accumulated from outcomes (mutable, unlike the rule set)."""
+    """Per-rule statistics accumulated from outcomes (mutable, unlike the rule set).
 
-    __slots__ = ("_stats",)
+    Recording is on the hot path (every event that evaluates rules), so it only counts
+    outcomes by their tuple of evaluated rules (one tuple per trigger bucket) and notes
+    fires and errors; the per-rule sums are made when read.
+    """
+
+    __slots__ = ("_errors", "_evaluated", "_fires", "_last_error", "_last_fired", "_stats")
 
     def __init__(self, stats: Mapping[str, RuleStats] | None = None) -> None:
         self._stats: dict[str, RuleStats] = dict(stats or {})
+        self._evaluated: dict[tuple[str, ...], int] = {}
+        self._fires: dict[str, int] = {}
+        self._last_fired: dict[str, int] = {}
+        self._errors: dict[str, int] = {}
+        self._last_error: dict[str, RuleError] = {}
 
     def record(self, outcome: RuleOutcome | ItemAdjustments) -> None:
-        fired = set(outcome.fired_ids) if isinstance(outcome, RuleOutcome) else set(outcome.applied)
-        failed: dict[str, str] = {}
+        evaluated = outcome.evaluated
+        self._evaluated[evaluated] = self._evaluated.get(evaluated, 0) + 1
+        fired = outcome.fired_ids if isinstance(outcome, RuleOutcome) else outcome.applied
+        for rule_id in fired:
+            self._fires[rule_id] = self._fires.get(rule_id, 0) + 1
+            if outcome.at_ms is not None:
+                self._last_fired[rule_id] = max(
+                    self._last_fired.get(rule_id, outcome.at_ms), outcome.at_ms
+                )
+        # An evaluation counts once, with the rule's first error. An event's errors come
+        # rule by rule, so comparing with the previous one is enough; a decision's are
+        # grouped by item condition, and need a set.
+        grouped = type(outcome) is RuleOutcome
+        seen: set[str] = set()
+        previous = None
         for err in outcome.errors:
-            failed.setdefault(err.rule_id, f"{err.field}: {err.kind}: {err.message}")
-        for rule_id in outcome.evaluated:
-            s = self._stats.setdefault(rule_id, RuleStats())
-            s.evaluations += 1
-            if rule_id in fired:
-                s.fires += 1
-                if outcome.at_ms is not None:
-                    s.last_fired_ms = max(s.last_fired_ms or outcome.at_ms, outcome.at_ms)
-            if rule_id in failed:
-                s.errors += 1
-                s.last_error = failed[rule_id]
+            rule_id = err.rule_id
+            if grouped:
+                if rule_id == previous:
+                    continue
+                previous = rule_id
+            elif rule_id in seen:
+                continue
+            else:
+                seen.add(rule_id)
+            self._errors[rule_id] = self._errors.get(rule_id, 0) + 1
+            self._last_error[rule_id] = err
+
+    def _fold(self) -> dict[str, RuleStats]:
+        """Add what was recorded since the last read to the per-rule statistics."""
+        stats = self._stats
+        for evaluated, count in self._evaluated.items():
+            for rule_id in evaluated:
+                s = stats.get(rule_id)
+                if s is None:
+                    s = stats[rule_id] = RuleStats()
+                s.evaluations += count
+        for rule_id, count in self._fires.items():
+            s = stats.setdefault(rule_id, RuleStats())
+            s.fires += count
+            last = self._last_fired.get(rule_id)
+            if last is not None:
+                s.last_fired_ms = max(s.last_fired_ms or last, last)
+        for rule_id, count in self._errors.items():
+            s = stats.setdefault(rule_id, RuleStats())
+            s.errors += count
+            err = self._last_error[rule_id]
+            s.last_error = f"{err.field}: {err.kind}: {err.message}"
+        self._evaluated, self._fires, self._last_fired = {}, {}, {}
+        self._errors, self._last_error = {}, {}
+        return stats
 
     def get(self, rule_id: str) -> RuleStats:
-        return self._stats.get(rule_id, RuleStats())
+        return self._fold().get(rule_id, RuleStats())
 
     def merge(self, other: RuleStatsBook) -> None:
         """Add another book's counts to this one (e.g. counts whose flush failed)."""
-        for rule_id, theirs in other._stats.items():
-            mine = self._stats.setdefault(rule_id, RuleStats())
+        mine_all = self._fold()
+        for rule_id, theirs in other._fold().items():
+            mine = mine_all.setdefault(rule_id, RuleStats())
             mine.evaluations += theirs.evaluations
             mine.fires += theirs.fires
             mine.errors += theirs.errors
@@ -256,7 +320,7 @@ class RuleStatsBook:
             mine.last_error = mine.last_error or theirs.last_error
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {rule_id: s.to_dict() for rule_id, s in sorted(self._stats.items())}
+        return {rule_id: s.to_dict() for rule_id, s in sorted(self._fold().items())}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Mapping[str, Any]]) -> RuleStatsBook:
@@ -281,10 +345,14 @@ class CompiledRule:
     order: int
     when: Expression | None
     actions: tuple[_CompiledAction, ...]
+    id: str = ""
+    errors: dict[tuple[str, str], RuleError] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """The run-time errors seen so far, each recorded once (see `_fast_error`)."""
 
-    @property
-    def id(self) -> str:
-        return self.rule.id
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", self.rule.id)
 
 
 def _compile_rule(rule: Rule, order: int) -> CompiledRule:
@@ -320,13 +388,22 @@ class _Bucket:
     rules: tuple[CompiledRule, ...]
     projection: Projection
     uses_now: bool
+    ids: tuple[str, ...]
+    emits: bool  # any outbox messages (which need the user id and the cause)
+    evaluate: Callable[[Mapping[str, Any]], list[Any]] | None  # see `generate_bucket`
 
     @classmethod
     def of(cls, rules: Iterable[CompiledRule]) -> _Bucket:
         ordered = tuple(sorted(rules, key=lambda r: (-r.rule.priority, r.order)))
         expressions = [e for r in ordered for e in (r.when, *(a.expr for a in r.actions)) if e]
         uses_now = any("now" in e.variables for e in expressions)
-        return cls(ordered, _projection(ordered), uses_now)
+        emits = any(isinstance(a.action, Emit) for r in ordered for a in r.actions)
+        ids = tuple(r.id for r in ordered)
+        conditions = [None if r.when is None else r.when.fast for r in ordered]
+        evaluate = None
+        if ordered and all(r.when is None or r.when.fast is not None for r in ordered):
+            evaluate = generate_bucket(conditions)
+        return cls(ordered, _projection(ordered), uses_now, ids, emits, evaluate)
 
 
 def _projection(rules: Iterable[CompiledRule]) -> Projection:
@@ -469,8 +546,10 @@ class RuleSet:
             bucket.rules,
             Scope(values, bucket.projection),
             at_ms,
-            user_id=_user_id(event, profile),
-            cause=_cause(event),
+            user_id=_user_id(event, profile) if bucket.emits else None,
+            cause=_cause(event) if bucket.emits else "",
+            evaluated=bucket.ids,
+            evaluate=bucket.evaluate,
         )
 
     def on_timer(
@@ -528,60 +607,96 @@ class RuleSet:
         *,
         user_id: str | None,
         cause: str,
+        evaluated: tuple[str, ...] | None = None,
+        evaluate: Callable[[Mapping[str, Any]], list[Any]] | None = None,
     ) -> RuleOutcome:
-        evaluated = tuple(r.id for r in rules)
-        fired: list[FiredRule] = []
+        if evaluated is None:
+            evaluated = tuple([r.id for r in rules])
         errors_: list[RuleError] = []
-        segments: dict[str, bool] = {}
-        attributes: dict[str, JsonValue] = {}
-        outbox: list[OutboxMessage] = []
-        for r in rules:
-            if not _condition(r, activation, errors_):
-                continue
-            done: list[BaseModel] = []
-            for ca in r.actions:
-                a = ca.action
-                if isinstance(a, AddSegment):
-                    segments.pop(a.add_segment, None)
-                    segments[a.add_segment] = True
-                elif isinstance(a, RemoveSegment):
-                    segments.pop(a.remove_segment, None)
-                    segments[a.remove_segment] = False
-                elif isinstance(a, SetAttribute):
-                    if ca.expr is None:
-                        value = a.set_attribute.value
-                    else:
-                        try:
-                            value = _json(ca.expr.evaluate(activation))
-                        except ExpressionEvaluationError as exc:
-                            errors_.append(_rule_error(r.id, exc))
-                            continue
-                    attributes[a.set_attribute.name] = value
-                elif isinstance(a, Emit):
-                    outbox.append(
-                        OutboxMessage(
-                            message_id=f"{r.id}:{cause}:{ca.index}",
-                            name=a.emit,
-                            rule_id=r.id,
-                            user_id=user_id,
-                            payload=MappingProxyType(dict(a.payload)),
-                            at_ms=at_ms,
-                            cause=cause,
-                        )
-                    )
-                done.append(a)
-            fired.append(FiredRule(r.id, tuple(done)))
+        effects: _Effects | None = None
+        if evaluate is not None:  # the bucket's conditions in one generated function
+            for index, value in evaluate(activation.values):
+                r = rules[index]
+                if value is True:
+                    effects = effects or _Effects()
+                    self._fire(r, activation, at_ms, user_id, cause, effects, errors_)
+                else:
+                    errors_.append(_fast_error(r, value))
+        else:
+            values = activation.values
+            for r in rules:
+                when = r.when
+                if when is None:
+                    pass
+                elif when.fast is not None:
+                    value = when.fast(values)
+                    if value is not True:
+                        if value is not False:
+                            errors_.append(_fast_error(r, value))
+                        continue
+                elif not _condition(r, activation, errors_):
+                    continue
+                effects = effects or _Effects()
+                self._fire(r, activation, at_ms, user_id, cause, effects, errors_)
+        if effects is None:
+            return RuleOutcome(self.version, at_ms, evaluated, (), tuple(errors_))
+        segments = effects.segments
         return RuleOutcome(
             version=self.version,
             at_ms=at_ms,
             evaluated=evaluated,
-            fired=tuple(fired),
+            fired=tuple(effects.fired),
             errors=tuple(errors_),
             add_segments=tuple(s for s, add in segments.items() if add),
             remove_segments=tuple(s for s, add in segments.items() if not add),
-            attributes=MappingProxyType(attributes),
-            outbox=tuple(outbox),
+            attributes=MappingProxyType(effects.attributes),
+            outbox=tuple(effects.outbox),
         )
+
+    @staticmethod
+    def _fire(
+        r: CompiledRule,
+        activation: Scope,
+        at_ms: int | None,
+        user_id: str | None,
+        cause: str,
+        effects: _Effects,
+        errors: list[RuleError],
+    ) -> None:
+        """Run the actions of a rule whose condition held."""
+        done: list[BaseModel] = []
+        for ca in r.actions:
+            a = ca.action
+            if isinstance(a, AddSegment):
+                effects.segments.pop(a.add_segment, None)
+                effects.segments[a.add_segment] = True
+            elif isinstance(a, RemoveSegment):
+                effects.segments.pop(a.remove_segment, None)
+                effects.segments[a.remove_segment] = False
+            elif isinstance(a, SetAttribute):
+                if ca.expr is None:
+                    value = a.set_attribute.value
+                else:
+                    try:
+                        value = _json(ca.expr.evaluate(activation))
+                    except ExpressionEvaluationError as exc:
+                        errors.append(_rule_error(r.id, exc))
+                        continue
+                effects.attributes[a.set_attribute.name] = value
+            elif isinstance(a, Emit):
+                effects.outbox.append(
+                    OutboxMessage(
+                        message_id=f"{r.id}:{cause}:{ca.index}",
+                        name=a.emit,
+                        rule_id=r.id,
+                        user_id=user_id,
+                        payload=MappingProxyType(dict(a.payload)),
+                        at_ms=at_ms,
+                        cause=cause,
+                    )
+                )
+            done.append(a)
+        effects.fired.append(FiredRule(r.id, tuple(done)))
 
     # -- decisions -----------------------------------------------------------------------
 
@@ -601,7 +716,7 @@ class RuleSet:
         bucket = self._decide_index.get(placement, self._decide_any)
         if not bucket.rules:
             return ItemAdjustments(placement, self.version, now_ms)
-        evaluated = tuple(r.id for r in bucket.rules)
+        evaluated = bucket.ids
         values = {
             "profile": profile,
             "context": context or {},
@@ -774,18 +889,34 @@ def _condition(rule: CompiledRule, activation: Scope, errors: list[RuleError]) -
         value = when.fast(activation.values)
         if value is True or value is False:
             return value
-        if type(value) is Err:
-            errors.append(RuleError(rule.id, when.field, value.kind, value.message))
-        else:
-            errors.append(
-                RuleError(rule.id, when.field, "not_boolean", f"condition evaluated to {value!r}")
-            )
+        errors.append(_fast_error(rule, value))
         return False
     try:
         return when.evaluate_bool(activation)
     except ExpressionEvaluationError as exc:
         errors.append(_rule_error(rule.id, exc))
         return False
+
+
+_KNOWN_ERRORS = 64
+"""Distinct run-time errors kept per rule: the same few recur on every event (a key the
+profile doesn't have yet), and building their record each time would cost more than
+evaluating the condition."""
+
+
+def _fast_error(rule: CompiledRule, value: Any) -> RuleError:
+    """The record of a fast-path condition that gave `value`, an `Err` or not a bool."""
+    if type(value) is Err:
+        key = (value.kind, value.message)
+    else:
+        key = ("not_boolean", f"condition evaluated to {value!r}")
+    known = rule.errors.get(key)
+    if known is None:
+        field = rule.when.field if rule.when is not None else "when"
+        known = RuleError(rule.rule.id, field, *key)
+        if len(rule.errors) < _KNOWN_ERRORS:
+            rule.errors[key] = known
+    return known
 
 
 def _rule_error(rule_id: str, exc: ExpressionEvaluationError) -> RuleError:

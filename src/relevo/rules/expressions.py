@@ -35,7 +35,8 @@ from typing import Any, Final, TypeAlias
 import cel
 
 from relevo.features.profile import plain
-from relevo.rules.fastpath import Err, Fast, compile_fast
+from relevo.rules.codegen import compile_condition
+from relevo.rules.fastpath import Err, Fast
 from relevo.rules.lexer import Token, tokenize
 
 #: Top-level variables a condition may use. Which of them are bound depends on where the
@@ -560,7 +561,7 @@ class Expression:
             reads=tuple(r for r in analysis.reads if r[0] in variables),
             paths=tuple(p for p in analysis.paths if p.split(".")[0].split("[")[0] in allowed),
             terms=analysis.terms,
-            fast=compile_fast(source, allowed),
+            fast=compile_condition(source, allowed),
         )
 
     def evaluate(self, scope: Scope | Activation) -> Any:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -330,6 +331,70 @@ def _type_error(message: str) -> Err:
     return Err("type_error", message)
 
 
+# -- shapes: what some closures compute, for `relevo.rules.codegen` to inline ------------
+
+
+@dataclass(frozen=True, slots=True)
+class Constant:
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    """A variable then fields and literal indexes; each step's missing-key error."""
+
+    root: str
+    unbound: Err
+    steps: tuple[tuple[str | int, Err], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Logical:
+    terms: tuple[Fast, ...]
+    absorbing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Equal:
+    left: Fast
+    right: Fast
+    negated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """An ordering against a number literal (`path > 3`); `order` takes any two values."""
+
+    operator: str
+    left: Fast
+    number: int | float
+    order: Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    """`x in ['a', 'b']`: a set lookup for strings, `contains_value` otherwise."""
+
+    left: Fast
+    strings: frozenset[str]
+    options: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """Any other binary operator: `function(left, right)` on the two values."""
+
+    function: Callable[[Any, Any], Any]
+    left: Fast
+    right: Fast
+
+
+Shape = Constant | Path | Logical | Equal | Compare | OneOf | Relation
+
+SHAPES: WeakKeyDictionary[Fast, Shape] = WeakKeyDictionary()
+"""What each closure of these kinds computes; any other closure is opaque (called)."""
+
+
 _IS_MAPPING: dict[type, bool] = {dict: True}
 
 
@@ -377,6 +442,7 @@ def _path(root: str, steps: tuple[str | int, ...]) -> Fast:
                 value = _step(value, key)
         return value
 
+    SHAPES[walk] = Path(root, unbound, walked)
     return walk
 
 
@@ -485,12 +551,44 @@ def _logical(terms: list[Fast], *, absorbing: bool) -> Fast:
             if value is absorbing:
                 return absorbing
             if type(value) is not bool:
-                error = error or (
-                    value if type(value) is Err else _type_error("&& and || need bools")
-                )
+                error = error or (value if type(value) is Err else NOT_BOOL)
         return error if error is not None else not absorbing
 
+    SHAPES[combine] = Logical(tuple(terms), absorbing)
     return combine
+
+
+NOT_BOOL = Err("type_error", "&& and || need bools")
+
+
+def equal_values(a: Any, b: Any, negated: bool) -> Any:
+    """`a == b` (or `!=`) once both sides are evaluated: errors pass, CEL's equality."""
+    if type(a) is Err:
+        return a
+    if type(b) is Err:
+        return b
+    return cel_equal(a, b) is not negated
+
+
+def contains_value(needle: Any, haystack: Any) -> Any:
+    """`needle in haystack` once both sides are evaluated."""
+    if type(needle) is Err:
+        return needle
+    if type(needle) is str and type(haystack) is list:
+        # a string equals only an equal string, in Python as in CEL: `in` on the list
+        # is exact, and a profile's segments can be dozens long
+        return needle in haystack
+    if isinstance(haystack, list):
+        return any(cel_equal(needle, element) for element in haystack)
+    if isinstance(haystack, Mapping):
+        if isinstance(needle, bool):
+            return False
+        if not isinstance(needle, str | int):  # CEL map keys: strings, ints, bools
+            return _type_error(f"a {type(needle).__name__} can't be a map key")
+        return needle in haystack
+    if type(haystack) is Err:
+        return haystack
+    return _type_error(f"'in' needs a list or a map, not a {type(haystack).__name__}")
 
 
 def cel_equal(left: Any, right: Any) -> bool:
@@ -528,31 +626,16 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
             kind = type(a)
             if kind is type(b) and (kind is str or kind is int):  # the common case, at once
                 return (a == b) is not negated
-            if kind is Err:
-                return a
-            if type(b) is Err:
-                return b
-            return cel_equal(a, b) is not negated
+            return equal_values(a, b, negated)
 
+        SHAPES[equal] = Equal(left, right, negated)
         return equal
     if operator == "in":
 
         def contains(variables: Mapping[str, Any]) -> Any:
-            needle, haystack = left(variables), right(variables)
-            if type(needle) is Err:
-                return needle
-            if isinstance(haystack, list):
-                return any(cel_equal(needle, element) for element in haystack)
-            if isinstance(haystack, Mapping):
-                if isinstance(needle, bool):
-                    return False
-                if not isinstance(needle, str | int):  # CEL map keys: strings, ints, bools
-                    return _type_error(f"a {type(needle).__name__} can't be a map key")
-                return needle in haystack
-            if type(haystack) is Err:
-                return haystack
-            return _type_error(f"'in' needs a list or a map, not a {type(haystack).__name__}")
+            return contains_value(left(variables), right(variables))
 
+        SHAPES[contains] = Relation(contains_value, left, right)
         options = _LITERALS.get(right)
         if type(options) is not list or any(type(option) is not str for option in options):
             return contains
@@ -563,13 +646,13 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
             needle = left(variables)
             if type(needle) is str:
                 return needle in strings
-            return contains(variables)
+            return contains_value(needle, options)
 
+        SHAPES[one_of] = OneOf(left, strings, options)
         return one_of
     compare = _COMPARISONS[operator]
 
-    def ordered(variables: Mapping[str, Any]) -> Any:
-        a, b = left(variables), right(variables)
+    def order(a: Any, b: Any) -> Any:
         if type(a) is Err:
             return a
         if type(b) is Err:
@@ -578,6 +661,10 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
             return _type_error(f"can't order a {type(a).__name__} and a {type(b).__name__}")
         return compare(a, b)
 
+    def ordered(variables: Mapping[str, Any]) -> Any:
+        return order(left(variables), right(variables))
+
+    SHAPES[ordered] = Relation(order, left, right)
     number = _LITERALS.get(right, _ABSENT)
     if type(number) is not int and type(number) is not float:
         return ordered
@@ -589,8 +676,9 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
         kind = type(a)
         if kind is int or kind is float:
             return compare(a, number)
-        return ordered(variables)
+        return order(a, number)
 
+    SHAPES[ordered_with_number] = Compare(operator, left, number, order)
     return ordered_with_number
 
 
@@ -603,6 +691,7 @@ def _constant(value: Any) -> Fast:
         return value
 
     _LITERALS[constant] = value
+    SHAPES[constant] = Constant(value)
     return constant
 
 

@@ -20,21 +20,13 @@ class RuleStatsRecorder:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._pending = RuleStatsBook()
-        self._outcomes: list[RuleOutcome | ItemAdjustments] = []
 
     def record(self, outcome: RuleOutcome | ItemAdjustments) -> None:
-        """Keep the outcome; counting waits for the next flush (off the hot path)."""
+        """Count the outcome in memory (cheap: the book sums per rule when flushed)."""
         if outcome.evaluated:
-            self._outcomes.append(outcome)
-            if len(self._outcomes) >= 100_000:  # flushes are failing: count now, stay bounded
-                for kept in self._outcomes:
-                    self._pending.record(kept)
-                self._outcomes = []
+            self._pending.record(outcome)
 
     async def flush(self) -> None:
-        outcomes, self._outcomes = self._outcomes, []
-        for outcome in outcomes:
-            self._pending.record(outcome)
         pending, self._pending = self._pending, RuleStatsBook()
         counts: dict[str, int] = {}
         latest: dict[str, bytes] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import cel
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relevo.rules.codegen import generate
 from relevo.rules.fastpath import Err, compile_fast
 
 ROOTS = frozenset({"a", "b", "now"})
@@ -131,9 +133,76 @@ def test_fast_path_agrees_with_the_cel_library(source: str, values: dict[str, An
     if fast is None:
         return
     expected = outcome(lambda: program.execute(cel.Context(values)))
-    result = fast(values)
-    got = ("error", None) if isinstance(result, Err) else ("ok", result)
-    assert same(expected, got), (source, values, expected, got)
+    for kind, run in (("closures", fast), ("generated", generate(fast, source))):
+        result = run(values)
+        got = ("error", None) if isinstance(result, Err) else ("ok", result)
+        assert same(expected, got), (kind, source, values, expected, got)
+
+
+class LazyMapping(Mapping[str, Any]):
+    """A mapping that is not a dict, like the profile view rules read."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._data[key]
+        return LazyMapping(value) if isinstance(value, dict) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(source=expressions, values=roots)
+def test_generated_code_reads_other_mappings_like_dicts(
+    source: str, values: dict[str, Any]
+) -> None:
+    fast = compile_fast(source, ROOTS)
+    if fast is None:
+        return
+    lazy = {name: LazyMapping(v) if isinstance(v, dict) else v for name, v in values.items()}
+    expected = fast(values)
+    got = generate(fast, source)(lazy)
+    if isinstance(expected, Err):
+        assert isinstance(got, Err), (source, values, got)
+        assert got.kind == expected.kind, (source, values, got)
+    else:
+        got = plain(got)
+        assert type(got) is type(expected), (source, values, got)
+        assert got == expected, (source, values, got)
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, LazyMapping):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
+def test_generated_code_inlines_paths_comparisons_and_logic() -> None:
+    source = "profile.counts.view['5m'] > 3 && context.device in ['mobile', 'tablet']"
+    fast = compile_fast(source, frozenset({"profile", "context"}))
+    assert fast is not None
+    condition = generate(fast, source)
+    assert condition.__code__.co_consts.count("counts") == 1  # the path is in the code
+    profile = {"counts": {"view": {"5m": 4}}}
+    assert condition({"profile": profile, "context": {"device": "tablet"}}) is True
+    assert condition({"profile": profile, "context": {"device": "desktop"}}) is False
+    missing = condition({"profile": {"counts": {}}, "context": {"device": "tablet"}})
+    assert isinstance(missing, Err)
+    assert missing.kind == "missing_key"
+    assert condition({"profile": {"counts": {}}, "context": {"device": "tv"}}) is False
+
+
+def test_deeply_nested_logic_still_compiles() -> None:
+    source = " && ".join(f"(a.x == {n} || a.y == {n})" for n in range(60))
+    fast = compile_fast(source, ROOTS)
+    assert fast is not None
+    values = {"a": {"x": 1, "y": 2}, "b": None}
+    assert generate(fast, source)(values) is fast(values) is False
 
 
 @pytest.mark.parametrize(
