@@ -120,6 +120,16 @@ async def _used_memory(engine: Engine) -> int:
     return int(info["used_memory"])
 
 
+async def _site_wide_bytes(engine: Engine) -> int:
+    """MEMORY USAGE of the monitoring keys: site-wide and bounded (the observations
+    stream keeps about 5,000 values per feature), shown apart from the per-user slope."""
+    client = engine.store.client  # type: ignore[attr-defined]
+    total = 0
+    async for key in client.scan_iter(match="relevo:*monitoring*", count=1000):
+        total += int(await client.memory_usage(key, samples=0) or 0)
+    return total
+
+
 async def measure_memory(
     redis_url: str, sizes: list[int], sample: int, rules: bool
 ) -> dict[str, Any]:
@@ -137,6 +147,7 @@ async def measure_memory(
         now_ms = int(time.time() * 1000)
         base = await _used_memory(engine)
         points: list[tuple[int, int, int, float]] = []  # users, events, used_memory, seconds
+        site_wide: list[int] = []  # monitoring bytes at each point
         done = events = 0
         for size in sizes:
             started = time.perf_counter()
@@ -144,6 +155,7 @@ async def measure_memory(
             elapsed = time.perf_counter() - started
             done = size
             points.append((size, events, await _used_memory(engine), elapsed))
+            site_wide.append(await _site_wide_bytes(engine))
             print(
                 f"  {size:,} users, {events:,} events: used_memory {points[-1][2]:,} "
                 f"({elapsed:.0f} s for this step)",
@@ -166,6 +178,7 @@ async def measure_memory(
         "events_per_s": e2 / seconds,
         "report": report,
         "users": n2,
+        "site_wide": site_wide,
     }
 
 
@@ -376,6 +389,10 @@ def main() -> None:
             f"{gib_per_million:.3f} GiB (target ≤ 0.3, Metarank 0.8)",
         ],
         ["bytes/user once marks expired (idle > dedupe horizon)", f"{at_rest:,.0f}"],
+        [
+            "site-wide monitoring keys at each sample (bounded, in the slope)",
+            " / ".join(f"{size:,}" for size in memory["site_wide"]) + " bytes",
+        ],
         ["apply rate in process", f"{memory['events_per_s']:,.0f} events/s"],
     ]
     if soaked is not None:
@@ -416,6 +433,7 @@ def main() -> None:
                 if soaked is None
                 else round(soaked["sent"] / soaked["seconds"]),
                 "soak_errors": None if soaked is None else soaked["errors"],
+                "site_wide_monitoring_bytes": memory["site_wide"][-1],
             }
         )
     )
