@@ -38,8 +38,37 @@ async def test_documents_and_marks_are_plain_strings(store: RedisStore) -> None:
     assert await client.get(store.k("{u:a}:profile")) == b"\x01\x00\x00\x00\x01doc"
     marks = await client.get(store.k("{u:a}:applied"))
     second = (NOW // 1000).to_bytes(4, "big")
-    assert marks == b"\x02m1" + second + b"\x02m2" + second
+    assert marks == b"\x00\x02\x02" + second + b"m1m2"  # one group per write and length
     assert 0 < await client.pttl(store.k("{u:a}:applied")) <= HORIZON
+
+
+async def test_marks_of_one_write_share_a_record_and_stale_ones_leave(store: RedisStore) -> None:
+    """One record per write (and mark length): 7 bytes, then 8 per 8-byte mark. Records of
+    the earlier layout (one per mark) in the same string are read, and pruned alike."""
+    client = store.client
+    old_second = ((NOW - HORIZON - 5000) // 1000).to_bytes(4, "big")
+    recent_second = ((NOW - 1000) // 1000).to_bytes(4, "big")
+    await client.set(
+        store.k("{u:a}:applied"), b"\x03old" + old_second + b"\x04kept" + recent_second
+    )
+    many = [number.to_bytes(8, "big") for number in range(300)]
+    assert await store.docs_write([write(0, b"doc", [*many, b"odd"])]) == [True]
+    marks = await client.get(store.k("{u:a}:applied"))
+    second = (NOW // 1000).to_bytes(4, "big")
+    assert marks == (
+        b"\x04kept" + recent_second  # the stale earlier record is gone, the other kept
+        + b"\x00\xff\x08" + second + b"".join(many[:255])
+        + b"\x00\x2d\x08" + second + b"".join(many[255:])
+        + b"\x00\x01\x03" + second + b"odd"
+    )  # fmt: skip
+    asked = [b"old", b"kept", many[0], many[299], b"odd", b"new"]
+    (doc,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", asked)])
+    assert doc.marked == [False, True, True, True, True, False]
+    later = NOW + HORIZON + 1000  # every mark above is stale by then
+    assert await store.docs_write([write(1, b"doc2", [b"new"], now=later)]) == [True]
+    assert await client.get(store.k("{u:a}:applied")) == (
+        b"\x00\x01\x03" + (later // 1000).to_bytes(4, "big") + b"new"
+    )
 
 
 async def test_documents_of_the_earlier_layout_are_read_and_converted(store: RedisStore) -> None:
@@ -86,5 +115,6 @@ async def test_stale_marks_leave_from_the_head(store: RedisStore) -> None:
     (doc,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", marks)])
     assert doc.marked == [False, True, True]
     blob = await store.client.get(store.k("{u:a}:applied"))
-    assert blob.startswith(b"\x02m2")
-    assert len(blob) == 2 * 7
+    assert blob.startswith(b"\x00\x01\x02")  # a record of one 2-byte mark: m2's
+    assert blob[7:9] == b"m2"
+    assert len(blob) == 2 * (7 + 2)

@@ -43,8 +43,12 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # Documents are one string: a format byte (1), the version (uint32, big-endian), the
-# value. Marks are one string too, a run of records: length (1 byte), mark, the second
-# it was written (uint32, big-endian). A small hash or sorted set costs Redis far more
+# value. Marks are one string too, a run of records in time order. A record is a group
+# of the marks of one write that have the same length: 0 (1 byte), how many (1 byte),
+# their length (1 byte), the second they were written (uint32, big-endian), the marks
+# end to end: 7 bytes per write and 8 per event for the usual 8-byte marks. Earlier
+# versions wrote one record per mark, still read: length (1 byte, never 0), mark, second.
+# A small hash or sorted set costs Redis far more
 # than its content (a hash whose value passes `hash-max-listpack-value`, 64 bytes, becomes
 # a hash table); strings cost their bytes. Documents and marks written as a hash and a
 # sorted set by earlier versions are read, and converted on their next write.
@@ -77,9 +81,16 @@ if #ARGV > 5 then
     local blob = redis.call('GET', KEYS[2])
     local i = 1
     while i <= #blob do
-      local n = string.byte(blob, i)
-      if struct.unpack('>I4', blob, i + 1 + n) * 1000 >= cutoff then break end
-      i = i + n + 5
+      local n, at, size = string.byte(blob, i), 0, 0
+      if n == 0 then
+        at = struct.unpack('>I4', blob, i + 3)
+        size = 7 + string.byte(blob, i + 1) * string.byte(blob, i + 2)
+      else
+        at = struct.unpack('>I4', blob, i + 1 + n)
+        size = n + 5
+      end
+      if at * 1000 >= cutoff then break end
+      i = i + size
     end
     kept[1] = string.sub(blob, i)
   elseif marks == 'zset' then
@@ -90,7 +101,20 @@ if #ARGV > 5 then
     end
   end
   local second = struct.pack('>I4', math.floor(now / 1000))
-  for i = 6, #ARGV do kept[#kept + 1] = string.char(#ARGV[i]) .. ARGV[i] .. second end
+  local groups, lengths = {}, {}
+  for i = 6, #ARGV do
+    local n = #ARGV[i]
+    if not groups[n] then groups[n] = {}; lengths[#lengths + 1] = n end
+    table.insert(groups[n], ARGV[i])
+  end
+  for _, n in ipairs(lengths) do
+    local group = groups[n]
+    for first = 1, #group, 255 do
+      local last = math.min(first + 254, #group)
+      kept[#kept + 1] = string.char(0, last - first + 1, n) .. second
+        .. table.concat(group, '', first, last)
+    end
+  end
   redis.call('SET', KEYS[2], table.concat(kept), 'PX', horizon)
 end
 return 1
@@ -759,8 +783,16 @@ def _marked(blob: bytes | None, marks: Sequence[bytes]) -> list[bool]:
     position = 0
     while position < len(view):
         length = view[position]
-        found.add(bytes(view[position + 1 : position + 1 + length]))
-        position += length + 1 + _MARK_TIME.size
+        if length == 0:  # a group: count, length, second, the marks
+            count, size = view[position + 1], view[position + 2]
+            start = position + 3 + _MARK_TIME.size
+            found.update(
+                bytes(view[start + k * size : start + (k + 1) * size]) for k in range(count)
+            )
+            position = start + count * size
+        else:  # one mark (earlier versions): length, mark, second
+            found.add(bytes(view[position + 1 : position + 1 + length]))
+            position += length + 1 + _MARK_TIME.size
     return [mark in found for mark in marks]
 
 
