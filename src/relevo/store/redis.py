@@ -778,7 +778,7 @@ def _marked(blob: bytes | None, marks: Sequence[bytes]) -> list[bool]:
     """Which of `marks` the marks string holds (see `DOC_FORMAT`)."""
     if not marks:
         return []
-    found = set()
+    found: set[bytes] = set()
     view = memoryview(blob or b"")
     position = 0
     while position < len(view):
