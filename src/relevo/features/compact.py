@@ -149,18 +149,22 @@ def _counter(counter: WindowCounter, t: Times) -> list[Any]:
     """A counter without what its other parts imply: the hour buckets hold the recent
     events (within the last hour), the day buckets the hour buckets, the total the day
     buckets; only the rest (older events, buckets dropped) is written."""
+    hours, days = counter.hours, counter.days
     hour, day = counter.newest // HOUR_MS, counter.newest // DAY_MS
     by_hour = _per(HOUR_MS, counter.recent)
-    by_day = _regroup(counter.hours, 24)
-    if not (by_hour.keys() <= counter.hours.keys() and by_day.keys() <= counter.days.keys()):
-        # A bucket the others imply is missing (not a counter `WindowCounter.add` kept):
+    by_day = _regroup(hours, 24)
+    hours_rest = [] if hours == by_hour else _residual(hours, by_hour, hour)
+    days_rest = [] if days == by_day else _residual(days, by_day, day)
+    if (hours_rest or days_rest) and not (
+        by_hour.keys() <= hours.keys() and by_day.keys() <= days.keys()
+    ):  # a bucket the others imply is missing (not a counter `WindowCounter.add` kept):
         # a residual cannot say so; the caller writes the earlier layout instead.
         raise ValueError("a counter whose buckets do not hold its recent events")
     return [
         [t(at) for at in counter.recent],
-        _residual(counter.hours, by_hour, hour),
-        _residual(counter.days, by_day, day),
-        counter.total - sum(counter.days.values()),
+        hours_rest,
+        days_rest,
+        counter.total - sum(days.values()),
         t(counter.newest),
     ]
 
