@@ -43,6 +43,7 @@ from relevo.config import Settings
 from relevo.demo.catalog import demo_items
 from relevo.demo.runner import PLACEMENTS, RULES
 from relevo.engine import Engine
+from relevo.store.redis import parse_document
 from relevo.store.usage import usage_report
 
 TARGET_BYTES_PER_USER = 0.3 * 2**30 / 1_000_000
@@ -120,6 +121,14 @@ async def _used_memory(engine: Engine) -> int:
     return int(info["used_memory"])
 
 
+async def _marks_inside(engine: Engine, users: int, sample: int) -> float:
+    """Mean bytes of dedupe marks inside a profile document (Redis layout 2), sampled."""
+    client = engine.store.client  # type: ignore[attr-defined]
+    chosen = random.Random(5).sample(range(users), min(sample, users))
+    blobs = await client.mget([f"relevo:{{u:user-{user}}}:profile" for user in chosen])
+    return statistics.fmean(len(parse_document(blob)[2]) for blob in blobs) if blobs else 0.0
+
+
 async def _site_wide_bytes(engine: Engine) -> int:
     """MEMORY USAGE of the monitoring keys: site-wide and bounded (the observations
     stream keeps about 5,000 values per feature), shown apart from the per-user slope."""
@@ -162,6 +171,7 @@ async def measure_memory(
                 file=sys.stderr,
             )
         report = usage_report(await engine.store.usage(sample))
+        marks_inside = await _marks_inside(engine, done, 500)
     finally:
         await engine.stop()
     (n1, _, m1, _), (n2, e2, m2, _) = points[0], points[-1]
@@ -179,6 +189,7 @@ async def measure_memory(
         "report": report,
         "users": n2,
         "site_wide": site_wide,
+        "marks_inside": marks_inside,
     }
 
 
@@ -369,10 +380,11 @@ def main() -> None:
         rows,
     )
     gib_per_million = per_user * 1_000_000 / 2**30
-    # Marks live for RELEVO_DEDUPE_HORIZON (7 days): here every user's are fresh; a user
-    # idle for longer keeps the profile only.
+    # Marks live for RELEVO_DEDUPE_HORIZON (7 days): here every user's are fresh. Inside
+    # the profile document (the Redis layout since format 2) they leave at the user's
+    # next write after the horizon; under their own key (earlier layouts) they expired.
     marks = report["kinds"].get("profile marks", {"bytes": 0})["bytes"] / n
-    at_rest = per_user - marks
+    at_rest = per_user - marks - memory["marks_inside"]
     summary = [
         ["used_memory before users (catalog, config)", f"{memory['base']:,} bytes"],
         *[
@@ -388,7 +400,8 @@ def main() -> None:
             "1M users (extrapolated from the slope)" if n < 1_000_000 else "1M users (measured)",
             f"{gib_per_million:.3f} GiB (target ≤ 0.3, Metarank 0.8)",
         ],
-        ["bytes/user once marks expired (idle > dedupe horizon)", f"{at_rest:,.0f}"],
+        ["dedupe marks inside a profile document, mean", f"{memory['marks_inside']:,.0f} bytes"],
+        ["bytes/user without marks (written again after the horizon)", f"{at_rest:,.0f}"],
         [
             "site-wide monitoring keys at each sample (bounded, in the slope)",
             " / ".join(f"{size:,}" for size in memory["site_wide"]) + " bytes",
