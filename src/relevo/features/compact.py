@@ -1,4 +1,4 @@
-"""The compact profile layout: what Redis stores per user, about half the deflated MessagePack.
+"""The compact profile layout: what Redis stores per user, 2/3 of the deflated MessagePack.
 
 A typical profile is mostly millisecond timestamps: each event's time appears in its
 type's counter, its category's counter, `seen`, the affinity, the recent items, the
