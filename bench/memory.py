@@ -43,6 +43,7 @@ from relevo.config import Settings
 from relevo.demo.catalog import demo_items
 from relevo.demo.runner import PLACEMENTS, RULES
 from relevo.engine import Engine
+from relevo.store.redis import parse_document
 from relevo.store.usage import usage_report
 
 TARGET_BYTES_PER_USER = 0.3 * 2**30 / 1_000_000
@@ -120,6 +121,24 @@ async def _used_memory(engine: Engine) -> int:
     return int(info["used_memory"])
 
 
+async def _marks_inside(engine: Engine, users: int, sample: int) -> float:
+    """Mean bytes of dedupe marks inside a profile document (Redis layout 2), sampled."""
+    client = engine.store.client  # type: ignore[attr-defined]
+    chosen = random.Random(5).sample(range(users), min(sample, users))
+    blobs = await client.mget([f"relevo:{{u:user-{user}}}:profile" for user in chosen])
+    return statistics.fmean(len(parse_document(blob)[2]) for blob in blobs) if blobs else 0.0
+
+
+async def _site_wide_bytes(engine: Engine) -> int:
+    """MEMORY USAGE of the monitoring keys: site-wide and bounded (the observations
+    stream keeps about 5,000 values per feature), shown apart from the per-user slope."""
+    client = engine.store.client  # type: ignore[attr-defined]
+    total = 0
+    async for key in client.scan_iter(match="relevo:*monitoring*", count=1000):
+        total += int(await client.memory_usage(key, samples=0) or 0)
+    return total
+
+
 async def measure_memory(
     redis_url: str, sizes: list[int], sample: int, rules: bool
 ) -> dict[str, Any]:
@@ -137,6 +156,7 @@ async def measure_memory(
         now_ms = int(time.time() * 1000)
         base = await _used_memory(engine)
         points: list[tuple[int, int, int, float]] = []  # users, events, used_memory, seconds
+        site_wide: list[int] = []  # monitoring bytes at each point
         done = events = 0
         for size in sizes:
             started = time.perf_counter()
@@ -144,12 +164,14 @@ async def measure_memory(
             elapsed = time.perf_counter() - started
             done = size
             points.append((size, events, await _used_memory(engine), elapsed))
+            site_wide.append(await _site_wide_bytes(engine))
             print(
                 f"  {size:,} users, {events:,} events: used_memory {points[-1][2]:,} "
                 f"({elapsed:.0f} s for this step)",
                 file=sys.stderr,
             )
         report = usage_report(await engine.store.usage(sample))
+        marks_inside = await _marks_inside(engine, done, 500)
     finally:
         await engine.stop()
     (n1, _, m1, _), (n2, e2, m2, _) = points[0], points[-1]
@@ -166,6 +188,8 @@ async def measure_memory(
         "events_per_s": e2 / seconds,
         "report": report,
         "users": n2,
+        "site_wide": site_wide,
+        "marks_inside": marks_inside,
     }
 
 
@@ -356,10 +380,11 @@ def main() -> None:
         rows,
     )
     gib_per_million = per_user * 1_000_000 / 2**30
-    # Marks live for RELEVO_DEDUPE_HORIZON (7 days): here every user's are fresh; a user
-    # idle for longer keeps the profile only.
+    # Marks live for RELEVO_DEDUPE_HORIZON (7 days): here every user's are fresh. Inside
+    # the profile document (the Redis layout since format 2) they leave at the user's
+    # next write after the horizon; under their own key (earlier layouts) they expired.
     marks = report["kinds"].get("profile marks", {"bytes": 0})["bytes"] / n
-    at_rest = per_user - marks
+    at_rest = per_user - marks - memory["marks_inside"]
     summary = [
         ["used_memory before users (catalog, config)", f"{memory['base']:,} bytes"],
         *[
@@ -375,7 +400,12 @@ def main() -> None:
             "1M users (extrapolated from the slope)" if n < 1_000_000 else "1M users (measured)",
             f"{gib_per_million:.3f} GiB (target ≤ 0.3, Metarank 0.8)",
         ],
-        ["bytes/user once marks expired (idle > dedupe horizon)", f"{at_rest:,.0f}"],
+        ["dedupe marks inside a profile document, mean", f"{memory['marks_inside']:,.0f} bytes"],
+        ["bytes/user without marks (written again after the horizon)", f"{at_rest:,.0f}"],
+        [
+            "site-wide monitoring keys at each sample (bounded, in the slope)",
+            " / ".join(f"{size:,}" for size in memory["site_wide"]) + " bytes",
+        ],
         ["apply rate in process", f"{memory['events_per_s']:,.0f} events/s"],
     ]
     if soaked is not None:
@@ -416,6 +446,7 @@ def main() -> None:
                 if soaked is None
                 else round(soaked["sent"] / soaked["seconds"]),
                 "soak_errors": None if soaked is None else soaked["errors"],
+                "site_wide_monitoring_bytes": memory["site_wide"][-1],
             }
         )
     )

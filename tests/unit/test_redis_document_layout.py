@@ -1,5 +1,6 @@
-"""Redis documents: the compact layout (one string each for a document and its marks),
-and documents written by earlier versions (a hash and a sorted set), read and converted."""
+"""Redis documents: the compact layout (one string holding the document and its marks),
+and documents written by earlier versions (a format-1 string or a hash, their marks
+under their own key as a string or a sorted set), read and converted."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from relevo.features.profile import ProfileState, RecentItem, decode, encode
 from relevo.store.base import DocRead, DocWrite
-from relevo.store.redis import RedisStore
+from relevo.store.redis import RedisStore, parse_document
 from tests.conftest import unique_prefix
 from tests.support.servers import RedisServer
 
@@ -31,15 +32,75 @@ def write(version: int, value: bytes, marks: list[bytes], now: int = NOW) -> Doc
     )  # fmt: skip
 
 
-async def test_documents_and_marks_are_plain_strings(store: RedisStore) -> None:
+def header(version: int, marks: bytes) -> bytes:
+    return b"\x02" + version.to_bytes(4, "big") + len(marks).to_bytes(4, "big") + marks
+
+
+async def test_a_document_and_its_marks_are_one_string(store: RedisStore) -> None:
     assert await store.docs_write([write(0, b"doc", [b"m1", b"m2"])]) == [True]
     client = store.client
     assert await client.type(store.k("{u:a}:profile")) == b"string"
-    assert await client.get(store.k("{u:a}:profile")) == b"\x01\x00\x00\x00\x01doc"
-    marks = await client.get(store.k("{u:a}:applied"))
+    assert await client.exists(store.k("{u:a}:applied")) == 0
     second = (NOW // 1000).to_bytes(4, "big")
-    assert marks == b"\x02m1" + second + b"\x02m2" + second
-    assert 0 < await client.pttl(store.k("{u:a}:applied")) <= HORIZON
+    marks = b"\x00\x02\x02" + second + b"m1m2"  # one group per write and mark length
+    assert await client.get(store.k("{u:a}:profile")) == header(1, marks) + b"doc"
+    assert 0 < await client.pttl(store.k("{u:a}:profile")) <= 60_000
+
+
+async def test_marks_of_one_write_share_a_record_and_stale_ones_leave(store: RedisStore) -> None:
+    """One record per write (and mark length): 7 bytes, then 8 per 8-byte mark. Records of
+    the earlier layout (one per mark, under the marks key) are folded in, and pruned alike."""
+    client = store.client
+    old_second = ((NOW - HORIZON - 5000) // 1000).to_bytes(4, "big")
+    recent_second = ((NOW - 1000) // 1000).to_bytes(4, "big")
+    await client.set(
+        store.k("{u:a}:applied"), b"\x03old" + old_second + b"\x04kept" + recent_second
+    )
+    many = [number.to_bytes(8, "big") for number in range(300)]
+    assert await store.docs_write([write(0, b"doc", [*many, b"odd"])]) == [True]
+    assert await client.exists(store.k("{u:a}:applied")) == 0
+    second = (NOW // 1000).to_bytes(4, "big")
+    marks = (
+        b"\x04kept" + recent_second  # the stale earlier record is gone, the other kept
+        + b"\x00\xff\x08" + second + b"".join(many[:255])
+        + b"\x00\x2d\x08" + second + b"".join(many[255:])
+        + b"\x00\x01\x03" + second + b"odd"
+    )  # fmt: skip
+    assert await client.get(store.k("{u:a}:profile")) == header(1, marks) + b"doc"
+    asked = [b"old", b"kept", many[0], many[299], b"odd", b"new"]
+    (doc,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", asked)])
+    assert doc.marked == [False, True, True, True, True, False]
+    assert doc.value == b"doc"
+    later = NOW + HORIZON + 1000  # every mark above is stale by then
+    assert await store.docs_write([write(1, b"doc2", [b"new"], now=later)]) == [True]
+    fresh = b"\x00\x01\x03" + (later // 1000).to_bytes(4, "big") + b"new"
+    assert await client.get(store.k("{u:a}:profile")) == header(2, fresh) + b"doc2"
+
+
+async def test_a_write_without_marks_keeps_the_marks(store: RedisStore) -> None:
+    await store.docs_write([write(0, b"a", [b"m1"])])
+    await store.docs_write([write(1, b"b", [], now=NOW + 1000)])
+    (doc,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", [b"m1"])])
+    assert (doc.version, doc.value, doc.marked) == (2, b"b", [True])
+
+
+async def test_a_format_1_document_with_its_marks_string_is_read_and_converted(
+    store: RedisStore,
+) -> None:
+    client = store.client
+    second = ((NOW - 1000) // 1000).to_bytes(4, "big")
+    await client.set(store.k("{u:a}:profile"), b"\x01" + (4).to_bytes(4, "big") + b"old doc")
+    await client.set(
+        store.k("{u:a}:applied"), b"\x02m1" + second + b"\x00\x01\x02" + second + b"m2"
+    )
+    asked = [b"m1", b"m2", b"m3"]
+    (doc,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", asked)])
+    assert (doc.version, doc.value, doc.marked) == (4, b"old doc", [True, True, False])
+    assert await store.docs_write([write(4, b"new doc", [b"m3"])]) == [True]
+    assert await client.exists(store.k("{u:a}:applied")) == 0
+    (doc,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", asked)])
+    assert (doc.version, doc.value, doc.marked) == (5, b"new doc", [True, True, True])
+    assert parse_document(await client.get(store.k("{u:a}:profile")))[1] == b"new doc"
 
 
 async def test_documents_of_the_earlier_layout_are_read_and_converted(store: RedisStore) -> None:
@@ -58,7 +119,7 @@ async def test_documents_of_the_earlier_layout_are_read_and_converted(store: Red
     assert await store.docs_write([write(6, b"late", [b"new"])]) == [False]
     assert await store.docs_write([write(7, b"next", [b"new"])]) == [True]
     assert await client.type(store.k("{u:a}:profile")) == b"string"
-    assert await client.type(store.k("{u:a}:applied")) == b"string"
+    assert await client.exists(store.k("{u:a}:applied")) == 0  # folded into the document
     marks = [b"old", b"stale", b"new"]
     (doc,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", marks)])
     assert (doc.version, doc.value, doc.marked) == (8, b"next", [True, False, True])
@@ -85,6 +146,8 @@ async def test_stale_marks_leave_from_the_head(store: RedisStore) -> None:
     marks = [b"m1", b"m2", b"m3"]
     (doc,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", marks)])
     assert doc.marked == [False, True, True]
-    blob = await store.client.get(store.k("{u:a}:applied"))
-    assert blob.startswith(b"\x02m2")
-    assert len(blob) == 2 * 7
+    stored = await store.client.get(store.k("{u:a}:profile"))
+    marks = stored[9:-1]
+    assert marks.startswith(b"\x00\x01\x02")  # a record of one 2-byte mark: m2's
+    assert marks[7:9] == b"m2"
+    assert len(marks) == 2 * (7 + 2)

@@ -4,8 +4,12 @@ with the reference, one alert per drift episode.
 How values travel:
 
 1. every process buffers the values it observes (`Observations.add`), in memory;
-2. every second or so it appends the buffer to one store *stream* as one message
-   (`Observations.flush`): API processes and workers on Redis pool their values;
+2. every second or so (and after each applied batch) it appends the buffer to one
+   store *stream* as one message (`Observations.flush`): API processes and workers on
+   Redis pool their values. The stream is bounded in values, hence in bytes: a message
+   carries at most `MESSAGE_VALUES` values per feature (a uniform sample of what the
+   process observed since its last flush) and the stream keeps about `STREAM_VALUES`
+   values per feature (`STREAM_KEPT` messages at most);
 3. one process at a time (the monitoring lease) evaluates (`LiveDrift.evaluate`): it reads
    the stream from its saved cursor, appends each feature's values to that
    feature's pending window and, each time ``window_size`` values are there, compares
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -50,11 +55,23 @@ OBSERVATIONS = "{monitoring}:observations"
 STATE = "monitoring:drift:state"
 DEDUPE_MS = 60_000
 STREAM_KEPT = 5_000
-"""Messages the stream keeps (each is one process's buffer of about a second)."""
+"""Messages the stream keeps at most (small ones: single events, quiet traffic)."""
+STREAM_VALUES = 5_000
+"""Values per feature the stream keeps, about: each append trims the stream to
+``STREAM_VALUES // (values per feature in that message)`` messages (at least one). A
+fast ingestion (one message of `MESSAGE_VALUES` per applied batch) then keeps its last
+5 messages, about 500 KB for the dozen monitored features at 8 bytes a value, where
+the count alone kept 5,000 such messages (tens of MB, most of a Redis holding a few
+thousand users). The evaluator reads every `RELEVO_MONITORING_EVERY`: messages
+trimmed before it read them are skipped, and windows fill from the others (drift is
+measured on a sample anyway). Mixed sizes stay bounded too: the k-th largest message
+kept holds at most ``STREAM_VALUES / k`` values per feature."""
 READ_PAGE = 500
-BUFFER_LIMIT = 20_000
-"""Values one process buffers per feature between flushes; more are dropped (a flush
-that keeps failing must not grow memory without bound)."""
+MESSAGE_VALUES = 1_000
+"""Values per feature one message carries at most (one default drift window), and one
+process buffers between flushes: a uniform sample (reservoir) of the values observed
+since the last flush, so a bulk batch is represented by all its events, not its
+first ones."""
 
 
 class FeatureResult(BaseModel):
@@ -89,25 +106,35 @@ class Observations:
         self.store = store
         self.clock = clock
         self._buffer: dict[str, list[Value]] = {}
+        self._seen: dict[str, int] = {}
+        """Values observed per feature since the last flush (kept or not)."""
+        self._random = random.Random()
         self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
         self._sequence = 0
         self.dropped = 0
 
     def add(self, values: Mapping[str, Value]) -> None:
         for name, value in values.items():
-            found = self._buffer.setdefault(name, [])
-            if len(found) < BUFFER_LIMIT:
-                found.append(value)
-            else:
-                self.dropped += 1
+            self._keep(name, value)
 
     def add_columns(self, columns: Mapping[str, Sequence[Value]]) -> None:
         """Add many values per feature at once (a replay, a test)."""
         for name, values in columns.items():
-            found = self._buffer.setdefault(name, [])
-            room = max(BUFFER_LIMIT - len(found), 0)
-            found.extend(values[:room])
-            self.dropped += max(len(values) - room, 0)
+            for value in values:
+                self._keep(name, value)
+
+    def _keep(self, name: str, value: Value) -> None:
+        """Reservoir sampling: each value seen since the flush is kept with the same odds."""
+        seen = self._seen.get(name, 0) + 1
+        self._seen[name] = seen
+        found = self._buffer.setdefault(name, [])
+        if len(found) < MESSAGE_VALUES:
+            found.append(value)
+            return
+        self.dropped += 1
+        slot = self._random.randrange(seen)
+        if slot < MESSAGE_VALUES:
+            found[slot] = value
 
     @property
     def buffered(self) -> int:
@@ -117,21 +144,26 @@ class Observations:
         if not self._buffer:
             return
         buffer, self._buffer = self._buffer, {}
+        self._seen = {}
         self._sequence += 1
         message_id = f"{self._owner}-{self._sequence}"
+        most = max(len(values) for values in buffer.values())
+        kept = max(1, min(STREAM_KEPT, STREAM_VALUES // max(most, 1)))
         try:
             await self.store.stream_add(
                 OBSERVATIONS,
                 [(message_id, orjson.dumps(buffer))],
                 self.clock.now_ms(),
                 DEDUPE_MS,
-                STREAM_KEPT,
+                kept,
             )
-        except BaseException:
-            for name, values in buffer.items():  # keep them for the next flush
-                kept = self._buffer.setdefault(name, [])
-                kept[:0] = values
-                del kept[BUFFER_LIMIT:]
+        except BaseException:  # keep them for the next flush, within the same bound
+            newer = self._buffer
+            self._buffer, self._seen = {}, {}
+            for name, values in buffer.items():
+                self._seen[name] = len(values)
+                self._buffer[name] = values
+            self.add_columns(newer)
             raise
 
     async def read(

@@ -141,6 +141,8 @@ _GLOBAL_KINDS: tuple[tuple[str, str], ...] = (
     ("workers:", "workers"),
     ("webhooks:", "webhooks"),
     ("ratelimit:", "rate limits"),
+    ("{monitoring}:", "monitoring"),
+    ("monitoring:", "monitoring"),
 )
 
 
@@ -151,6 +153,8 @@ def key_kind(key: str) -> str:
     ('profile', 'profile marks')
     >>> key_kind(covisitation_key("i1") + ":at"), key_kind("{log:3}:events")
     ('live co-visitation', 'log streams')
+    >>> key_kind("{monitoring}:observations"), key_kind("monitoring:drift:state")
+    ('monitoring', 'monitoring')
     >>> key_kind("{u:u1}:later"), key_kind("something")
     ('user (other)', 'other')
     """

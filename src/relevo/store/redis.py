@@ -42,57 +42,93 @@ CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Documents are one string: a format byte (1), the version (uint32, big-endian), the
-# value. Marks are one string too, a run of records: length (1 byte), mark, the second
-# it was written (uint32, big-endian). A small hash or sorted set costs Redis far more
-# than its content (a hash whose value passes `hash-max-listpack-value`, 64 bytes, becomes
-# a hash table); strings cost their bytes. Documents and marks written as a hash and a
-# sorted set by earlier versions are read, and converted on their next write.
-DOC_FORMAT = 1
+# A document is one string that also holds its marks (format 2): a format byte, the
+# version (uint32, big-endian), the length of the marks (uint32), the marks, the value.
+# Why together: each Redis key costs about 190 bytes of its own (its entry, name and
+# expiry, measured with `used_memory`), as much as a profile's 15 marks and more than
+# half its document. Marks are a run of records in time order, a record being the
+# marks of one write that have the same length: 0 (1 byte), how many (1 byte), their
+# length (1 byte), the second they were written (uint32), the marks end to end: 7 bytes
+# per write and 8 per event. Each write drops the records older than the horizon from
+# the head; an idle user's last marks stay until the document expires (a longer memory
+# than the horizon, never a shorter one: exactly-once holds).
+#
+# Earlier layouts are read, and converted on the next write: a format-1 string (no
+# marks) or a hash ``{v, d}`` for the document, with its marks under the marks key as
+# a string of records (one per mark: length, never 0, the mark, the second; or groups
+# as above) or a sorted set; the write folds them in and deletes the marks key.
+DOC_FORMAT = 2
 _DOC_HEADER = struct.Struct(">BI")
+_DOC_MARKS = struct.Struct(">I")
 _MARK_TIME = struct.Struct(">I")
 
-# KEYS: document, marks. ARGV: expected version, value, ttl ms (0 = none), now ms,
-# marks horizon ms, marks...
+# KEYS: document, marks key of the earlier layouts. ARGV: expected version, value, ttl ms
+# (0 = none), now ms, marks horizon ms, marks...
 _DOC_CAS = """
-local version = 0
+local version, marks = 0, ''
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind == 'string' then
-  local _, stored = struct.unpack('>BI4', redis.call('GETRANGE', KEYS[1], 0, 4))
-  version = stored
+  local stored = redis.call('GET', KEYS[1])
+  local format, found = struct.unpack('>BI4', stored)
+  version = found
+  if format == 2 then
+    local length = struct.unpack('>I4', stored, 6)
+    marks = string.sub(stored, 10, 9 + length)
+  end
 elseif kind == 'hash' then
   version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 end
 if version ~= tonumber(ARGV[1]) then return 0 end
-local doc = struct.pack('>BI4', 1, version + 1) .. ARGV[2]
+local now, horizon = tonumber(ARGV[4]), tonumber(ARGV[5])
+local cutoff = now - horizon
+local earlier = redis.call('TYPE', KEYS[2])['ok']
+if earlier == 'string' then
+  marks = redis.call('GET', KEYS[2]) .. marks
+  redis.call('DEL', KEYS[2])
+elseif earlier == 'zset' then
+  local old = redis.call('ZRANGEBYSCORE', KEYS[2], cutoff, '+inf', 'WITHSCORES')
+  local records = {}
+  for i = 1, #old, 2 do
+    records[#records + 1] = string.char(#old[i]) .. old[i]
+      .. struct.pack('>I4', math.floor(tonumber(old[i + 1]) / 1000))
+  end
+  marks = table.concat(records) .. marks
+  redis.call('DEL', KEYS[2])
+end
+-- records are in time order: drop the stale head, keep the rest as it is
+local i = 1
+while i <= #marks do
+  local n, at, size = string.byte(marks, i), 0, 0
+  if n == 0 then
+    at = struct.unpack('>I4', marks, i + 3)
+    size = 7 + string.byte(marks, i + 1) * string.byte(marks, i + 2)
+  else
+    at = struct.unpack('>I4', marks, i + 1 + n)
+    size = n + 5
+  end
+  if at * 1000 >= cutoff then break end
+  i = i + size
+end
+local kept = {string.sub(marks, i)}
+local second = struct.pack('>I4', math.floor(now / 1000))
+local groups, lengths = {}, {}
+for j = 6, #ARGV do
+  local n = #ARGV[j]
+  if not groups[n] then groups[n] = {}; lengths[#lengths + 1] = n end
+  table.insert(groups[n], ARGV[j])
+end
+for _, n in ipairs(lengths) do
+  local group = groups[n]
+  for first = 1, #group, 255 do
+    local last = math.min(first + 254, #group)
+    kept[#kept + 1] = string.char(0, last - first + 1, n) .. second
+      .. table.concat(group, '', first, last)
+  end
+end
+marks = table.concat(kept)
+local doc = struct.pack('>BI4I4', 2, version + 1, #marks) .. marks .. ARGV[2]
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('SET', KEYS[1], doc, 'PX', ttl) else redis.call('SET', KEYS[1], doc) end
-if #ARGV > 5 then
-  local now, horizon = tonumber(ARGV[4]), tonumber(ARGV[5])
-  local cutoff = now - horizon
-  local kept = {}
-  local marks = redis.call('TYPE', KEYS[2])['ok']
-  if marks == 'string' then
-    -- records are appended in time order: drop the stale head, keep the rest as it is
-    local blob = redis.call('GET', KEYS[2])
-    local i = 1
-    while i <= #blob do
-      local n = string.byte(blob, i)
-      if struct.unpack('>I4', blob, i + 1 + n) * 1000 >= cutoff then break end
-      i = i + n + 5
-    end
-    kept[1] = string.sub(blob, i)
-  elseif marks == 'zset' then
-    local old = redis.call('ZRANGEBYSCORE', KEYS[2], cutoff, '+inf', 'WITHSCORES')
-    for i = 1, #old, 2 do
-      kept[#kept + 1] = string.char(#old[i]) .. old[i]
-        .. struct.pack('>I4', math.floor(tonumber(old[i + 1]) / 1000))
-    end
-  end
-  local second = struct.pack('>I4', math.floor(now / 1000))
-  for i = 6, #ARGV do kept[#kept + 1] = string.char(#ARGV[i]) .. ARGV[i] .. second end
-  redis.call('SET', KEYS[2], table.concat(kept), 'PX', horizon)
-end
 return 1
 """
 
@@ -672,8 +708,8 @@ class RedisStore:
                 older.append(len(docs))
                 docs.append(Doc(0, None, []))
                 continue
-            version, value = _doc_of(stored)
-            docs.append(Doc(version, value, _marked(blob, read.marks)))
+            version, value, inside = parse_document(stored)
+            docs.append(Doc(version, value, _marked((blob or b"") + inside, read.marks)))
         if older:
             found = await self._docs_read_older([reads[i] for i in older])
             for index, doc in zip(older, found, strict=True):
@@ -702,17 +738,21 @@ class RedisStore:
         docs = []
         for number, read in enumerate(reads):
             stored = next(replies)
+            inside = b""
             if types[2 * number] == "hash":
                 version, value = (0 if stored[0] is None else int(stored[0])), stored[1]
             else:
-                version, value = _doc_of(stored)
+                version, value, inside = parse_document(stored)
             marked: list[bool] = []
             if read.marks:
                 found = next(replies)
                 if types[2 * number + 1] == "zset":
                     marked = [score is not None for score in found]
+                    marked = [
+                        a or b for a, b in zip(marked, _marked(inside, read.marks), strict=True)
+                    ]
                 else:
-                    marked = _marked(found, read.marks)
+                    marked = _marked((found or b"") + inside, read.marks)
             docs.append(Doc(version, value, marked))
         return docs
 
@@ -742,25 +782,38 @@ class RedisStore:
         return [reply == 1 for reply in replies]
 
 
-def _doc_of(stored: bytes | None) -> tuple[int, bytes | None]:
-    """(version, value) of a stored document string; (0, None) when there is none."""
+def parse_document(stored: bytes | None) -> tuple[int, bytes | None, bytes]:
+    """(version, value, marks) of a stored document string (see `DOC_FORMAT`);
+    (0, None, no marks) when there is none."""
     if stored is None:
-        return 0, None
-    _, version = _DOC_HEADER.unpack_from(stored)
-    return version, stored[_DOC_HEADER.size :]
+        return 0, None, b""
+    layout, version = _DOC_HEADER.unpack_from(stored)
+    if layout == 1:  # no marks inside: they are under the marks key
+        return version, stored[_DOC_HEADER.size :], b""
+    start = _DOC_HEADER.size + _DOC_MARKS.size
+    (length,) = _DOC_MARKS.unpack_from(stored, _DOC_HEADER.size)
+    return version, stored[start + length :], stored[start : start + length]
 
 
 def _marked(blob: bytes | None, marks: Sequence[bytes]) -> list[bool]:
     """Which of `marks` the marks string holds (see `DOC_FORMAT`)."""
     if not marks:
         return []
-    found = set()
+    found: set[bytes] = set()
     view = memoryview(blob or b"")
     position = 0
     while position < len(view):
         length = view[position]
-        found.add(bytes(view[position + 1 : position + 1 + length]))
-        position += length + 1 + _MARK_TIME.size
+        if length == 0:  # a group: count, length, second, the marks
+            count, size = view[position + 1], view[position + 2]
+            start = position + 3 + _MARK_TIME.size
+            found.update(
+                bytes(view[start + k * size : start + (k + 1) * size]) for k in range(count)
+            )
+            position = start + count * size
+        else:  # one mark (earlier versions): length, mark, second
+            found.add(bytes(view[position + 1 : position + 1 + length]))
+            position += length + 1 + _MARK_TIME.size
     return [mark in found for mark in marks]
 
 

@@ -1,0 +1,355 @@
+"""The compact profile layout: what Redis stores per user, 2/3 of the deflated MessagePack.
+
+A typical profile is mostly millisecond timestamps: each event's time appears in its
+type's counter, its category's counter, `seen`, the affinity, the recent items, the
+session... 9 bytes each in MessagePack, and deflate can do little with them (their
+low bytes are noise). Here every distinct timestamp is written once, in a table
+(sorted, as varint deltas: 3 bytes for events a minute apart), and the document
+refers to it by index (1 byte up to 127 distinct times). Hour and day buckets are
+stored relative to their counter's newest event (1 byte). The result is then
+deflated with a preset dictionary (`DICTIONARY_V1`) holding what every profile
+repeats (event type names, the layout's recurring bytes), which deflate would
+otherwise spend its first occurrences on: small documents gain most from it.
+
+Nothing is rounded: `unpack(pack(state)) == state` for every state (the tests check
+it field by field, and that every field of `ProfileState` is known here). The layout
+and the dictionary are versioned by the document's first byte (`profile.COMPACT_V1`):
+a later layout or dictionary takes a new byte, and this one stays readable.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Callable
+from itertools import pairwise
+from typing import Any
+
+import msgspec
+
+from relevo.features.profile import (
+    Affinity,
+    ArmedTimer,
+    CartLine,
+    ProfileState,
+    RecentItem,
+    Seen,
+)
+from relevo.features.sessions import Session
+from relevo.features.windows import DAY_MS, HOUR_MS, WindowCounter
+
+KNOWN_FIELDS = (
+    "user_id",
+    "created_at",
+    "updated_at",
+    "events",
+    "counts",
+    "category_counts",
+    "seen",
+    "purchases",
+    "monetary",
+    "last_purchase_at",
+    "session",
+    "sessions",
+    "affinities",
+    "recent_items",
+    "cart",
+    "segments",
+    "consent",
+    "attributes",
+    "timers",
+    "purchased",
+)
+"""The fields `pack` writes, in order. A new field of `ProfileState` must be added here
+and to `pack`/`unpack` (a test compares this with the struct's fields)."""
+
+Times = Callable[[int], int]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+
+# -- timestamps ---------------------------------------------------------------------------
+def _varints(numbers: list[int]) -> bytes:
+    """Unsigned LEB128: 7 bits a byte, low first."""
+    out = bytearray()
+    for number in numbers:
+        while number > 0x7F:
+            out.append((number & 0x7F) | 0x80)
+            number >>= 7
+        out.append(number)
+    return bytes(out)
+
+
+def _unvarints(blob: bytes) -> list[int]:
+    numbers, number, shift = [], 0, 0
+    for byte in blob:
+        number |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+        else:
+            numbers.append(number)
+            number, shift = 0, 0
+    return numbers
+
+
+def _table(times: set[int]) -> tuple[bytes, dict[int, int]]:
+    """The sorted times as varints (the first as is, then the gaps) and each one's index."""
+    ordered = sorted(times)
+    if ordered and ordered[0] < 0:
+        raise ValueError("negative timestamps are not in the compact layout")
+    gaps = [b - a for a, b in pairwise(ordered)]
+    return _varints(ordered[:1] + gaps), {at: index for index, at in enumerate(ordered)}
+
+
+def _untable(blob: bytes) -> list[int]:
+    times, at = [], 0
+    for number, gap in enumerate(_unvarints(blob)):
+        at = gap if number == 0 else at + gap
+        times.append(at)
+    return times
+
+
+# -- the layout ---------------------------------------------------------------------------
+def _per(size: int, times: list[int]) -> dict[int, int]:
+    """`times` counted in buckets of `size` (ms)."""
+    found: dict[int, int] = {}
+    for at in times:
+        found[at // size] = found.get(at // size, 0) + 1
+    return found
+
+
+def _regroup(buckets: dict[int, int], ratio: int) -> dict[int, int]:
+    """Hour buckets summed per day (``ratio=24``)."""
+    found: dict[int, int] = {}
+    for bucket, count in buckets.items():
+        found[bucket // ratio] = found.get(bucket // ratio, 0) + count
+    return found
+
+
+def _residual(actual: dict[int, int], derived: dict[int, int], base: int) -> list[int]:
+    """What `actual` has beyond `derived`, flat (base - bucket, count - derived count)."""
+    return [
+        x
+        for bucket, count in actual.items()
+        if count != derived.get(bucket, 0)
+        for x in (base - bucket, count - derived.get(bucket, 0))
+    ]
+
+
+def _apply(derived: dict[int, int], residual: list[int], base: int) -> dict[int, int]:
+    found = dict(derived)
+    for i in range(0, len(residual), 2):
+        bucket = base - residual[i]
+        found[bucket] = found.get(bucket, 0) + residual[i + 1]
+    return found
+
+
+def _counter(counter: WindowCounter, t: Times) -> list[Any]:
+    """A counter without what its other parts imply: the hour buckets hold the recent
+    events (within the last hour), the day buckets the hour buckets, the total the day
+    buckets; only the rest (older events, buckets dropped) is written."""
+    hours, days = counter.hours, counter.days
+    hour, day = counter.newest // HOUR_MS, counter.newest // DAY_MS
+    by_hour = _per(HOUR_MS, counter.recent)
+    by_day = _regroup(hours, 24)
+    hours_rest = [] if hours == by_hour else _residual(hours, by_hour, hour)
+    days_rest = [] if days == by_day else _residual(days, by_day, day)
+    if (hours_rest or days_rest) and not (
+        by_hour.keys() <= hours.keys() and by_day.keys() <= days.keys()
+    ):  # a bucket the others imply is missing (not a counter `WindowCounter.add` kept):
+        # a residual cannot say so; the caller writes the earlier layout instead.
+        raise ValueError("a counter whose buckets do not hold its recent events")
+    return [
+        [t(at) for at in counter.recent],
+        hours_rest,
+        days_rest,
+        counter.total - sum(days.values()),
+        t(counter.newest),
+    ]
+
+
+def _uncounter(packed: list[Any], times: list[int]) -> WindowCounter:
+    recent_indexes, hours_residual, days_residual, rest, newest_index = packed
+    recent = [times[index] for index in recent_indexes]
+    newest = times[newest_index]
+    hours = _apply(_per(HOUR_MS, recent), hours_residual, newest // HOUR_MS)
+    days = _apply(_regroup(hours, 24), days_residual, newest // DAY_MS)
+    return WindowCounter(
+        recent=recent, hours=hours, days=days, total=rest + sum(days.values()), newest=newest
+    )
+
+
+def _items(entries: list[RecentItem], t: Times) -> list[Any]:
+    return [x for entry in entries for x in (entry.item_id, t(entry.at))]
+
+
+def _unitems(packed: list[Any], times: list[int]) -> list[RecentItem]:
+    return [RecentItem(packed[i], times[packed[i + 1]]) for i in range(0, len(packed), 2)]
+
+
+def _layout(state: ProfileState, t: Times) -> list[Any]:
+    session = state.session
+    return [
+        state.user_id,
+        t(state.created_at),
+        t(state.updated_at),
+        state.events,
+        {kind: _counter(counter, t) for kind, counter in state.counts.items()},
+        {
+            kind: {category: _counter(counter, t) for category, counter in by_category.items()}
+            for kind, by_category in state.category_counts.items()
+        },
+        {kind: [t(seen.first), t(seen.last)] for kind, seen in state.seen.items()},
+        state.purchases,
+        state.monetary,
+        None if state.last_purchase_at is None else t(state.last_purchase_at),
+        None
+        if session is None
+        else [
+            session.id,
+            t(session.started_at),
+            t(session.last_at),
+            session.events,
+            True if session.client_id == session.id else session.client_id,
+        ],
+        state.sessions,
+        {category: [a.score, t(a.at)] for category, a in state.affinities.items()},
+        _items(state.recent_items, t),
+        {item_id: [line.quantity, t(line.added_at)] for item_id, line in state.cart.items()},
+        state.segments,
+        state.consent,
+        state.attributes,
+        {
+            rule_id: [t(timer.due_at), timer.armed_by, t(timer.armed_at)]
+            for rule_id, timer in state.timers.items()
+        },
+        _items(state.purchased, t),
+    ]
+
+
+def _times(state: ProfileState) -> set[int]:
+    """Every timestamp `_layout` writes (what its `t` is called with)."""
+    found = {state.created_at, state.updated_at}
+    counters = list(state.counts.values())
+    for by_category in state.category_counts.values():
+        counters.extend(by_category.values())
+    for counter in counters:
+        found.update(counter.recent)
+        found.add(counter.newest)
+    for seen in state.seen.values():
+        found.update((seen.first, seen.last))
+    if state.last_purchase_at is not None:
+        found.add(state.last_purchase_at)
+    if state.session is not None:
+        found.update((state.session.started_at, state.session.last_at))
+    found.update(affinity.at for affinity in state.affinities.values())
+    found.update(entry.at for entry in state.recent_items)
+    found.update(line.added_at for line in state.cart.values())
+    for timer in state.timers.values():
+        found.update((timer.due_at, timer.armed_at))
+    found.update(entry.at for entry in state.purchased)
+    if not all(type(at) is int for at in found):
+        raise TypeError("a timestamp that is not an int")
+    return found
+
+
+def pack(state: ProfileState) -> bytes:
+    """The state in the compact layout, deflated with the preset dictionary."""
+    table, index = _table(_times(state))
+    raw = _encoder.encode([table, _layout(state, index.__getitem__)])
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, DICTIONARY_V1)
+    return deflater.compress(raw) + deflater.flush()
+
+
+def unpack(blob: bytes | memoryview) -> ProfileState:
+    inflater = zlib.decompressobj(-15, DICTIONARY_V1)
+    table, fields = _decoder.decode(inflater.decompress(blob) + inflater.flush())
+    times = _untable(table)
+    (user_id, created, updated, events, counts, category_counts, seen, purchases, monetary) = (
+        fields[:9]
+    )
+    (last_purchase, session, sessions, affinities, recent, cart) = fields[9:15]
+    (segments, consent, attributes, timers, purchased) = fields[15:]
+    return ProfileState(
+        user_id=user_id,
+        created_at=times[created],
+        updated_at=times[updated],
+        events=events,
+        counts={kind: _uncounter(packed, times) for kind, packed in counts.items()},
+        category_counts={
+            kind: {category: _uncounter(packed, times) for category, packed in by.items()}
+            for kind, by in category_counts.items()
+        },
+        seen={kind: Seen(times[first], times[last]) for kind, (first, last) in seen.items()},
+        purchases=purchases,
+        monetary=monetary,
+        last_purchase_at=None if last_purchase is None else times[last_purchase],
+        session=None
+        if session is None
+        else Session(
+            id=session[0],
+            started_at=times[session[1]],
+            last_at=times[session[2]],
+            events=session[3],
+            client_id=session[0] if session[4] is True else session[4],
+        ),
+        sessions=sessions,
+        affinities={
+            category: Affinity(score, times[at]) for category, (score, at) in affinities.items()
+        },
+        recent_items=_unitems(recent, times),
+        cart={item_id: CartLine(quantity, times[at]) for item_id, (quantity, at) in cart.items()},
+        segments=segments,
+        consent=consent,
+        attributes=attributes,
+        timers={
+            rule_id: ArmedTimer(times[due], armed_by, times[armed])
+            for rule_id, (due, armed_by, armed) in timers.items()
+        },
+        purchased=_unitems(purchased, times),
+    )
+
+
+DICTIONARY_V1 = base64.b64decode(
+    """
+OZWRCJCSGAIACKJjMJWRC5CQAAuCpHZpZXeSAA6lY2xpY2uSAwsAywAAAAAAAAAAwJWudXNlci05MDAwOTUtczEI
+DgfDAoWiYzCSy0ACUkNL+5JkC6JjOJLLP///IAU5WUgEomM5kstAFYmiFxWIsQ6jYzEwkss/8AAAAAAAAAeiYzWS
+yz///Nf7B8NoDdwAHKRwMTc3DqRwMTczDaNwODEMo3A5NgujcDY5CqRwMTM3CaRwMTY1CKNwNTgHo3AzMwajcDg0
+BaRwMjM2BKNwOTMDo3AyMAGkcDIxNgCAkICAgJCSxCjCnqHRhDTaiAHukAT1f/XqsiGfmwnHywGbpRTl1ccN/JEB
+vsYWhK4V3AAUq3VzZXItOTAwMDk2AAsNhKR2aWV3lZMICguSCASSAgMAC7ByZW1vdmVfZnJvbV9jYXJ0lZEBkJAA
+AaZzZWFyY2iVkQKQkAACq2FkZF90b19jYXJ0lZEJkJAACYOkdmlld4OiYzKVkQCQkAAAomMwlZELkggCkgIBAAui
+YzOVkggKkggCkgIBAAqwcmVtb3ZlX2Zyb21fY2FydIGiYziVkQGQkAABq2FkZF90b19jYXJ0gaJjMJWRCZCQAAmE
+pHZpZXeSAAuwcmVtb3ZlX2Zyb21fY2FydJIBAaZzZWFyY2iSAgKrYWRkX3RvX2NhcnSSCQkAywAAAAAAAAAAwJWu
+dXNlci05MDAwOTYtczIICwTDA4OiYzKSyz/wAAAAAAAAAKJjMJLLQBtKknM3hDsLomMzkstAE06MJpaefgrcABSk
+cDE5MgujcDI3CqRwMTgwCaRwMTExCKNwNjMHo3A3MgajcDg3BaRwMTQ0BKNwNjADpHAxOTQAgaRwMTgwkgEJkICA
+gJCSxCKAsYiRiTTVngXzMY0NuXGVpw3Prc0PouILqqgB6IkL+uUC3AAUq3VzZXItOTAwMDk3AAoLg6R2aWV3lZQG
+CAkKkgkDkAAKpWNsaWNrlZMCAwSQkAAEqHB1cmNoYXNllZEHkJAAB4Okdmlld4SiYzWVkQaSCQGQAAajYzExlZIB
+BZCQAAWiYzaVkQiQkAAIo2MxMJWSCQqQkAAKpWNsaWNrg6NjMTGVkQSQkAAEo2MxMJWRA5CQAAOiYzOVkQKQkAAC
+qHB1cmNoYXNlgaNjMTCVkQeQkAAHg6R2aWV3kgAKpWNsaWNrkgIEqHB1cmNoYXNlkgcHActASePXCj1wpAeVrnVz
+ZXItOTAwMDk3LXMxBgoFwwKFomM1kss//2e/t6KP1AajYzExkstAD/5pgEpZfAWjYzEwkstAIdjJmUmN/QqiYzOS
+y0AAAAAAAAAAAqJjNpLLP/AAAAAAAAAI3AAWo3A5NAqjcDcwCaRwMTM4CKRwMTU0B6RwMTg1BqNwODMFpHAyMzkE
+pHAxNjYDpHAxNzECo3A1OQGkcDE5NwCAkICAgJKkcDE1NAeSxDvjqaXchjT8zQGcKfbHBJYzo+ESuevhmgHK0QKS
+jwHwoAa+jAbG0QOh4vGUAtuHF+j0CrDsCY+ZBtmzCtwAFKt1c2VyLTkwMDA5OAAREoKkdmlld5WVDA0OEBGQlAoE
+BgUAEaVjbGlja5WRD5CUCgIGAQAPgqR2aWV3haJjN5WREZCSCgIAEaNjMTGVkRCQlAoBBgIAEKJjNZWRApCQAAKi
+YzSVkgwNkJIGAwANomM5lZEOkJAADqVjbGlja4KiYzaVkQGQkAABo2MxMZWRD5CUCgEGAQAPgqR2aWV3kgARpWNs
+aWNrkgEPAMsAAAAAAAAAAMCVrnVzZXItOTAwMDk4LXMyDBEGwwOGomM3kss/+1HALAoefhGiYzaSy0AAAAAAAAAA
+AaNjMTGSy0AYdWpXbiToEKJjNZLLP/AAAAAAAAAComM0kstADFNGv5RdgQ2iYzmSyz/wAAAAAAAADtwAJKNwNDMR
+pHAxMDcQo3AzNQ+kcDE2NQ6icDQNpHAxMDAMpHAyMDgLpHAxOTEKpHAxNDgJpHAyMzkIo3AxMQejcDI4BqRwMTYz
+BaRwMTQzBKRwMTU1A6RwMjA5AqNwMTgBo3AzMQCAkICAgJCSxCrfnoagiTSk9wLD2AH13ATcX7S8AoTcAeixB5I+
+93Kg5wHC2Aq3oAHE+wzcABSrdXNlci05MDAwOTkADQ6EpHZpZXeVmAAGBwgJCgsMkJAADKhwdXJjaGFzZZWSAg2Q
+kAANpWNsaWNrlZIBBJCQAASrYWRkX3RvX2NhcnSVkgMFkJAABYSkdmlld4OiYzCVkgALkJAAC6JjMZWVBgcICgyQ
+kAAMomMzlZEJkJAACahwdXJjaGFzZYKiYzGVkQKQkAAComMwlZENkJAADaVjbGlja4GiYzCVkgEEkJAABKthZGRf
+dG9fY2FydIKjYzEwlZEFkJAABaJjMZWRA5CQAAOEpHZpZXeSAAyocHVyY2hhc2WSAg2lY2xpY2uSAQSrYWRkX3Rv
+X2NhcnSSAwUCy0Bbf1wo9cKPDZWudXNlci05MDAwOTktczAADQ7DAYSiYzCSy0Al/bjSZCtODaJjMZLLQCn9Cyzf
+RuYMo2MxMJLLQAgAAAAAAAAFomMzkss/8AAAAAAAAAncABikcDE0NA2jcDM3DKNwMzYLo3A2MwmkcDE1NwikcDE5
+MwekcDEwOQajcDIyBaRwMTIwBKRwMjE3A6NwODUCpHAyMjgAgqNwMjKSAQWkcDIxN5IBA5CAgICUpHAxNDQNo3A4
+NQI=
+"""
+)
+"""The preset dictionary of `COMPACT_V1` documents: never change it (documents written
+with it would no longer read); a better one is a new version. Made from the layout of
+100 synthetic shoppers (10-20 views, clicks, carts and purchases each, `bench.memory`'s
+histories) with neutral item and category names (``p17``, ``c3``), so it holds the
+event types and the layout's recurring bytes, not any catalog's names: the last
+2,048 bytes of their concatenated documents (deflate looks back at most 32 KB)."""
