@@ -18,7 +18,7 @@
    every 2 s. Growth is measured from the end of the warm-up (a fifth of the soak, at
    least 20 s) to the end, each end the median of its last/first samples.
 
-    python -m bench.memory [--users 100000] [--soak-seconds 600] [--quick]
+    python -m bench.memory [--users 100000] [--soak-seconds 600] [--soak-rate R] [--quick]
 
 Last line: ``{"redis_bytes_per_user": .., "soak_rss_growth": .., ...}``.
 """
@@ -300,7 +300,9 @@ def rss_growth(samples: list[tuple[float, int]], warmup: float) -> tuple[int, in
     return start, end, (end - start) / start
 
 
-def measure_soak(redis_url: str, seconds: float, probe_seconds: float) -> dict[str, Any]:
+def measure_soak(
+    redis_url: str, seconds: float, probe_seconds: float, rate: float | None = None
+) -> dict[str, Any]:
     env = {
         "RELEVO_STORE": redis_url,
         "RELEVO_DATA_DIR": str(data_dir()),
@@ -315,7 +317,7 @@ def measure_soak(redis_url: str, seconds: float, probe_seconds: float) -> dict[s
             client.put("/v1/rules", json=RULES).raise_for_status()
         mix = Mix(items)
         peak = asyncio.run(max_rate(url, mix, probe_seconds))
-        rate = peak / 2
+        rate = rate or peak / 2
         print(f"  max {peak:,.0f} requests/s; soaking at {rate:,.0f}/s", file=sys.stderr)
         samples, sent, errors, late = asyncio.run(soak(url, pid, mix, rate, seconds))
     warmup = max(20.0, seconds / 5)
@@ -346,6 +348,12 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=200, help="Keys measured per kind.")
     parser.add_argument("--quick", action="store_true", help="10k users, a 2-minute soak.")
     parser.add_argument("--skip-soak", action="store_true")
+    parser.add_argument(
+        "--soak-rate",
+        type=float,
+        help="Requests/s of the soak (default: half the measured maximum); a fixed rate "
+        "compares two runs on a shared machine, whose maximum varies with its load.",
+    )
     args = parser.parse_args()
     users = 10_000 if args.quick else args.users
     soak_seconds = 120.0 if args.quick else args.soak_seconds
@@ -356,7 +364,9 @@ def main() -> None:
     soaked = None
     if not args.skip_soak:
         with redis_server() as redis_url:
-            soaked = measure_soak(redis_url, soak_seconds, 5.0 if args.quick else 10.0)
+            soaked = measure_soak(
+                redis_url, soak_seconds, 5.0 if args.quick else 10.0, args.soak_rate
+            )
 
     per_user = memory["marginal"]
     report = memory["report"]

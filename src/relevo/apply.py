@@ -80,11 +80,13 @@ class _UserPlan:
 
 @dataclass(frozen=True, slots=True)
 class ProfileDoc:
-    """A profile document as read, with the ids (of those asked about) it already absorbed."""
+    """A profile document as read, with the ids (of those asked about) it already absorbed,
+    and the marks of those ids (computed once: checked now, recorded by the write)."""
 
     version: int
     value: bytes | None
     absorbed: frozenset[str]
+    marks: dict[str, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,17 +129,17 @@ class Applier:
         for record in events:
             by_user[profile_key(record)].append(record["event_id"])
         users = list(by_user)
+        marks = {user: [keys.event_mark(event_id) for event_id in by_user[user]] for user in users}
         docs = await self.store.docs_read(
             [
-                DocRead(
-                    keys.profile_key(user),
-                    keys.profile_marks_key(user),
-                    [keys.event_mark(event_id) for event_id in by_user[user]],
-                )
+                DocRead(keys.profile_key(user), keys.profile_marks_key(user), marks[user])
                 for user in users
             ]
         )
-        return {user: _absorbed(doc, by_user[user]) for user, doc in zip(users, docs, strict=True)}
+        return {
+            user: _absorbed(doc, by_user[user], marks[user])
+            for user, doc in zip(users, docs, strict=True)
+        }
 
     async def apply(
         self,
@@ -221,7 +223,8 @@ class Applier:
                 if event_id not in doc.absorbed and event_id not in taken:
                     taken.add(event_id)
                     fresh.append(index)
-                    marks.append(keys.event_mark(event_id))
+                    mark = doc.marks.get(event_id)
+                    marks.append(keys.event_mark(event_id) if mark is None else mark)
             if not fresh:
                 continue
             state = decode(doc.value) if doc.value is not None else ProfileState(user_id=user)
@@ -336,8 +339,8 @@ def _family(kind: RecordKind) -> str:
     return "profile" if kind in PROFILE_KINDS else kind
 
 
-def _absorbed(doc: Doc, event_ids: list[str]) -> ProfileDoc:
+def _absorbed(doc: Doc, event_ids: list[str], marks: list[bytes]) -> ProfileDoc:
     found = frozenset(
         event_id for event_id, marked in zip(event_ids, doc.marked, strict=True) if marked
     )
-    return ProfileDoc(doc.version, doc.value, found)
+    return ProfileDoc(doc.version, doc.value, found, dict(zip(event_ids, marks, strict=True)))

@@ -3,7 +3,8 @@
 Requests put their validated records on a queue and wait. The committer takes
 everything queued (up to a bound), and for the whole group:
 
-1. finds which events the profiles already absorbed (duplicates),
+1. finds which events the profiles already absorbed (duplicates; in worker mode only
+   repeats within the group: the workers skip what a profile absorbed),
 2. appends the new records to the event log in one durable write,
 3. applies them (catalog, profiles, aggregates),
 4. tells the log they are applied, and answers every waiting request.
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from relevo.apply import PROFILE_KINDS, Applier
+from relevo.apply import PROFILE_KINDS, Applier, ProfileDoc
 from relevo.eventlog.base import LogRecord, RecordKind
 from relevo.events import profile_key
 
@@ -132,15 +133,24 @@ class Committer:
                 start += len(job.entries)
 
     async def _commit(self, entries: list[Entry]) -> list[bool]:
-        events = [entry.record for entry in entries if entry.kind in PROFILE_KINDS]
-        docs = await self._applier.read(events)
+        # Only a process that applies reads the profiles first: to apply, and so to know
+        # which events they already absorbed. In worker mode the worker makes that check
+        # when it applies (the profile's marks), so reading here only to report a resent
+        # event as a duplicate cost a round trip per group and a quarter of the API's CPU
+        # (bench.load); such an event is logged again and the worker skips it.
+        docs: dict[str, ProfileDoc] = {}
+        if self.apply_profiles:
+            docs = await self._applier.read(
+                [entry.record for entry in entries if entry.kind in PROFILE_KINDS]
+            )
         new = [True] * len(entries)
         taken: set[str] = set()
         for index, entry in enumerate(entries):
             if entry.kind not in PROFILE_KINDS:
                 continue
             event_id = entry.record["event_id"]
-            if event_id in taken or event_id in docs[profile_key(entry.record)].absorbed:
+            doc = docs.get(profile_key(entry.record))
+            if event_id in taken or (doc is not None and event_id in doc.absorbed):
                 new[index] = False
             taken.add(event_id)
         fresh = [entry for entry, is_new in zip(entries, new, strict=True) if is_new]
@@ -159,7 +169,7 @@ class Committer:
             await self._applied(positions)
         else:  # workers apply events; configuration and the catalog take effect here at once
             await self._applier.apply(
-                [(e.kind, e.record) for e in fresh if e.kind not in PROFILE_KINDS], docs
+                [(e.kind, e.record) for e in fresh if e.kind not in PROFILE_KINDS]
             )
         return new
 

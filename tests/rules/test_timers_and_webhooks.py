@@ -15,6 +15,9 @@ import pytest
 from relevo.clock import ManualClock
 from relevo.config import Settings
 from relevo.engine import Engine
+from relevo.rules.effects import timer_member
+from relevo.rules.scheduler import STALE_GRACE_MS
+from relevo.store import keys
 from tests.rules.conftest import MINUTE, T0, EngineFactory, event
 from tests.support.polling import eventually
 
@@ -109,6 +112,27 @@ async def test_two_processes_fire_it_once(
     fired = await first.scheduler.run_once() + await second.scheduler.run_once()
     assert fired >= 1
     assert len(await abandoned(first)) == 1
+
+
+async def test_a_scheduler_forgets_stale_entries_another_process_dropped(
+    make_engine: EngineFactory, clock: ManualClock, settings: Settings
+) -> None:
+    """An index entry without its timer is watched for a grace period, then dropped, by
+    whichever process gets there first; the others must forget it too (a long-running
+    process would otherwise hold every such entry it ever saw)."""
+    if not settings.is_redis:
+        pytest.skip("two processes share one store only on Redis")
+    clock.set(T0)
+    first, second = await make_engine(), await make_engine()
+    orphans = {timer_member(f"gone-{n}", "cart-abandoned"): T0 - 1 for n in range(3)}
+    await first.store.zadd(keys.TIMERS_DUE, orphans)
+    assert await at(first, clock, T0) == 0  # first sees them stale, starts the grace period
+    assert len(first.scheduler._stale_since) == 3
+    await second.scheduler.run_once()
+    assert await at(second, clock, T0 + STALE_GRACE_MS) == 0  # second drops them
+    assert await first.store.zrange_by_score(keys.TIMERS_DUE, 0, float("inf")) == []
+    assert await at(first, clock, T0 + STALE_GRACE_MS + 1_000) == 0
+    assert first.scheduler._stale_since == {}
 
 
 async def test_history_fires_timers_in_event_time(engine: Engine, clock: ManualClock) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from relevo.clock import SystemClock
 from relevo.config import Settings
+from relevo.consent import consent_event
 from relevo.engine import Engine
 from relevo.errors import Overloaded
 from relevo.eventlog.base import LogRecord
@@ -104,6 +105,36 @@ async def test_the_api_logs_and_a_worker_applies(api: Engine, workers: Factory) 
     assert await views(api, "w1") == 5
     assert worker.owned == set(range(4))
     assert await api.backend.backlog() == 0
+
+
+async def test_a_resent_event_is_logged_again_and_applied_once(
+    api: Engine, workers: Factory
+) -> None:
+    """In worker mode the API does not read profiles: the worker skips what they absorbed."""
+    worker = await workers()
+    first = await api.ingest(events("again", 3))
+    await drain(worker)
+    resent = await api.ingest([*events("again", 3), *events("again", 1, start=3)])
+    assert [r.status for r in first.results] == ["accepted"] * 3
+    assert [r.status for r in resent.results] == ["accepted"] * 4  # repeats are the worker's
+    twice = await api.ingest([*events("again", 1, start=4), *events("again", 1, start=4)])
+    assert [r.status for r in twice.results] == ["accepted", "duplicate"]  # within a request
+    await drain(worker)
+    assert await views(api, "again") == 5
+
+
+async def test_a_worker_keeps_an_opted_out_users_events_out_of_the_profile(
+    api: Engine, workers: Factory
+) -> None:
+    worker = await workers()
+    await api.ingest(events("private", 2))
+    await api.ingest([consent_event("private", {"personalization": False})], batch=False)
+    await api.ingest(events("private", 3, start=2))
+    await drain(worker)
+    profile = await api.profile("private")
+    assert profile is not None
+    assert profile["counts"] == profile["affinities"] == {}
+    assert profile["consent"] == {"personalization": False}
 
 
 async def test_two_workers_share_the_partitions(api: Engine, workers: Factory) -> None:

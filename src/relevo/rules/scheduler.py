@@ -39,9 +39,14 @@ class TimerScheduler:
         """Fire what is due now; return how many firings were submitted."""
         now = self.clock.now_ms()
         due = await self.store.zrange_by_score(keys.TIMERS_DUE, float("-inf"), now, limit=BATCH)
+        members = [member for member, _ in due]
+        # Forget the entries that left the index meanwhile (disarmed, or dropped by another
+        # process): else each one stays here for the life of the process.
+        if self._stale_since:
+            listed = set(members)
+            self._stale_since = {m: t for m, t in self._stale_since.items() if m in listed}
         if not due:
             return 0
-        members = [member for member, _ in due]
         targets = [parse_timer_member(member) for member in members]
         users = list(dict.fromkeys(user for user, _ in targets))
         docs = await self.store.docs_read(
@@ -59,6 +64,7 @@ class TimerScheduler:
                 self._stale_since.pop(member, None)
             elif timer is not None:
                 moved[member] = timer.due_at  # pushed back: fix the index
+                self._stale_since.pop(member, None)
             elif now - self._stale_since.setdefault(member, now) >= STALE_GRACE_MS:
                 stale.append(member)
                 del self._stale_since[member]

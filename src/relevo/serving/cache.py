@@ -15,14 +15,15 @@ so an item that went out of stock is never served from the cache.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
 
 class AnswerCache(Generic[V]):
-    """An LRU of at most `max_entries`, each valid `ttl_ms` (0 disables the cache).
+    """An LRU of at most `max_entries` weighing at most `max_weight` in all (by `weigh`,
+    1 per entry by default), each valid `ttl_ms` (0 disables the cache).
 
     >>> cache: AnswerCache[str] = AnswerCache(ttl_ms=1000, max_entries=2)
     >>> for key in "abc":
@@ -32,12 +33,27 @@ class AnswerCache(Generic[V]):
     >>> cache.put("d", "D", now_ms=5000)  # expired entries leave when a new one comes
     >>> len(cache)
     1
+    >>> sized: AnswerCache[str] = AnswerCache(ttl_ms=1000, max_weight=5, weigh=len)
+    >>> for key, value in [("a", "xx"), ("b", "yy"), ("c", "zzz")]:
+    ...     sized.put(key, value, now_ms=0)
+    >>> sized.get("a", now_ms=1), sized.get("b", now_ms=1), sized.weight
+    (None, 'yy', 5)
     """
 
-    def __init__(self, ttl_ms: int, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        ttl_ms: int,
+        max_entries: int = 10_000,
+        *,
+        max_weight: int | None = None,
+        weigh: Callable[[V], int] | None = None,
+    ) -> None:
         self.ttl_ms = ttl_ms
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, tuple[int, V]] = OrderedDict()
+        self.max_weight = max_weight
+        self._weigh = weigh or (lambda _: 1)
+        self._entries: OrderedDict[Hashable, tuple[int, V, int]] = OrderedDict()
+        self.weight = 0
         self.hits = 0
         self.misses = 0
 
@@ -48,7 +64,7 @@ class AnswerCache(Generic[V]):
         found = self._entries.get(key)
         if found is None or now_ms - found[0] >= self.ttl_ms:
             if found is not None:
-                del self._entries[key]
+                self._drop(key)
             self.misses += 1
             return None
         self._entries.move_to_end(key)
@@ -58,14 +74,22 @@ class AnswerCache(Generic[V]):
     def put(self, key: Hashable, value: V, now_ms: int) -> None:
         if self.ttl_ms <= 0:
             return
-        self._entries[key] = (now_ms, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        if key in self._entries:
+            self._drop(key)
+        weight = self._weigh(value)
+        self._entries[key] = (now_ms, value, weight)
+        self.weight += weight
+        while len(self._entries) > self.max_entries or (
+            self.max_weight is not None and self.weight > self.max_weight and len(self) > 1
+        ):
+            self._drop(next(iter(self._entries)))
         # Expired answers leave too, oldest first: else the cache always fills up to
         # `max_entries` (a soak saw the API's RSS grow 29% in 10 minutes doing just that).
         while True:
-            oldest = next(iter(self._entries.values()))
-            if now_ms - oldest[0] < self.ttl_ms:
+            key, (at, _, _) = next(iter(self._entries.items()))
+            if now_ms - at < self.ttl_ms:
                 break
-            self._entries.popitem(last=False)
+            self._drop(key)
+
+    def _drop(self, key: Hashable) -> None:
+        self.weight -= self._entries.pop(key)[2]

@@ -91,6 +91,13 @@ class _Request:
     exclude: set[str]
 
 
+CACHED_ITEMS = 100_000
+"""The answer cache's budget, in blended items (~250 bytes each with their scores and
+reasons: ~25 MB). A count of answers is no bound: one answer of a decision over the demo
+catalog holds 216 items (54 KB), so 10,000 of them would be 540 MB; and in a soak the
+answers cached grow with the share of users who have a profile (`bench.memory`)."""
+
+
 def pool_size(k: int) -> int:
     """Candidates read per source: enough to survive filters."""
     return 3 * k + 20
@@ -107,7 +114,9 @@ class RecommendationService:
         model_name: str,
         cache_ttl_ms: int = 0,
     ) -> None:
-        self.cache: AnswerCache[Blend] = AnswerCache(cache_ttl_ms)
+        self.cache: AnswerCache[Blend] = AnswerCache(
+            cache_ttl_ms, max_weight=CACHED_ITEMS, weigh=lambda blend: len(blend.scores)
+        )
         self.store = store
         self.clock = clock
         self.live = live
