@@ -25,6 +25,7 @@ from relevo.rules.fastpath import (
     _IS_MAPPING,
     NOT_BOOL,
     SHAPES,
+    Call,
     Compare,
     Constant,
     Equal,
@@ -143,6 +144,11 @@ class _Writer:
             return self.one_of(shape, indent)
         if isinstance(shape, Relation):
             return self.relation(shape, indent)
+        if isinstance(shape, Call):
+            argument = self.emit(shape.argument, indent)
+            out = self.temp()
+            self.line(indent, f"{out} = {self.bind(shape.function)}({argument})")
+            return out
         return self.call(node, indent)
 
     def call(self, node: Fast, indent: int) -> str:

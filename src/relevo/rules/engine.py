@@ -241,20 +241,29 @@ class RuleStatsBook:
     fires and errors; the per-rule sums are made when read.
     """
 
-    __slots__ = ("_errors", "_evaluated", "_fires", "_last_error", "_last_fired", "_stats")
+    __slots__ = ("_errors", "_evaluated", "_fires", "_last_fired", "_stats")
 
     def __init__(self, stats: Mapping[str, RuleStats] | None = None) -> None:
         self._stats: dict[str, RuleStats] = dict(stats or {})
-        self._evaluated: dict[tuple[str, ...], int] = {}
+        # by the identity of the tuple (a bucket's, kept alive here): hashing ten ids
+        # on every event would cost more than the count
+        self._evaluated: dict[int, list[Any]] = {}
         self._fires: dict[str, int] = {}
         self._last_fired: dict[str, int] = {}
-        self._errors: dict[str, int] = {}
-        self._last_error: dict[str, RuleError] = {}
+        self._errors: dict[str, list[Any]] = {}  # rule id -> [count, last error]
 
     def record(self, outcome: RuleOutcome | ItemAdjustments) -> None:
         evaluated = outcome.evaluated
-        self._evaluated[evaluated] = self._evaluated.get(evaluated, 0) + 1
-        fired = outcome.fired_ids if isinstance(outcome, RuleOutcome) else outcome.applied
+        counted = self._evaluated.get(id(evaluated))
+        if counted is None:
+            self._evaluated[id(evaluated)] = [evaluated, 1]
+        else:
+            counted[1] += 1
+        fired: Sequence[str]
+        if isinstance(outcome, RuleOutcome):
+            fired = [f.rule_id for f in outcome.fired] if outcome.fired else ()
+        else:
+            fired = outcome.applied
         for rule_id in fired:
             self._fires[rule_id] = self._fires.get(rule_id, 0) + 1
             if outcome.at_ms is not None:
@@ -264,10 +273,13 @@ class RuleStatsBook:
         # An evaluation counts once, with the rule's first error. An event's errors come
         # rule by rule, so comparing with the previous one is enough; a decision's are
         # grouped by item condition, and need a set.
+        errors = outcome.errors
+        if not errors:
+            return
         grouped = type(outcome) is RuleOutcome
         seen: set[str] = set()
         previous = None
-        for err in outcome.errors:
+        for err in errors:
             rule_id = err.rule_id
             if grouped:
                 if rule_id == previous:
@@ -277,31 +289,33 @@ class RuleStatsBook:
                 continue
             else:
                 seen.add(rule_id)
-            self._errors[rule_id] = self._errors.get(rule_id, 0) + 1
-            self._last_error[rule_id] = err
+            entry = self._errors.get(rule_id)
+            if entry is None:
+                self._errors[rule_id] = [1, err]
+            else:
+                entry[0] += 1
+                entry[1] = err
 
     def _fold(self) -> dict[str, RuleStats]:
         """Add what was recorded since the last read to the per-rule statistics."""
         stats = self._stats
-        for evaluated, count in self._evaluated.items():
+        for evaluated, count in self._evaluated.values():
             for rule_id in evaluated:
                 s = stats.get(rule_id)
                 if s is None:
                     s = stats[rule_id] = RuleStats()
                 s.evaluations += count
-        for rule_id, count in self._fires.items():
+        for rule_id, fires in self._fires.items():
             s = stats.setdefault(rule_id, RuleStats())
-            s.fires += count
+            s.fires += fires
             last = self._last_fired.get(rule_id)
             if last is not None:
                 s.last_fired_ms = max(s.last_fired_ms or last, last)
-        for rule_id, count in self._errors.items():
+        for rule_id, (failures, err) in self._errors.items():
             s = stats.setdefault(rule_id, RuleStats())
-            s.errors += count
-            err = self._last_error[rule_id]
+            s.errors += failures
             s.last_error = f"{err.field}: {err.kind}: {err.message}"
-        self._evaluated, self._fires, self._last_fired = {}, {}, {}
-        self._errors, self._last_error = {}, {}
+        self._evaluated, self._fires, self._last_fired, self._errors = {}, {}, {}, {}
         return stats
 
     def get(self, rule_id: str) -> RuleStats:
@@ -346,10 +360,11 @@ class CompiledRule:
     when: Expression | None
     actions: tuple[_CompiledAction, ...]
     id: str = ""
-    errors: dict[tuple[str, str], RuleError] = dataclasses.field(
+    errors: dict[Any, RuleError] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
-    """The run-time errors seen so far, each recorded once (see `_fast_error`)."""
+    """The run-time errors seen so far, each recorded once (see `_fast_error`): by the
+    `Err` object itself, and by kind and message."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", self.rule.id)
@@ -906,16 +921,22 @@ evaluating the condition."""
 
 def _fast_error(rule: CompiledRule, value: Any) -> RuleError:
     """The record of a fast-path condition that gave `value`, an `Err` or not a bool."""
+    errors = rule.errors
     if type(value) is Err:
-        key = (value.kind, value.message)
+        known = errors.get(value)  # the very same Err (a key built once at compile time)
+        if known is not None:
+            return known
+        key: Any = (value.kind, value.message)
     else:
         key = ("not_boolean", f"condition evaluated to {value!r}")
-    known = rule.errors.get(key)
+    known = errors.get(key)
     if known is None:
         field = rule.when.field if rule.when is not None else "when"
-        known = RuleError(rule.rule.id, field, *key)
-        if len(rule.errors) < _KNOWN_ERRORS:
-            rule.errors[key] = known
+        known = RuleError(rule.rule.id, field, key[0], key[1])
+        if len(errors) < _KNOWN_ERRORS:
+            errors[key] = known
+    if type(value) is Err and len(errors) < _KNOWN_ERRORS:
+        errors[value] = known
     return known
 
 

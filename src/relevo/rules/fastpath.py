@@ -247,9 +247,7 @@ class _Parser:
                 return self.call(token.text)
             if token.text not in self.roots:
                 raise Unsupported("unknown variable")
-            name = token.text
-            unbound = Err("undefined", f"undefined variable {name!r}")
-            return lambda variables: variables.get(name, unbound)
+            return _path(token.text, ())
         raise Unsupported(f"token {token.text!r}")
 
     def call(self, name: str) -> Fast:
@@ -269,6 +267,9 @@ class _Parser:
             self.take(")")
             if not steps or steps[-1][0] != "field":
                 raise Unsupported("has() of something other than a field")
+            root = SHAPES.get(owner)
+            if isinstance(root, Path) and all(kind == "field" for kind, _ in steps):
+                return _has(_path(root.root, tuple(name for _, name in steps[:-1])), steps[-1][1])
             for kind, step in steps[:-1]:
                 owner = _field(owner, step) if kind == "field" else _index(owner, step)
             return _has(owner, steps[-1][1])
@@ -389,7 +390,15 @@ class Relation:
     right: Fast
 
 
-Shape = Constant | Path | Logical | Equal | Compare | OneOf | Relation
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A function of one operand: `function(argument)` on its value."""
+
+    function: Callable[[Any], Any]
+    argument: Fast
+
+
+Shape = Constant | Path | Logical | Equal | Compare | OneOf | Relation | Call
 
 SHAPES: WeakKeyDictionary[Fast, Shape] = WeakKeyDictionary()
 """What each closure of these kinds computes; any other closure is opaque (called)."""
@@ -425,7 +434,12 @@ def _step(value: Any, key: str | int) -> Any:
 def _path(root: str, steps: tuple[str | int, ...]) -> Fast:
     unbound = Err("undefined", f"undefined variable {root!r}")
     if not steps:
-        return lambda variables: variables.get(root, unbound)
+
+        def variable(variables: Mapping[str, Any]) -> Any:
+            return variables.get(root, unbound)
+
+        SHAPES[variable] = Path(root, unbound, ())
+        return variable
 
     # a missing key is common (no purchase yet): its error is built once, not per event
     walked = tuple((key, Err("missing_key", f"no such key: {key}")) for key in steps)
@@ -486,14 +500,17 @@ def _index(target: Fast, key: Fast) -> Fast:
 
 
 def _has(owner: Fast, name: str) -> Fast:
-    def has(variables: Mapping[str, Any]) -> Any:
-        value = owner(variables)
+    def has_field(value: Any) -> Any:
         if _is_mapping(value):
             return name in value
         if type(value) is Err:
             return value
         return _type_error(f"has() on a {type(value).__name__}")
 
+    def has(variables: Mapping[str, Any]) -> Any:
+        return has_field(owner(variables))
+
+    SHAPES[has] = Call(has_field, owner)
     return has
 
 
@@ -733,17 +750,29 @@ def _add(left: Any, right: Any, subtract: bool) -> Any:
 
 
 def _additive(operator: str, left: Fast, right: Fast) -> Fast:
-    subtract = operator == "-"
+    function = _subtract_values if operator == "-" else _add_values
 
     def arithmetic(variables: Mapping[str, Any]) -> Any:
-        a, b = left(variables), right(variables)
-        if type(a) is Err:
-            return a
-        if type(b) is Err:
-            return b
-        return _add(a, b, subtract)
+        return function(left(variables), right(variables))
 
+    SHAPES[arithmetic] = Relation(function, left, right)
     return arithmetic
+
+
+def _add_values(a: Any, b: Any) -> Any:
+    if type(a) is Err:
+        return a
+    if type(b) is Err:
+        return b
+    return _add(a, b, False)
+
+
+def _subtract_values(a: Any, b: Any) -> Any:
+    if type(a) is Err:
+        return a
+    if type(b) is Err:
+        return b
+    return _add(a, b, True)
 
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
@@ -753,17 +782,22 @@ _DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µ
 
 def _timestamp(argument: Fast) -> Fast:
     def timestamp(variables: Mapping[str, Any]) -> Any:
-        text = argument(variables)
-        if type(text) is Err:
-            return text
-        if not isinstance(text, str) or not _RFC3339.match(text):
-            return Err("function_error", f"not an RFC 3339 timestamp: {text!r}")
-        fraction = re.search(r"\.(\d+)", text)
-        if fraction is not None and len(fraction.group(1)) > 6:  # Python keeps microseconds
-            text = text.replace(fraction.group(0), "." + fraction.group(1)[:6])
-        return dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+        return timestamp_value(argument(variables))
 
+    SHAPES[timestamp] = Call(timestamp_value, argument)
     return timestamp
+
+
+def timestamp_value(text: Any) -> Any:
+    """CEL's `timestamp(text)` once its argument is evaluated."""
+    if type(text) is Err:
+        return text
+    if not isinstance(text, str) or not _RFC3339.match(text):
+        return Err("function_error", f"not an RFC 3339 timestamp: {text!r}")
+    fraction = re.search(r"\.(\d+)", text)
+    if fraction is not None and len(fraction.group(1)) > 6:  # Python keeps microseconds
+        text = text.replace(fraction.group(0), "." + fraction.group(1)[:6])
+    return dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
 
 
 def _duration(argument: Fast) -> Fast:
