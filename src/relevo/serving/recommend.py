@@ -30,15 +30,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from relevo import catalog
+from relevo.catalog_cache import CatalogCache
 from relevo.clock import Clock
 from relevo.errors import InvalidInput, NotFound, Unavailable
 from relevo.features.profile import FeatureParams, ProfileState, decayed, decode, render
+from relevo.live import attributes
 from relevo.live.models import LiveModels, LiveSignals
 from relevo.models.propensity import OUTCOMES, PropensityModel
 from relevo.models.registry import ModelRegistry, Served
@@ -91,6 +93,14 @@ class _Request:
     exclude: set[str]
 
 
+PROFILE_READ: ContextVar[tuple[str, int, ProfileState | None] | None] = ContextVar(
+    "relevo_profile_read", default=None
+)
+"""(user id, document version, state) of the profile the current task already read: a
+decision sets it (in its own task) so that its recommendations reuse that read instead
+of reading and decoding the same document again a moment later."""
+
+
 def pool_size(k: int) -> int:
     """Candidates read per source: enough to survive filters."""
     return 3 * k + 20
@@ -106,6 +116,7 @@ class RecommendationService:
         params: FeatureParams,
         model_name: str,
         cache_ttl_ms: int = 0,
+        catalog: CatalogCache | None = None,
     ) -> None:
         self.cache: AnswerCache[Blend] = AnswerCache(cache_ttl_ms)
         self.store = store
@@ -114,6 +125,8 @@ class RecommendationService:
         self.registry = registry
         self.params = params
         self.model_name = model_name
+        #: The item documents (off: read from the store each time).
+        self.catalog = catalog or CatalogCache(store, clock, 0)
 
     # -- recommendations ----------------------------------------------------------------
     async def recommend(
@@ -150,7 +163,7 @@ class RecommendationService:
                 self.cache.put(key, blend, now)
         else:  # the ranking is cached, the catalog (stock) is read again
             ranked = [item for item, _, _ in blend.ranked()[: 2 * request.pool]]
-            docs = await catalog.get_items(self.store, ranked)
+            docs = await self.catalog.items(ranked)
         items = await self._finish(blend, docs, k, category, candidates, request.exclude)
         return Recommendations(
             user_id=user_id,
@@ -198,7 +211,7 @@ class RecommendationService:
         page_item = _text(context.get("item_id"))
         page_doc = None
         if page_item is not None:
-            page_doc = (await catalog.get_items(self.store, [page_item])).get(page_item)
+            page_doc = (await self.catalog.items([page_item])).get(page_item)
         page_category = None if page_doc is None else page_doc.get("category")
         asked = _unique([category, _text(context.get("category")), page_category])
         exclude = set(recent) | set(state.cart) if state and exclude_seen else set()
@@ -264,14 +277,12 @@ class RecommendationService:
         """Add attribute neighbours of `item_id` (if any); the catalog documents read."""
         doc = known if known is not None and known.get("item_id") == item_id else None
         if item_id is not None and doc is None:
-            doc = (await catalog.get_items(self.store, [item_id])).get(item_id)
+            doc = (await self.catalog.items([item_id])).get(item_id)
         wanted = [item for item, _, _ in blend.ranked()[: 2 * pool]]
         if doc is None:
-            return await catalog.get_items(self.store, wanted)
-        matches = await self.live.attribute_matches(doc, pool)
-        docs = await catalog.get_items(self.store, [*wanted, *matches.candidates])
-        scored = [(c, matches.score(docs[c])) for c in matches.candidates if c in docs]
-        scored = sorted((pair for pair in scored if pair[1] > 0), key=lambda p: (-p[1], p[0]))
+            return await self.catalog.items(wanted)
+        candidates, scored = await self._attribute_neighbours(doc, pool)
+        docs = await self.catalog.items([*wanted, *candidates])
         blend.add(
             scored,
             WEIGHTS["attributes"],
@@ -280,6 +291,27 @@ class RecommendationService:
             by_score=True,
         )
         return docs
+
+    async def _attribute_neighbours(
+        self, doc: Mapping[str, Any], pool: int
+    ) -> tuple[list[str], list[tuple[str, float]]]:
+        """Items sharing attributes with the catalog item `doc`, and those of them with a
+        positive score, best first: from the catalog alone, so computed once per catalog
+        generation (`CatalogCache.derived`)."""
+
+        async def compute() -> tuple[list[str], list[tuple[str, float]]]:
+            matches = await self.live.attribute_matches(doc, pool)
+            docs = await self.catalog.items(matches.candidates)
+            tokens = attributes.item_tokens
+            scored = [
+                (c, matches.score(docs[c], self.catalog.of_item(c, docs[c], tokens)))
+                for c in matches.candidates
+                if c in docs
+            ]
+            positive = sorted((p for p in scored if p[1] > 0), key=lambda p: (-p[1], p[0]))
+            return matches.candidates, positive
+
+        return await self.catalog.derived(("attributes", str(doc.get("item_id")), pool), compute)
 
     async def _finish(
         self,
@@ -299,7 +331,7 @@ class RecommendationService:
             ranked += [(c, 0.0, ()) for c in dict.fromkeys(candidates) if c not in listed]
             docs = {
                 **docs,
-                **await catalog.get_items(self.store, [c for c in allowed - docs.keys()]),
+                **await self.catalog.items([c for c in allowed - docs.keys()]),
             }
         keep_unknown = not docs and category is None and await self._catalog_is_empty()
         items: list[Recommended] = []
@@ -323,12 +355,8 @@ class RecommendationService:
         if category is not None:
             ids = await self.live.category_items(category, window)
         else:
-            total = await self.store.zcard(keys.ITEMS_INDEX)
-            newest = await self.store.zrange_by_score(
-                keys.ITEMS_INDEX, float("-inf"), float("inf"), offset=max(0, total - window)
-            )
-            ids = [item for item, _ in reversed(newest)]
-        docs = await catalog.get_items(self.store, ids)
+            ids = await self.catalog.derived(("newest", window), lambda: self._newest(window))
+        docs = await self.catalog.items(ids)
         taken = {item.item_id for item in items} | exclude
         reason = (Reason("catalog", None),)
         for rank, item in enumerate(ids):
@@ -337,6 +365,14 @@ class RecommendationService:
                 if len(items) == k:
                     return
 
+    async def _newest(self, count: int) -> list[str]:
+        """The `count` most recently upserted items, newest first."""
+        total = await self.live.item_count()
+        newest = await self.store.zrange_by_score(
+            keys.ITEMS_INDEX, float("-inf"), float("inf"), offset=max(0, total - count)
+        )
+        return [item for item, _ in reversed(newest)]
+
     # -- similar items ------------------------------------------------------------------
     async def similar_items(self, item_id: str, k: int = 10) -> Recommendations:
         """Up to `k` items like `item_id`: trained neighbours, co-visitation, attributes."""
@@ -344,7 +380,7 @@ class RecommendationService:
         model = served.model if served and isinstance(served.model, ServingRecommender) else None
         version = served.version if served else None
         pool = pool_size(k)
-        doc = (await catalog.get_items(self.store, [item_id])).get(item_id)
+        doc = (await self.catalog.items([item_id])).get(item_id)
         item_category = (doc or {}).get("category")
         signals = await self.live.read(
             anchors=[item_id],
@@ -419,7 +455,7 @@ class RecommendationService:
 
     async def _describe(self, candidates: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         items = [str(c["item_id"]) for c in candidates if c.get("item_id") is not None]
-        docs = await catalog.get_items(self.store, items) if items else {}
+        docs = await self.catalog.items(items) if items else {}
         described = []
         for index, candidate in enumerate(candidates):
             if candidate.get("item_id") is not None:
@@ -450,6 +486,9 @@ class RecommendationService:
     # -- reads --------------------------------------------------------------------------
     async def _state(self, user_id: str) -> tuple[int, ProfileState | None]:
         """The user's profile and its document version (changed by every applied event)."""
+        known = PROFILE_READ.get()
+        if known is not None and known[0] == user_id:
+            return known[1], known[2]
         try:
             (doc,) = await self.store.docs_read(
                 [DocRead(keys.profile_key(user_id), keys.profile_marks_key(user_id))]
@@ -469,7 +508,7 @@ class RecommendationService:
         return ranked[:AFFINITY_CATEGORIES]
 
     async def _catalog_is_empty(self) -> bool:
-        return await self.store.zcard(keys.ITEMS_INDEX) == 0
+        return await self.live.item_count() == 0
 
 
 def _acceptable(doc: Mapping[str, Any] | None, category: str | None, keep_unknown: bool) -> bool:
