@@ -29,7 +29,7 @@ the blend (`cache.AnswerCache`) and reads only the profile and the catalog.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +45,7 @@ from relevo.live.models import LiveModels, LiveSignals
 from relevo.models.propensity import OUTCOMES, PropensityModel
 from relevo.models.registry import ModelRegistry, Served
 from relevo.models.training import PROPENSITY
-from relevo.serving.blend import Blend
+from relevo.serving.blend import Blend, Entry, Ranking
 from relevo.serving.cache import AnswerCache
 from relevo.serving.results import Reason, Recommendations, Recommended, ScoredVariants
 from relevo.serving.served_model import ServingRecommender
@@ -118,7 +118,7 @@ class RecommendationService:
         cache_ttl_ms: int = 0,
         catalog: CatalogCache | None = None,
     ) -> None:
-        self.cache: AnswerCache[Blend] = AnswerCache(cache_ttl_ms)
+        self.cache: AnswerCache[Ranking] = AnswerCache(cache_ttl_ms)
         self.store = store
         self.clock = clock
         self.live = live
@@ -156,15 +156,17 @@ class RecommendationService:
             None if candidates is None else tuple(candidates),
         )
         now = self.clock.now_ms()
-        blend = self.cache.get(key, now) if request.profile_version >= 0 else None
-        if blend is None:
+        cached = self.cache.get(key, now) if request.profile_version >= 0 else None
+        ranked: Iterable[Entry]
+        if cached is None:
             blend, docs = await self._blend(request, model, version)
+            ranked = blend.ranked()
             if request.profile_version >= 0:
-                self.cache.put(key, blend, now)
+                self.cache.put(key, Ranking.of(ranked), now)
         else:  # the ranking is cached, the catalog (stock) is read again
-            ranked = [item for item, _, _ in blend.ranked()[: 2 * request.pool]]
-            docs = await self.catalog.items(ranked)
-        items = await self._finish(blend, docs, k, category, candidates, request.exclude)
+            ranked = cached
+            docs = await self.catalog.items(cached.top(2 * request.pool))
+        items = await self._finish(ranked, docs, k, category, candidates, request.exclude)
         return Recommendations(
             user_id=user_id,
             items=items,
@@ -315,20 +317,21 @@ class RecommendationService:
 
     async def _finish(
         self,
-        blend: Blend,
+        ranked: Iterable[Entry],
         docs: dict[str, dict[str, Any]],
         k: int,
         category: str | None,
         candidates: Sequence[str] | None,
         exclude: set[str],
     ) -> list[Recommended]:
-        """Business rules, then the best `k`; the newest catalog items fill a short list."""
-        ranked = blend.ranked()
+        """Business rules, then the best `k` of `ranked` (best first); the newest catalog
+        items fill a short list."""
         if candidates is not None:
             allowed = set(candidates)
-            ranked = [entry for entry in ranked if entry[0] in allowed]
-            listed = {item for item, _, _ in ranked}
-            ranked += [(c, 0.0, ()) for c in dict.fromkeys(candidates) if c not in listed]
+            kept = [entry for entry in ranked if entry[0] in allowed]
+            listed = {item for item, _, _ in kept}
+            kept += [(c, 0.0, ()) for c in dict.fromkeys(candidates) if c not in listed]
+            ranked = kept
             docs = {
                 **docs,
                 **await self.catalog.items([c for c in allowed - docs.keys()]),
@@ -409,7 +412,7 @@ class RecommendationService:
                 ranked, WEIGHTS["trending"], Reason("trending_category", LIVE), exclude=exclude
             )
         docs = await self._with_attributes(blend, item_id, doc, pool, exclude)
-        items = await self._finish(blend, docs, k, None, None, exclude)
+        items = await self._finish(blend.ranked(), docs, k, None, None, exclude)
         return Recommendations(
             user_id=None,
             item_id=item_id,
