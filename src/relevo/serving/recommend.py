@@ -20,10 +20,12 @@ page's own item is never recommended. `fallback` says the trained model
 contributed nothing (no promoted version, an unknown user and item, or a failure
 of the model, which is logged and never turns into an error).
 
-Store round trips: the profile, the live models (one batched read), the catalog
-documents of the candidates; plus the page item's document and the attribute
-index when they are used. A repeated request of a user who did nothing new reuses
-the blend (`cache.AnswerCache`) and reads only the profile and the catalog.
+Store round trips: the profile (none in a decision, which read it already), the live
+models (one batched read). The catalog documents of the candidates, the attribute
+postings and an item's attribute neighbours come from the process's catalog cache
+(`relevo.catalog_cache`: read once per catalog change). A repeated request of a user
+who did nothing new reuses the ranking (`cache.AnswerCache`) and reads only the
+profile (and the catalog, from the cache).
 """
 
 from __future__ import annotations
