@@ -100,13 +100,22 @@ class Ranking:
 
     @classmethod
     def of(cls, ranked: Sequence[Entry]) -> Ranking:
-        codes: dict[tuple[Reason, ...], int] = {}
-        return cls(
-            tuple(item for item, _, _ in ranked),
-            tuple(score for _, score, _ in ranked),
-            tuple(codes.setdefault(tuple(why), len(codes)) for _, _, why in ranked),
-            tuple(codes),
-        )
+        if not ranked:
+            return cls((), (), (), ())
+        items, scores, whys = zip(*ranked, strict=True)
+        # Combinations told apart by the identity of their reasons (hashing ids is cheap;
+        # equal reasons held twice only make one more combination, decoded the same).
+        codes: dict[tuple[int, ...], int] = {}
+        combinations: list[tuple[Reason, ...]] = []
+        numbered = []
+        for why in whys:
+            key = tuple(map(id, why))
+            code = codes.get(key)
+            if code is None:
+                code = codes[key] = len(combinations)
+                combinations.append(why)
+            numbered.append(code)
+        return cls(items, scores, tuple(numbered), tuple(combinations))
 
     def top(self, count: int) -> list[str]:
         return list(self.items[:count])
