@@ -40,6 +40,8 @@ _UNREAD = object()
 
 
 class CatalogCache:
+    """One process's decoded catalog (see the module docstring); `check_every_ms` 0: off."""
+
     def __init__(
         self, store: Store, clock: Clock, check_every_ms: int, max_entries: int = MAX_ENTRIES
     ) -> None:
