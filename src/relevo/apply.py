@@ -333,6 +333,9 @@ class Applier:
         )
         for hook in self.hooks:
             await hook.items_applied(items)
+        # Last, once documents and postings are written: processes that cache the catalog
+        # (`relevo.catalog_cache`) drop what they hold when they see it move.
+        await self.store.incr(keys.CATALOG_GENERATION)
 
 
 def _family(kind: RecordKind) -> str:

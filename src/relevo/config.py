@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         description="How long a user's blended recommendations are reused for the same request "
         "while the user does nothing new (their next event invalidates them); 0 disables.",
     )
+    catalog_refresh: DurationMs = Field(
+        parse_duration_ms("1s"),
+        description="How often a process checks whether the catalog changed, for the item "
+        "documents it keeps decoded for decisions and recommendations: a catalog upsert reaches "
+        "the answers of other processes within this long (of the process applying it, at "
+        "once); 0 reads the catalog from the store on every request.",
+    )
     covisitation_half_life: DurationMs = Field(
         parse_duration_ms("14d"), description="Half-life of live co-visitation counts."
     )

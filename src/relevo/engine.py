@@ -24,6 +24,7 @@ from relevo.apply import Applier, Retention
 from relevo.archiver import Archiver
 from relevo.backends import Backend, open_backend
 from relevo.background import Background
+from relevo.catalog_cache import CatalogCache
 from relevo.clock import Clock, SystemClock, to_datetime, to_iso
 from relevo.committer import Committer, Entry
 from relevo.config import Settings
@@ -124,11 +125,14 @@ class Engine:
         }
         self.outbox = Outbox(self.store, self.clock)
         self.rule_stats = RuleStatsRecorder(self.store)
+        # Decoded item documents (and what the catalog alone determines) for decisions.
+        self.catalog = CatalogCache(self.store, self.clock, settings.catalog_refresh)
         self.live = LiveModels(
             self.store,
             self.clock,
             covisitation_half_life_ms=settings.covisitation_half_life,
             trending_half_life_ms=settings.trending_half_life,
+            catalog=self.catalog,
         )
         self.exposures = Exposures(self.store, self.clock)
         self.applier = Applier(
@@ -160,7 +164,9 @@ class Engine:
             self.params,
             retrain=self._retrain_after_drift,
         )
-        self.applier.hooks = (*self.applier.hooks, self.monitoring)
+        # The catalog cache is the last hook: it drops what it holds after the live models
+        # indexed a catalog change.
+        self.applier.hooks = (*self.applier.hooks, self.monitoring, self.catalog)
         self.exposures.credited = self.monitoring.credited
         self.committer = Committer(
             self.applier,
@@ -178,6 +184,7 @@ class Engine:
             self.params,
             settings.serving_model,
             cache_ttl_ms=settings.answer_cache_ttl,
+            catalog=self.catalog,
         )
         sources = CandidateSources(self.store, self.clock, self.live, self.serving)
         self.decisions = DecisionPipeline(
@@ -191,6 +198,7 @@ class Engine:
             personalized=sources.personalized,
             popular=sources.popular,
             model_version=self._served_version,
+            catalog=self.catalog,
         )
         self._reports: dict[str, ExperimentReport] = {}
         self.trainer = Trainer(

@@ -61,7 +61,7 @@ def test_store_stats_counts_known_keys_and_finds_every_ttl(settings: Settings) -
     assert kinds["profile"]["sampled"] == 3
     assert not kinds["profile"]["exact"]
     assert kinds["profile"]["bytes"] > 0
-    assert kinds["items"]["keys"] == 5  # four items and the index
+    assert kinds["items"]["keys"] == 6  # four items, the index and the catalog generation
     assert not kinds["items"]["per_user"]
     assert kinds["live co-visitation"]["keys"] >= 1
     assert kinds["trending"]["keys"] >= 1

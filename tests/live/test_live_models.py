@@ -6,6 +6,9 @@ import pytest
 
 from relevo.clock import ManualClock
 from relevo.engine import Engine
+from relevo.live.models import _merge_tops
+from relevo.store import keys
+from relevo.store.base import DecayedRead
 from tests.live.conftest import MINUTE, T0, event
 
 
@@ -91,3 +94,34 @@ async def test_a_new_item_has_attribute_neighbours_from_its_first_upsert(engine:
     assert max(scores, key=lambda item_id: scores[item_id]) == "boot-1"
     assert scores["boot-1"] > scores["sandal"] > 0
     assert scores["tent"] > 0
+
+
+@pytest.mark.parametrize("crowded_share", [0.9, 0.1])
+async def test_trending_overall_is_the_best_of_all_shards_however_they_are_filled(
+    engine: Engine, clock: ManualClock, crowded_share: float
+) -> None:
+    """Each shard is read for its share of the best first; when one shard holds more of
+    the best than that (crowded), it is read again in full: the answer is the same as
+    reading every shard in full."""
+    clock.set(T0 + MINUTE)
+    first = keys.trending_shard_keys()[0]
+    ids = (f"i{n}" for n in range(10_000))
+    crowded = [item for item in ids if keys.trending_overall_key(item) == first][:40]
+    spread = [f"j{n}" for n in range(40)]
+    strong, weak = (crowded, spread) if crowded_share > 0.5 else (spread, crowded)
+    events = [
+        event("view", f"u{n}-{k}", T0, item) for n, item in enumerate(strong) for k in range(3)
+    ] + [event("view", f"v{n}", T0, item) for n, item in enumerate(weak)]
+    await engine.ingest(events)
+    limit = 30
+    signals = await engine.live.read(overall=True, trending_limit=limit)
+    every_shard_in_full = await engine.store.decayed_top(
+        [
+            DecayedRead(key, engine.live.trending_half_life_ms, limit)
+            for key in keys.trending_shard_keys()
+        ],
+        clock.now_ms(),
+    )
+    assert signals.trending == _merge_tops(every_shard_in_full, limit)
+    assert {item for item, _ in signals.trending} <= set(strong)
+    assert len(signals.trending) == limit

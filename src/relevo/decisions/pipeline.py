@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from relevo import catalog
+from relevo.catalog_cache import CatalogCache
 from relevo.clock import Clock
 from relevo.consent import personalization_allowed
 from relevo.decisions.experiments import Experiment, ExperimentArm, Experiments
@@ -35,6 +35,7 @@ from relevo.experiments.assignment import assign
 from relevo.experiments.bandits import BanditState, BetaArm, choose
 from relevo.features.profile import FeatureParams, ProfileState, ProfileView, decode
 from relevo.rules.engine import RuleSet
+from relevo.serving.recommend import PROFILE_READ
 from relevo.store import keys
 from relevo.store.base import DocRead, Store
 from relevo.versions import Versioned
@@ -123,6 +124,7 @@ class DecisionPipeline:
         personalized: ItemSource,
         popular: ItemSource,
         model_version: Callable[[], str | None],
+        catalog: CatalogCache | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -134,6 +136,8 @@ class DecisionPipeline:
         self.personalized = personalized
         self.popular = popular
         self.model_version = model_version
+        #: The item documents (off: read from the store each time).
+        self.catalog = catalog or CatalogCache(store, clock, 0)
         self.stats = StatsCache(store, clock)
         self.last_items: dict[str, list[dict[str, Any]]] = {}
         self.rng = np.random.default_rng()
@@ -206,7 +210,8 @@ class DecisionPipeline:
     # -- computing (reads only) -------------------------------------------------------------
     async def _compute(self, request: DecideRequest, decision: Decision) -> None:
         placement = decision.placement
-        state = await self._state(request.user_id)
+        version, state = await self._read(request.user_id)
+        PROFILE_READ.set((request.user_id, version, state))  # this task's: read it once
         consent = {} if state is None else state.consent
         allowed = personalization_allowed(consent, self.consent_required)
         profile = (
@@ -236,10 +241,14 @@ class DecisionPipeline:
             await self._choose_items(request, decision, profile, state if allowed else None, policy)
 
     async def _state(self, user_id: str) -> ProfileState | None:
+        return (await self._read(user_id))[1]
+
+    async def _read(self, user_id: str) -> tuple[int, ProfileState | None]:
+        """The user's profile and its document version."""
         (doc,) = await self.store.docs_read(
             [DocRead(keys.profile_key(user_id), keys.profile_marks_key(user_id))]
         )
-        return None if doc.value is None else decode(doc.value)
+        return doc.version, None if doc.value is None else decode(doc.value)
 
     async def _arm(
         self, experiment: Experiment, user_id: str, decision: Decision
@@ -348,7 +357,7 @@ class DecisionPipeline:
         if rules is not None:
             pinned = [i for i in rules.pinned_items(placement.id) if i not in known]
             scored += [(i, 1e-6, ["pinned"]) for i in pinned]
-        items = await catalog.get_items(self.store, [item_id for item_id, _, _ in scored])
+        items = await self.catalog.items([item_id for item_id, _, _ in scored])
         excluded = _excluded(placement, state, request.exclude)
         candidates = [
             (item_id, score, why)

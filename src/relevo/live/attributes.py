@@ -99,12 +99,23 @@ def cosine(
     idfs: Mapping[str, float],
     rare_idf: float,
 ) -> float:
-    """TF-IDF cosine of two token sets; tokens without a known IDF count as rare."""
+    """TF-IDF cosine of two token sets; tokens without a known IDF count as rare.
 
-    def value(token: str, weight: float) -> float:
-        return weight * idfs.get(token, rare_idf)
+    Plain loops rather than generator sums: it runs for every attribute candidate of a
+    recommendation (same arithmetic, same order, so the same floats).
 
-    dot = sum(value(t, w) * value(t, other[t]) for t, w in query.items() if t in other)
-    norm_q = math.sqrt(sum(value(t, w) ** 2 for t, w in query.items()))
-    norm_o = math.sqrt(sum(value(t, w) ** 2 for t, w in other.items()))
+    >>> round(cosine({"a": 1.0, "b": 2.0}, {"b": 1.0, "c": 1.0}, {"a": 1.0, "b": 1.5}, 2.0), 6)
+    0.56921
+    """
+    dot = norm_q = norm_o = 0.0
+    for token, weight in query.items():
+        idf_ = idfs.get(token, rare_idf)
+        value = weight * idf_
+        norm_q += value**2
+        found = other.get(token)
+        if found is not None:
+            dot += value * (found * idf_)
+    for token, weight in other.items():
+        norm_o += (weight * idfs.get(token, rare_idf)) ** 2
+    norm_q, norm_o = math.sqrt(norm_q), math.sqrt(norm_o)
     return dot / (norm_q * norm_o) if norm_q and norm_o else 0.0

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
+from relevo.catalog_cache import CatalogCache
 from relevo.clock import Clock
 from relevo.features.profile import ProfileState
 from relevo.live import attributes, covisitation, trending
@@ -44,10 +46,11 @@ class AttributeMatches:
     idfs: dict[str, float]
     rare_idf: float
 
-    def score(self, item: Mapping[str, Any]) -> float:
-        return attributes.cosine(
-            self.tokens, attributes.item_tokens(item), self.idfs, self.rare_idf
-        )
+    def score(self, item: Mapping[str, Any], tokens: Mapping[str, float] | None = None) -> float:
+        """Similarity of `item` (whose `tokens` may be known already) to the query item."""
+        if tokens is None:
+            tokens = attributes.item_tokens(item)
+        return attributes.cosine(self.tokens, tokens, self.idfs, self.rare_idf)
 
 
 class LiveModels:
@@ -58,11 +61,15 @@ class LiveModels:
         *,
         covisitation_half_life_ms: int,
         trending_half_life_ms: int,
+        catalog: CatalogCache | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.covisitation_half_life_ms = covisitation_half_life_ms
         self.trending_half_life_ms = trending_half_life_ms
+        #: Attribute postings and the item count change with the catalog only: cached with
+        #: it (off by default: read from the store each time).
+        self.catalog = catalog or CatalogCache(store, clock, 0)
 
     # -- the applier's hook -------------------------------------------------------------
     def observe(self, state: ProfileState, record: dict[str, Any]) -> tuple[str, ...]:
@@ -117,7 +124,8 @@ class LiveModels:
         neighbours: int = 50,
         trending_limit: int = 100,
     ) -> LiveSignals:
-        """Co-visited items of `anchors` and trending items, in one store round trip."""
+        """Co-visited items of `anchors` and trending items, in one store round trip (two in
+        the rare case a trending shard holds more of the best than its share)."""
         reads = [
             DecayedRead(keys.covisitation_key(item), self.covisitation_half_life_ms, neighbours)
             for item in anchors
@@ -127,13 +135,23 @@ class LiveModels:
             for c in categories
         ]
         shards = keys.trending_shard_keys() if overall else []
-        reads += [DecayedRead(k, self.trending_half_life_ms, trending_limit) for k in shards]
+        share = shard_share(trending_limit, len(shards))
+        reads += [DecayedRead(k, self.trending_half_life_ms, share) for k in shards]
         if not reads:
             return LiveSignals()
-        found = await self.store.decayed_top(reads, self.clock.now_ms())
+        now = self.clock.now_ms()
+        found = await self.store.decayed_top(reads, now)
+        tops = found[len(found) - len(shards) :]
+        deeper = _incomplete(tops, share, trending_limit)
+        if deeper:  # a shard holds more of the best than its share: read those in full
+            again = [
+                DecayedRead(shards[j], self.trending_half_life_ms, trending_limit) for j in deeper
+            ]
+            for j, top in zip(deeper, await self.store.decayed_top(again, now), strict=True):
+                tops[j] = top
         return LiveSignals(
             covisited=found[: len(anchors)],
-            trending=_merge_tops(found[len(found) - len(shards) :], trending_limit),
+            trending=_merge_tops(tops, trending_limit),
             by_category=dict(
                 zip(categories, found[len(anchors) : len(anchors) + len(categories)], strict=True)
             ),
@@ -144,30 +162,43 @@ class LiveModels:
         token = next(iter(attributes.item_tokens({"category": category})), None)
         if token is None:  # a category with no usable token (empty, punctuation only)
             return []
-        read = DecayedRead(
-            keys.attribute_key(token), attributes.POSTING_HALF_LIFE_MS, attributes.POSTING_MAX
-        )
-        (posting,) = await self.store.decayed_top([read], self.clock.now_ms())
-        return [item for item, _ in posting[:limit]]
+        (posting,) = await self.postings([token])
+        return posting[:limit]
+
+    async def postings(self, tokens: Sequence[str]) -> list[list[str]]:
+        """The items of each attribute token, most recently upserted first: they change
+        with catalog upserts only, so they are read once per catalog generation."""
+
+        async def read(missing: list[tuple[str, str]]) -> list[list[str]]:
+            found = await self.store.decayed_top(
+                [
+                    DecayedRead(
+                        keys.attribute_key(token),
+                        attributes.POSTING_HALF_LIFE_MS,
+                        attributes.POSTING_MAX,
+                    )
+                    for _, token in missing
+                ],
+                self.clock.now_ms(),
+            )
+            return [[member for member, _ in posting] for posting in found]
+
+        return await self.catalog.derived_many([("posting", token) for token in tokens], read)
+
+    async def item_count(self) -> int:
+        """How many items the catalog holds (read once per catalog generation)."""
+        return await self.catalog.derived(("item count",), self._count_items)
+
+    async def _count_items(self) -> int:
+        return await self.store.zcard(keys.ITEMS_INDEX)
 
     async def attribute_matches(self, item: Mapping[str, Any], limit: int) -> AttributeMatches:
         """Items sharing attribute tokens with `item`, the `limit` most promising first."""
         tokens = attributes.item_tokens(item)
         if not tokens:
             return AttributeMatches({}, [], {}, 0.0)
-        postings = await self.store.decayed_top(
-            [
-                DecayedRead(
-                    keys.attribute_key(token),
-                    attributes.POSTING_HALF_LIFE_MS,
-                    attributes.POSTING_MAX,
-                )
-                for token in tokens
-            ],
-            self.clock.now_ms(),
-        )
-        n_items = await self.store.zcard(keys.ITEMS_INDEX)
-        members = [[member for member, _ in posting] for posting in postings]
+        members = await self.postings(list(tokens))
+        n_items = await self.item_count()
         found, idfs = attributes.candidates(tokens, members, n_items, limit + 1)
         own = str(item.get("item_id"))
         return AttributeMatches(
@@ -178,8 +209,46 @@ class LiveModels:
         )
 
 
+def shard_share(limit: int, shards: int) -> int:
+    """How many of each shard's best to read first for the best `limit` of all shards.
+
+    Items spread evenly over the shards (by hash), so the best `limit` hold about
+    ``limit / shards`` of each; twice that, plus a margin, is nearly always enough, and
+    `_incomplete` tells when it is not. Reading every shard's best `limit` instead cost
+    most of a decision's live-model read (8 shards: 8 times `limit` entries parsed).
+
+    >>> shard_share(170, 8), shard_share(10, 8), shard_share(170, 1)
+    (52, 10, 170)
+    """
+    if shards <= 1:
+        return limit
+    return min(limit, 2 * limit // shards + 10)
+
+
+def _incomplete(tops: Sequence[list[tuple[str, float]]], share: int, limit: int) -> list[int]:
+    """The shards (positions) whose unread entries could still be among the best `limit`.
+
+    A shard that gave fewer than `share` entries gave them all. One that gave `share` may
+    hold more, each ranked below its last; they matter only when that last one is among
+    the best `limit` of what was read (or fewer than `limit` were read at all).
+    """
+    if share >= limit:
+        return []
+    full = [j for j, top in enumerate(tops) if len(top) == share]
+    if not full:
+        return []
+    merged = _merge_tops(tops, limit)
+    if len(merged) < limit:
+        return full
+    cutoff = (merged[-1][1], merged[-1][0])
+    return [j for j in full if (tops[j][-1][1], tops[j][-1][0]) >= cutoff]
+
+
 def _merge_tops(tops: Sequence[list[tuple[str, float]]], limit: int) -> list[tuple[str, float]]:
     """The best `limit` of several disjoint tops, by score then member (as one set would)."""
     merged = [entry for top in tops for entry in top]
-    merged.sort(key=lambda entry: (entry[1], entry[0]), reverse=True)
+    merged.sort(key=_by_score_then_member, reverse=True)
     return merged[:limit]
+
+
+_by_score_then_member = itemgetter(1, 0)

@@ -20,30 +20,34 @@ page's own item is never recommended. `fallback` says the trained model
 contributed nothing (no promoted version, an unknown user and item, or a failure
 of the model, which is logged and never turns into an error).
 
-Store round trips: the profile, the live models (one batched read), the catalog
-documents of the candidates; plus the page item's document and the attribute
-index when they are used. A repeated request of a user who did nothing new reuses
-the blend (`cache.AnswerCache`) and reads only the profile and the catalog.
+Store round trips: the profile (none in a decision, which read it already), the live
+models (one batched read). The catalog documents of the candidates, the attribute
+postings and an item's attribute neighbours come from the process's catalog cache
+(`relevo.catalog_cache`: read once per catalog change). A repeated request of a user
+who did nothing new reuses the ranking (`cache.AnswerCache`) and reads only the
+profile (and the catalog, from the cache).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from relevo import catalog
+from relevo.catalog_cache import CatalogCache
 from relevo.clock import Clock
 from relevo.errors import InvalidInput, NotFound, Unavailable
 from relevo.features.profile import FeatureParams, ProfileState, decayed, decode, render
+from relevo.live import attributes
 from relevo.live.models import LiveModels, LiveSignals
 from relevo.models.propensity import OUTCOMES, PropensityModel
 from relevo.models.registry import ModelRegistry, Served
 from relevo.models.training import PROPENSITY
-from relevo.serving.blend import Blend
+from relevo.serving.blend import Blend, Entry, Ranking
 from relevo.serving.cache import AnswerCache
 from relevo.serving.results import Reason, Recommendations, Recommended, ScoredVariants
 from relevo.serving.served_model import ServingRecommender
@@ -92,10 +96,18 @@ class _Request:
 
 
 CACHED_ITEMS = 100_000
-"""The answer cache's budget, in blended items (~250 bytes each with their scores and
-reasons: ~25 MB). A count of answers is no bound: one answer of a decision over the demo
-catalog holds 216 items (54 KB), so 10,000 of them would be 540 MB; and in a soak the
-answers cached grow with the share of users who have a profile (`bench.memory`)."""
+"""The answer cache's budget, in ranked items (at most ~250 bytes each with their
+scores and reasons: ~25 MB). A count of answers is no bound: one answer of a decision
+over the demo catalog holds over 200 items, so 10,000 of them would be hundreds of MB;
+and in a soak the answers cached grow with the share of users who have a profile
+(`bench.memory`)."""
+
+PROFILE_READ: ContextVar[tuple[str, int, ProfileState | None] | None] = ContextVar(
+    "relevo_profile_read", default=None
+)
+"""(user id, document version, state) of the profile the current task already read: a
+decision sets it (in its own task) so that its recommendations reuse that read instead
+of reading and decoding the same document again a moment later."""
 
 
 def pool_size(k: int) -> int:
@@ -113,9 +125,10 @@ class RecommendationService:
         params: FeatureParams,
         model_name: str,
         cache_ttl_ms: int = 0,
+        catalog: CatalogCache | None = None,
     ) -> None:
-        self.cache: AnswerCache[Blend] = AnswerCache(
-            cache_ttl_ms, max_weight=CACHED_ITEMS, weigh=lambda blend: len(blend.scores)
+        self.cache: AnswerCache[Ranking] = AnswerCache(
+            cache_ttl_ms, max_weight=CACHED_ITEMS, weigh=lambda ranking: len(ranking.items)
         )
         self.store = store
         self.clock = clock
@@ -123,6 +136,8 @@ class RecommendationService:
         self.registry = registry
         self.params = params
         self.model_name = model_name
+        #: The item documents (off: read from the store each time).
+        self.catalog = catalog or CatalogCache(store, clock, 0)
 
     # -- recommendations ----------------------------------------------------------------
     async def recommend(
@@ -152,15 +167,17 @@ class RecommendationService:
             None if candidates is None else tuple(candidates),
         )
         now = self.clock.now_ms()
-        blend = self.cache.get(key, now) if request.profile_version >= 0 else None
-        if blend is None:
+        cached = self.cache.get(key, now) if request.profile_version >= 0 else None
+        ranked: Iterable[Entry]
+        if cached is None:
             blend, docs = await self._blend(request, model, version)
+            ranked = blend.ranked()
             if request.profile_version >= 0:
-                self.cache.put(key, blend, now)
+                self.cache.put(key, Ranking.of(ranked), now)
         else:  # the ranking is cached, the catalog (stock) is read again
-            ranked = [item for item, _, _ in blend.ranked()[: 2 * request.pool]]
-            docs = await catalog.get_items(self.store, ranked)
-        items = await self._finish(blend, docs, k, category, candidates, request.exclude)
+            ranked = cached
+            docs = await self.catalog.items(cached.top(2 * request.pool))
+        items = await self._finish(ranked, docs, k, category, candidates, request.exclude)
         return Recommendations(
             user_id=user_id,
             items=items,
@@ -207,7 +224,7 @@ class RecommendationService:
         page_item = _text(context.get("item_id"))
         page_doc = None
         if page_item is not None:
-            page_doc = (await catalog.get_items(self.store, [page_item])).get(page_item)
+            page_doc = (await self.catalog.items([page_item])).get(page_item)
         page_category = None if page_doc is None else page_doc.get("category")
         asked = _unique([category, _text(context.get("category")), page_category])
         exclude = set(recent) | set(state.cart) if state and exclude_seen else set()
@@ -273,14 +290,12 @@ class RecommendationService:
         """Add attribute neighbours of `item_id` (if any); the catalog documents read."""
         doc = known if known is not None and known.get("item_id") == item_id else None
         if item_id is not None and doc is None:
-            doc = (await catalog.get_items(self.store, [item_id])).get(item_id)
+            doc = (await self.catalog.items([item_id])).get(item_id)
         wanted = [item for item, _, _ in blend.ranked()[: 2 * pool]]
         if doc is None:
-            return await catalog.get_items(self.store, wanted)
-        matches = await self.live.attribute_matches(doc, pool)
-        docs = await catalog.get_items(self.store, [*wanted, *matches.candidates])
-        scored = [(c, matches.score(docs[c])) for c in matches.candidates if c in docs]
-        scored = sorted((pair for pair in scored if pair[1] > 0), key=lambda p: (-p[1], p[0]))
+            return await self.catalog.items(wanted)
+        candidates, scored = await self._attribute_neighbours(doc, pool)
+        docs = await self.catalog.items([*wanted, *candidates])
         blend.add(
             scored,
             WEIGHTS["attributes"],
@@ -290,25 +305,47 @@ class RecommendationService:
         )
         return docs
 
+    async def _attribute_neighbours(
+        self, doc: Mapping[str, Any], pool: int
+    ) -> tuple[list[str], list[tuple[str, float]]]:
+        """Items sharing attributes with the catalog item `doc`, and those of them with a
+        positive score, best first: from the catalog alone, so computed once per catalog
+        generation (`CatalogCache.derived`)."""
+
+        async def compute() -> tuple[list[str], list[tuple[str, float]]]:
+            matches = await self.live.attribute_matches(doc, pool)
+            docs = await self.catalog.items(matches.candidates)
+            tokens = attributes.item_tokens
+            scored = [
+                (c, matches.score(docs[c], self.catalog.of_item(c, docs[c], tokens)))
+                for c in matches.candidates
+                if c in docs
+            ]
+            positive = sorted((p for p in scored if p[1] > 0), key=lambda p: (-p[1], p[0]))
+            return matches.candidates, positive
+
+        return await self.catalog.derived(("attributes", str(doc.get("item_id")), pool), compute)
+
     async def _finish(
         self,
-        blend: Blend,
+        ranked: Iterable[Entry],
         docs: dict[str, dict[str, Any]],
         k: int,
         category: str | None,
         candidates: Sequence[str] | None,
         exclude: set[str],
     ) -> list[Recommended]:
-        """Business rules, then the best `k`; the newest catalog items fill a short list."""
-        ranked = blend.ranked()
+        """Business rules, then the best `k` of `ranked` (best first); the newest catalog
+        items fill a short list."""
         if candidates is not None:
             allowed = set(candidates)
-            ranked = [entry for entry in ranked if entry[0] in allowed]
-            listed = {item for item, _, _ in ranked}
-            ranked += [(c, 0.0, ()) for c in dict.fromkeys(candidates) if c not in listed]
+            kept = [entry for entry in ranked if entry[0] in allowed]
+            listed = {item for item, _, _ in kept}
+            kept += [(c, 0.0, ()) for c in dict.fromkeys(candidates) if c not in listed]
+            ranked = kept
             docs = {
                 **docs,
-                **await catalog.get_items(self.store, [c for c in allowed - docs.keys()]),
+                **await self.catalog.items([c for c in allowed - docs.keys()]),
             }
         keep_unknown = not docs and category is None and await self._catalog_is_empty()
         items: list[Recommended] = []
@@ -332,12 +369,8 @@ class RecommendationService:
         if category is not None:
             ids = await self.live.category_items(category, window)
         else:
-            total = await self.store.zcard(keys.ITEMS_INDEX)
-            newest = await self.store.zrange_by_score(
-                keys.ITEMS_INDEX, float("-inf"), float("inf"), offset=max(0, total - window)
-            )
-            ids = [item for item, _ in reversed(newest)]
-        docs = await catalog.get_items(self.store, ids)
+            ids = await self.catalog.derived(("newest", window), lambda: self._newest(window))
+        docs = await self.catalog.items(ids)
         taken = {item.item_id for item in items} | exclude
         reason = (Reason("catalog", None),)
         for rank, item in enumerate(ids):
@@ -346,6 +379,14 @@ class RecommendationService:
                 if len(items) == k:
                     return
 
+    async def _newest(self, count: int) -> list[str]:
+        """The `count` most recently upserted items, newest first."""
+        total = await self.live.item_count()
+        newest = await self.store.zrange_by_score(
+            keys.ITEMS_INDEX, float("-inf"), float("inf"), offset=max(0, total - count)
+        )
+        return [item for item, _ in reversed(newest)]
+
     # -- similar items ------------------------------------------------------------------
     async def similar_items(self, item_id: str, k: int = 10) -> Recommendations:
         """Up to `k` items like `item_id`: trained neighbours, co-visitation, attributes."""
@@ -353,7 +394,7 @@ class RecommendationService:
         model = served.model if served and isinstance(served.model, ServingRecommender) else None
         version = served.version if served else None
         pool = pool_size(k)
-        doc = (await catalog.get_items(self.store, [item_id])).get(item_id)
+        doc = (await self.catalog.items([item_id])).get(item_id)
         item_category = (doc or {}).get("category")
         signals = await self.live.read(
             anchors=[item_id],
@@ -382,7 +423,7 @@ class RecommendationService:
                 ranked, WEIGHTS["trending"], Reason("trending_category", LIVE), exclude=exclude
             )
         docs = await self._with_attributes(blend, item_id, doc, pool, exclude)
-        items = await self._finish(blend, docs, k, None, None, exclude)
+        items = await self._finish(blend.ranked(), docs, k, None, None, exclude)
         return Recommendations(
             user_id=None,
             item_id=item_id,
@@ -428,7 +469,7 @@ class RecommendationService:
 
     async def _describe(self, candidates: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         items = [str(c["item_id"]) for c in candidates if c.get("item_id") is not None]
-        docs = await catalog.get_items(self.store, items) if items else {}
+        docs = await self.catalog.items(items) if items else {}
         described = []
         for index, candidate in enumerate(candidates):
             if candidate.get("item_id") is not None:
@@ -459,6 +500,9 @@ class RecommendationService:
     # -- reads --------------------------------------------------------------------------
     async def _state(self, user_id: str) -> tuple[int, ProfileState | None]:
         """The user's profile and its document version (changed by every applied event)."""
+        known = PROFILE_READ.get()
+        if known is not None and known[0] == user_id:
+            return known[1], known[2]
         try:
             (doc,) = await self.store.docs_read(
                 [DocRead(keys.profile_key(user_id), keys.profile_marks_key(user_id))]
@@ -478,7 +522,7 @@ class RecommendationService:
         return ranked[:AFFINITY_CATEGORIES]
 
     async def _catalog_is_empty(self) -> bool:
-        return await self.store.zcard(keys.ITEMS_INDEX) == 0
+        return await self.live.item_count() == 0
 
 
 def _acceptable(doc: Mapping[str, Any] | None, category: str | None, keep_unknown: bool) -> bool:

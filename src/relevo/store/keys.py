@@ -41,6 +41,8 @@ def item_key(item_id: str) -> str:
 
 
 ITEMS_INDEX = "items:index"
+CATALOG_GENERATION = "items:generation"
+"""Incremented by every applied catalog upsert: processes caching the catalog compare it."""
 TIMERS_DUE = "timers:due"
 RECENT_EVENTS = "events:recent"
 EVENT_TOTALS = "stats:events:total"
@@ -124,6 +126,7 @@ USER_KINDS: dict[str, str] = {
 _GLOBAL_KINDS: tuple[tuple[str, str], ...] = (
     ("item:", "items"),
     (ITEMS_INDEX, "items"),
+    (CATALOG_GENERATION, "items"),
     ("decision:", "decisions"),
     ("live:{i:", "live co-visitation"),
     ("live:{trending", "trending"),

@@ -1,0 +1,283 @@
+"""CPU per decision, in process, on Redis: stable where wall-clock rates are not.
+
+    python -m bench.decide_cpu [--users 10000] [--items 2000] [--decisions 3000]
+                               [--profile 30] [--callgrind]
+
+`bench.load` measures decisions per second over HTTP, which on a shared machine moves
+with the neighbours' load. This measures what a decision costs the API process itself:
+`Engine.decide` in a loop on one redis-server, with `bench.load`'s data (its catalog,
+the demo's placements and rules, one history event per user) and its requests (random
+known users, three in four on ``home_recs``, one in four on ``home_hero``), timed with
+``time.process_time()`` (CPU of this process only: Redis's own CPU is not counted).
+
+Rows, each on users of its own (the answer cache must not serve one row from another):
+the first decisions after the data was loaded (cold catalog cache), the same mix once
+warm, each placement alone, the mix with the catalog cache off (``RELEVO_CATALOG_REFRESH
+=0``: what decisions cost before it) and with the answer cache off. The reference,
+measured in the same run: one ``GET`` round trip through the same store (``Store.get``
+of a missing key), the smallest thing a decision does several of.
+
+CPU time still moves with the machine's load (a loaded kernel makes every system call
+dearer). ``--callgrind`` runs the same under ``valgrind --tool=callgrind`` and counts the
+instructions of the warm mix, the mix without the catalog cache and the reference
+instead (only while they run: stable to a percent, ~5 minutes). ``--profile N`` prints
+the N most expensive functions of the warm mix (cProfile) to stderr.
+
+The last line is ``{"decision_cpu_ms", "get_cpu_ms", "ratio", ...}`` (``ratio``: the warm
+mix over the reference), or with ``--callgrind`` ``{"decision_instructions", ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.load import DECIDE_PLACEMENTS, catalog, history
+from bench.support import data_dir, print_table, redis_server
+from relevo.config import Settings
+from relevo.demo.runner import PLACEMENTS, RULES
+from relevo.engine import Engine
+
+DEVICES = ["mobile", "desktop"]
+UNDER_CALLGRIND = "RELEVO_BENCH_UNDER_CALLGRIND"
+"""Set in the environment of the copy of this script that runs under valgrind."""
+
+
+async def prepare(engine: Engine, users: int, items: int) -> None:
+    """`bench.load`'s catalog, placements, rules and history, applied inline."""
+    listing = catalog(items)
+    for start in range(0, len(listing), 1000):
+        await engine.upsert_items(listing[start : start + 1000])
+    await engine.put_config("placements", PLACEMENTS)
+    await engine.put_rules(RULES)
+    now = engine.clock.now_ms()
+    for body in history(users, items, 1, now):
+        await engine.ingest(orjson.loads(body)["events"])
+
+
+def requests(users: int, count: int, placements: list[str], seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        {
+            "user_id": f"u{rng.randrange(users)}",
+            "placement": rng.choice(placements),
+            "context": {"device": rng.choice(DEVICES), "country": "FR"},
+        }
+        for _ in range(count)
+    ]
+
+
+class Meter:
+    """CPU milliseconds per call; under callgrind, instructions per call."""
+
+    def __init__(self) -> None:
+        self.callgrind = os.environ.get(UNDER_CALLGRIND) == "1"
+        self.dumps = 0
+
+    async def per_call(self, call: Callable[[int], Awaitable[Any]], count: int) -> float:
+        if self.callgrind:
+            _callgrind_control("--instr=on")
+        started = time.process_time()
+        for number in range(count):
+            await call(number)
+        spent = time.process_time() - started
+        if not self.callgrind:
+            return spent * 1000 / max(1, count)
+        _callgrind_control("--instr=off")
+        _callgrind_control("--dump")
+        self.dumps += 1
+        return float("nan")  # read from the dump by the parent process
+
+
+def _callgrind_control(option: str) -> None:
+    """Ask valgrind (running this process) to do something, and wait until it has: it
+    reads the request while this process runs, so this one polls instead of blocking."""
+    control = subprocess.Popen(
+        ["callgrind_control", option, str(os.getpid())],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while control.poll() is None:
+        time.sleep(0.001)
+
+
+async def measure(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
+    settings = Settings(store=redis_url, data_dir=data_dir(), rate_limit=0)
+    engine = Engine(settings)
+    await engine.start(background=False)
+    meter = Meter()
+    try:
+        started = time.perf_counter()
+        await prepare(engine, args.users, args.items)
+        found: dict[str, Any] = {"prepared_s": round(time.perf_counter() - started, 1)}
+        seeds = iter(range(10, 100))
+
+        async def decisions(placements: list[str], count: int) -> float:
+            bodies = requests(args.users, count, placements, next(seeds))
+            return await meter.per_call(lambda n: engine.decide(bodies[n]), count)
+
+        async def get(number: int) -> None:
+            await engine.store.get(f"missing:{number}")
+
+        count = args.decisions
+        if meter.callgrind:  # warm up uninstrumented; count only the three rows
+            for body in requests(args.users, 3_000, DECIDE_PLACEMENTS, next(seeds)):
+                await engine.decide(body)
+            await meter.per_call(get, 0)  # what measuring costs, subtracted from each row
+            await decisions(DECIDE_PLACEMENTS, count)
+            await meter.per_call(get, count)
+            if hasattr(engine, "catalog"):  # (absent from versions before it, measured too)
+                engine.catalog.check_every_ms = 0
+            await decisions(DECIDE_PLACEMENTS, count)
+            return found
+        found["cold"] = await decisions(DECIDE_PLACEMENTS, count)
+        await decisions(DECIDE_PLACEMENTS, count)  # more warming
+        found["get"] = await meter.per_call(get, count)
+        found["mixed"] = await decisions(DECIDE_PLACEMENTS, count)
+        found["home_recs"] = await decisions(["home_recs"], count)
+        found["home_hero"] = await decisions(["home_hero"], count)
+        if args.profile:
+            bodies = requests(args.users, count, DECIDE_PLACEMENTS, next(seeds))
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for body in bodies:
+                await engine.decide(body)
+            profiler.disable()
+            stats = pstats.Stats(profiler, stream=sys.stderr)
+            stats.sort_stats("tottime").print_stats(args.profile)
+        refresh = engine.catalog.check_every_ms
+        engine.catalog.check_every_ms = 0
+        found["no_catalog_cache"] = await decisions(DECIDE_PLACEMENTS, count)
+        engine.catalog.check_every_ms = refresh
+        engine.serving.cache.ttl_ms = 0
+        found["no_answer_cache"] = await decisions(DECIDE_PLACEMENTS, count)
+        return found
+    finally:
+        await engine.stop()
+
+
+ROWS = {
+    "cold": "decide, mixed, first after loading (cold catalog cache)",
+    "mixed": "decide, mixed (75% home_recs, 25% home_hero)",
+    "home_recs": "decide, home_recs (items)",
+    "home_hero": "decide, home_hero (variants)",
+    "no_catalog_cache": "decide, mixed, catalog cache off",
+    "no_answer_cache": "decide, mixed, answer cache off",
+}
+
+
+def run_under_callgrind(args: argparse.Namespace) -> dict[str, float]:
+    """This script again, under callgrind; instructions per call of each counted row."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("--callgrind needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="relevo-callgrind-") as folder:
+        out = Path(folder) / "callgrind.out"
+        command = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no",
+            f"--callgrind-out-file={out}", sys.executable, "-m", "bench.decide_cpu",
+            "--users", str(args.users), "--items", str(args.items),
+            "--decisions", str(args.decisions),
+        ]  # fmt: skip
+        subprocess.run(
+            command,
+            env={**os.environ, UNDER_CALLGRIND: "1"},
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        dumps = sorted(Path(folder).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        totals = [_instructions(dump) for dump in dumps]
+    if len(totals) != 4:
+        raise RuntimeError(f"expected 4 callgrind dumps, found {len(totals)}")
+    empty = totals.pop(0)
+    per = [(total - empty) / args.decisions for total in totals]
+    return {"mixed": per[0], "get": per[1], "no_catalog_cache": per[2]}
+
+
+def _instructions(dump: Path) -> int:
+    match = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no instruction count in {dump}")
+    return int(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--items", type=int, default=2_000)
+    parser.add_argument("--decisions", type=int, help="per row (3,000; 300 with --callgrind)")
+    parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
+    args = parser.parse_args()
+    if os.environ.get(UNDER_CALLGRIND) == "1":
+        with redis_server() as redis_url:
+            asyncio.run(measure(args, redis_url))
+        return
+    args.decisions = args.decisions or (300 if args.callgrind else 3_000)
+    if args.callgrind:
+        counted = run_under_callgrind(args)
+        rows = [
+            ["reference: Store.get round trip", f"{counted['get'] / 1e6:.2f}", "1.0"],
+            *(
+                [ROWS[name], f"{counted[name] / 1e6:.2f}", f"{counted[name] / counted['get']:.1f}"]
+                for name in ("mixed", "no_catalog_cache")
+            ),
+        ]
+        print_table(
+            f"instructions per call (millions), {args.decisions} calls per row",
+            ["call", "M instructions", "x reference"],
+            rows,
+        )
+        print(
+            json.dumps(
+                {
+                    "decision_instructions": round(counted["mixed"]),
+                    "no_catalog_cache_instructions": round(counted["no_catalog_cache"]),
+                    "get_instructions": round(counted["get"]),
+                    "ratio": round(counted["mixed"] / counted["get"], 1),
+                    "decisions": args.decisions,
+                }
+            )
+        )
+        return
+    with redis_server() as redis_url:
+        found = asyncio.run(measure(args, redis_url))
+    get_ms = found["get"]
+    rows = [["reference: Store.get round trip", f"{get_ms:.3f}", "1.0"]]
+    rows += [
+        [label, f"{found[name]:.3f}", f"{found[name] / get_ms:.1f}"] for name, label in ROWS.items()
+    ]
+    print_table(
+        f"CPU per call in process ({args.users:,} users, {args.items:,} items, Redis, "
+        f"{args.decisions:,} calls per row)",
+        ["call", "CPU ms", "x reference"],
+        rows,
+    )
+    result = {
+        "decision_cpu_ms": round(found["mixed"], 3),
+        **{f"{name}_cpu_ms": round(found[name], 3) for name in ROWS if name != "mixed"},
+        "get_cpu_ms": round(get_ms, 4),
+        "ratio": round(found["mixed"] / get_ms, 1),
+        "prepared_s": found["prepared_s"],
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""The catalog cache: decoded items per process, dropped when the catalog generation moves.
+
+A catalog change reaches the process that applied it at once, and every other process
+within `RELEVO_CATALOG_REFRESH` (driven here by the shared manual clock: two engines on
+one Redis are two API processes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from relevo.catalog_cache import CatalogCache
+from relevo.clock import ManualClock
+from relevo.config import Settings
+from relevo.engine import Engine
+from relevo.store import keys
+from tests.serving.conftest import MINUTE, T0, EngineFactory, view
+
+REFRESH = 1_000
+ITEMS = [
+    {"item_id": "boot-1", "category": "shoes", "tags": ["hiking"], "title": "Hiking boot"},
+    {"item_id": "boot-2", "category": "shoes", "tags": ["hiking"], "title": "Light boot"},
+    {"item_id": "sandal", "category": "shoes", "title": "Beach sandal"},
+    {"item_id": "pan", "category": "kitchen", "title": "Frying pan"},
+]
+
+
+async def recommended(engine: Engine, user: str) -> list[str]:
+    found = await engine.recommend(user, k=10)
+    return [item.item_id for item in found.items]
+
+
+async def decided(engine: Engine, user: str) -> list[str]:
+    found = await engine.decide({"user_id": user, "placement": "recs"})
+    assert found["fallback"] is False
+    return [item["item_id"] for item in found["items"]]
+
+
+@pytest.fixture
+def redis_settings(settings: Settings) -> Settings:
+    if settings.store == "embedded":
+        pytest.skip("one process: the embedded store has no other process to tell")
+    return settings
+
+
+async def test_an_upsert_reaches_another_process_within_the_refresh(
+    redis_settings: Settings, make_engine: EngineFactory, clock: ManualClock
+) -> None:
+    clock.set(T0)
+    applying = await make_engine(catalog_refresh=REFRESH, answer_cache_ttl=0)
+    other = await make_engine(catalog_refresh=REFRESH, answer_cache_ttl=0)
+    await applying.upsert_items(ITEMS)
+    await applying.put_config("placements", {"placements": [{"id": "recs", "k": 4}]})
+    await other.placements.refresh()
+    await applying.ingest([view("u", "boot-1", T0 - MINUTE)])
+    for engine in (applying, other):
+        assert "boot-2" in await recommended(engine, "u")  # an attribute neighbour of boot-1
+        assert "boot-2" in await decided(engine, "u")
+
+    new = {"item_id": "boot-3", "category": "shoes", "tags": ["hiking"], "title": "Trail boot"}
+    await applying.upsert_items([{**ITEMS[1], "in_stock": False}, new])
+    seen_by_applier = await recommended(applying, "u")
+    assert "boot-2" not in seen_by_applier  # at once where it was applied
+    assert "boot-3" in seen_by_applier
+
+    clock.advance(REFRESH)
+    seen_by_other = await recommended(other, "u")
+    assert "boot-2" not in seen_by_other  # the other process, within the refresh
+    assert "boot-3" in seen_by_other  # its attribute postings too, not only documents
+    assert "boot-2" not in await decided(other, "u")
+
+
+async def test_without_the_cache_every_read_is_live(
+    redis_settings: Settings, make_engine: EngineFactory, clock: ManualClock
+) -> None:
+    clock.set(T0)
+    applying = await make_engine(catalog_refresh=0, answer_cache_ttl=0)
+    other = await make_engine(catalog_refresh=0, answer_cache_ttl=0)
+    await applying.upsert_items(ITEMS)
+    await applying.ingest([view("u", "boot-1", T0 - MINUTE)])
+    assert "boot-2" in await recommended(other, "u")
+    await applying.upsert_items([{**ITEMS[1], "in_stock": False}])
+    assert "boot-2" not in await recommended(other, "u")  # the clock did not move
+
+
+# -- the cache itself, on every store -------------------------------------------------------
+async def upsert(engine: Engine, *items: dict[str, Any]) -> None:
+    await engine.upsert_items(list(items))
+
+
+async def test_documents_are_read_once_per_generation(engine: Engine, clock: ManualClock) -> None:
+    await upsert(engine, *ITEMS)
+    cache = CatalogCache(engine.store, clock, REFRESH)
+    first = await cache.items(["boot-1", "nothing", "pan"])
+    assert list(first) == ["boot-1", "pan"]
+    assert first["boot-1"]["title"] == "Hiking boot"
+    again = await cache.items(["pan", "boot-1"])
+    assert again["boot-1"] is first["boot-1"]  # held, not read and decoded again
+    assert list(again) == ["pan", "boot-1"]
+
+    await upsert(engine, {**ITEMS[0], "title": "Winter boot"}, {"item_id": "nothing"})
+    clock.advance(REFRESH - 1)
+    assert (await cache.items(["boot-1"]))["boot-1"]["title"] == "Hiking boot"
+    clock.advance(1)  # the generation is checked again, and moved
+    found = await cache.items(["boot-1", "nothing"])
+    assert found["boot-1"]["title"] == "Winter boot"
+    assert "nothing" in found  # an absence is not remembered past a change either
+
+
+async def test_what_is_derived_from_the_catalog_is_computed_once_per_generation(
+    engine: Engine, clock: ManualClock
+) -> None:
+    cache = CatalogCache(engine.store, clock, REFRESH)
+    computed: list[int] = []
+
+    async def compute() -> int:
+        computed.append(1)
+        return await engine.store.zcard(keys.ITEMS_INDEX)
+
+    await upsert(engine, *ITEMS)
+    assert [await cache.derived("count", compute) for _ in range(3)] == [4, 4, 4]
+    assert len(computed) == 1
+    await upsert(engine, {"item_id": "tent", "category": "outdoor"})
+    clock.advance(REFRESH)
+    assert await cache.derived("count", compute) == 5
+    assert len(computed) == 2
+
+
+async def test_a_read_overtaken_by_a_change_is_not_kept(engine: Engine, clock: ManualClock) -> None:
+    """A value computed while the catalog changed may predate the change: used for the
+    request that asked, never kept."""
+    await upsert(engine, *ITEMS)
+    cache = CatalogCache(engine.store, clock, REFRESH)
+
+    async def overtaken() -> str:
+        cache.drop()  # the catalog changed while this was being computed
+        return "stale"
+
+    assert await cache.derived("key", overtaken) == "stale"
+
+    async def fresh() -> str:
+        return "fresh"
+
+    assert await cache.derived("key", fresh) == "fresh"
+
+
+async def test_the_cache_is_bounded(engine: Engine, clock: ManualClock) -> None:
+    await upsert(engine, *ITEMS)
+    cache = CatalogCache(engine.store, clock, REFRESH, max_entries=3)
+    await cache.items(["boot-1", "boot-2", "sandal"])
+    await cache.items(["pan"])
+    assert len(cache._docs) <= 3
+    assert list(await cache.items(["boot-1", "pan"])) == ["boot-1", "pan"]
