@@ -482,10 +482,31 @@ def _counter_reader(
     return count
 
 
-class _Lazy(Mapping[str, Any]):
-    """A mapping whose values are derived from another's on access (windowed counts)."""
+class _Derived(Mapping[str, Any]):
+    """A mapping with the keys of another, its values derived from that one's."""
 
-    __slots__ = ("_cache", "_convert", "_source")
+    __slots__ = ("_source",)
+
+    def __init__(self, source: Mapping[str, Any]) -> None:
+        self._source = source
+
+    def __getitem__(self, key: str) -> Any:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._source
+
+
+class _Lazy(_Derived):
+    """A mapping whose values are derived from another's on access (seen times)."""
+
+    __slots__ = ("_cache", "_convert")
 
     def __init__(self, source: Mapping[str, Any], convert: Callable[[Any], Any]) -> None:
         self._source = source
@@ -506,15 +527,6 @@ class _Lazy(Mapping[str, Any]):
                 return default
             value = self._cache[key] = self._convert(source)
         return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._source)
-
-    def __len__(self) -> int:
-        return len(self._source)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._source
 
 
 class _Windows(Mapping[str, int]):
@@ -558,10 +570,10 @@ def plain(value: Any) -> Any:
     return value
 
 
-class _Counters(Mapping[str, Any]):
+class _Counters(_Derived):
     """Counters by name (event type, or category), each read as its windows."""
 
-    __slots__ = ("_now", "_source")
+    __slots__ = ("_now",)
 
     def __init__(self, source: Mapping[str, Any], now_ms: int) -> None:
         self._source = source
@@ -573,15 +585,6 @@ class _Counters(Mapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         counter = self._source.get(key)
         return default if counter is None else _Windows(counter, self._now)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._source)
-
-    def __len__(self) -> int:
-        return len(self._source)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._source
 
 
 class _CountersByType(_Counters):

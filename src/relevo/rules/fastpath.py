@@ -26,6 +26,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -750,7 +751,7 @@ def _add(left: Any, right: Any, subtract: bool) -> Any:
 
 
 def _additive(operator: str, left: Fast, right: Fast) -> Fast:
-    function = _subtract_values if operator == "-" else _add_values
+    function = partial(_arithmetic_values, subtract=operator == "-")
 
     def arithmetic(variables: Mapping[str, Any]) -> Any:
         return function(left(variables), right(variables))
@@ -759,20 +760,12 @@ def _additive(operator: str, left: Fast, right: Fast) -> Fast:
     return arithmetic
 
 
-def _add_values(a: Any, b: Any) -> Any:
+def _arithmetic_values(a: Any, b: Any, subtract: bool) -> Any:
     if type(a) is Err:
         return a
     if type(b) is Err:
         return b
-    return _add(a, b, False)
-
-
-def _subtract_values(a: Any, b: Any) -> Any:
-    if type(a) is Err:
-        return a
-    if type(b) is Err:
-        return b
-    return _add(a, b, True)
+    return _add(a, b, subtract)
 
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
