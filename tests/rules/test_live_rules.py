@@ -51,6 +51,26 @@ async def test_threshold_does_not_fire_for_views_spread_over_six_minutes(
     assert await segments(engine, "spread") == []
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        "event.timestamp.startsWith('2026-01-01T00:')",  # a field of the event
+        "has(event.timestamp) && event['timestamp'].endsWith('Z')",  # whole-event reads
+        "size(event) > 0 && event.timestamp.endsWith('.000Z')",
+    ],
+)
+async def test_rules_read_the_event_time_in_iso_form(
+    engine: Engine, clock: ManualClock, when: str
+) -> None:
+    """Events keep their time as epoch ms; rules that read it see it formatted."""
+    timed = {"id": "timed", "trigger": {"on": "view"}, "when": when}
+    untimed = {**BURST, "id": "untimed", "trigger": {"on": "click"}}
+    rules = [{**timed, "then": [{"add_segment": "timed"}]}, untimed]
+    await engine.put_rules({"rules": rules})
+    await view_at(engine, clock, "timed", T0)
+    assert await segments(engine, "timed") == ["timed"]
+
+
 CONTEXT_RULES = [
     {
         "id": "instagram-mobile",

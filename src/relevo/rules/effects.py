@@ -64,8 +64,13 @@ def firing_record(user_id: str, rule_id: str, timer: ArmedTimer) -> dict[str, An
     }
 
 
-def event_view(record: dict[str, Any], user_id: str) -> dict[str, Any]:
-    """The event as rules see it: ISO timestamp, and always a user id (the profile key)."""
+def event_view(record: dict[str, Any], user_id: str, *, timestamp: bool = True) -> dict[str, Any]:
+    """The event as rules see it: ISO timestamp, and always a user id (the profile key).
+
+    `timestamp=False` leaves the time as it is stored (epoch ms) for rules that never
+    read it: formatting it costs as much as evaluating a condition."""
+    if not timestamp:
+        return {**record, "user_id": user_id}
     return {**record, "user_id": user_id, "timestamp": to_iso(record["timestamp"])}
 
 
@@ -82,7 +87,7 @@ def run_event_rules(
     timed = rules.timer_rule_ids
     if not evaluated and not timed:
         return
-    event = event_view(record, state.user_id)
+    event = event_view(record, state.user_id, timestamp=bool(timed) or rules.reads_event_time(kind))
     if evaluated:
         profile = ProfileView(state, record["timestamp"], params)
         outcome = rules.on_event(profile, event, at_ms=record["timestamp"])

@@ -405,6 +405,7 @@ class _Bucket:
     uses_now: bool
     ids: tuple[str, ...]
     emits: bool  # any outbox messages (which need the user id and the cause)
+    event_time: bool  # any expression may read `event.timestamp` (whole events included)
     evaluate: Callable[[Mapping[str, Any]], list[Any]] | None  # see `generate_bucket`
 
     @classmethod
@@ -418,7 +419,12 @@ class _Bucket:
         evaluate = None
         if ordered and all(r.when is None or r.when.fast is not None for r in ordered):
             evaluate = generate_bucket(conditions)
-        return cls(ordered, _projection(ordered), uses_now, ids, emits, evaluate)
+        event_time = any(
+            read[0] == "event" and (len(read) == 1 or read[1] == "timestamp")
+            for e in expressions
+            for read in e.reads
+        )
+        return cls(ordered, _projection(ordered), uses_now, ids, emits, event_time, evaluate)
 
 
 def _projection(rules: Iterable[CompiledRule]) -> Projection:
@@ -520,6 +526,10 @@ class RuleSet:
     def rules_for_event(self, event_type: str) -> tuple[CompiledRule, ...]:
         """The event rules an event of this type evaluates, in run order."""
         return self._event_index.get(event_type, self._event_any).rules
+
+    def reads_event_time(self, event_type: str) -> bool:
+        """Whether the event rules of this type may read the event's time (`event_view`)."""
+        return self._event_index.get(event_type, self._event_any).event_time
 
     def rules_for_placement(self, placement: str) -> tuple[CompiledRule, ...]:
         return self._decide_index.get(placement, self._decide_any).rules
@@ -635,8 +645,9 @@ class RuleSet:
                 if value is True:
                     effects = effects or _Effects()
                     self._fire(r, activation, at_ms, user_id, cause, effects, errors_)
-                else:
-                    errors_.append(_fast_error(r, value))
+                else:  # an error: mostly one seen before (see `_fast_error`)
+                    known = r.errors.get(value) if type(value) is Err else None
+                    errors_.append(known if known is not None else _fast_error(r, value))
         else:
             values = activation.values
             for r in rules:

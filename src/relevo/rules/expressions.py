@@ -381,7 +381,9 @@ class Scope:
     __slots__ = ("_activation", "_projection", "values")
 
     def __init__(self, values: Mapping[str, Any], projection: Projection) -> None:
-        self.values: dict[str, Any] = dict(values)
+        # a dict is taken as it is: callers build one for this evaluation, and `bind` is
+        # the only change made to it
+        self.values: dict[str, Any] = values if type(values) is dict else dict(values)
         self._projection = projection
         self._activation: Activation | None = None
 

@@ -77,7 +77,10 @@ def to_epoch_ms(value: Any) -> int:
 
 def from_epoch_ms(ms: int) -> dt.datetime:
     """The aware UTC datetime of epoch milliseconds (what CEL sees as ``now``)."""
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+    return _EPOCH + dt.timedelta(milliseconds=ms)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +218,14 @@ class TimerPlanner:
     default "any activity resets" apply to those).
     """
 
-    __slots__ = ("_default", "_plans", "_rules")
+    __slots__ = ("_default", "_plans", "_rule_ids", "_rules")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         timer_rules: list[tuple[str, TimerTrigger]] = [
             (r.id, r.trigger) for r in rules if isinstance(r.trigger, TimerTrigger) and r.enabled
         ]
         self._rules = tuple(timer_rules)
+        self._rule_ids = tuple(rule_id for rule_id, _ in self._rules)
         named: set[str] = set()
         for _, trig in timer_rules:
             named.add(trig.after)
@@ -245,7 +249,7 @@ class TimerPlanner:
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
-        return tuple(rule_id for rule_id, _ in self._rules)
+        return self._rule_ids
 
     def plan(
         self, event: Mapping[str, Any], armed: Collection[str] | None = None
