@@ -58,7 +58,7 @@ def generate(node: Fast, source: str = "") -> Fast:
     writer = _Writer()
     result = writer.emit(node, 1)
     writer.line(1, f"return {result}")
-    code = "def condition(V):\n" + "\n".join(writer.lines) + "\n"
+    code = "def condition(V):\n" + "\n".join(writer.roots() + writer.lines) + "\n"
     namespace = dict(writer.names)
     exec(compile(code, f"<condition {source[:60]!r}>", "exec"), namespace)
     generated: Fast = namespace["condition"]
@@ -84,7 +84,7 @@ def generate_bucket(conditions: list[Fast | None]) -> Callable[[Mapping[str, Any
         writer.line(1, f"if {result} is not False:")
         writer.line(2, f"out.append(({index}, {result}))")
     writer.line(1, "return out")
-    code = "def bucket(V):\n" + "\n".join(writer.lines) + "\n"
+    code = "def bucket(V):\n" + "\n".join(writer.roots() + writer.lines) + "\n"
     namespace = dict(writer.names)
     exec(compile(code, f"<bucket of {len(conditions)} rules>", "exec"), namespace)
     bucket: Callable[[Mapping[str, Any]], list[Any]] = namespace["bucket"]
@@ -104,6 +104,14 @@ class _Writer:
             "PROFILE_VIEW": ProfileView,
         }
         self._count = 0
+        self._roots: dict[str, tuple[str, Err]] = {}
+
+    def roots(self) -> list[str]:
+        """The variables the paths start from, each read once at the top of the function."""
+        return [
+            f"    {name} = V.get({root!r}, {self.bind(unbound)})"
+            for root, (name, unbound) in self._roots.items()
+        ]
 
     def line(self, indent: int, text: str) -> None:
         self.lines.append("    " * indent + text)
@@ -159,7 +167,8 @@ class _Writer:
     def path(self, shape: Path, indent: int) -> str:
         # `walk` in fastpath: a missing key is an Err, which later steps pass on unchanged
         out = self.temp()
-        self.line(indent, f"{out} = V.get({shape.root!r}, {self.bind(shape.unbound)})")
+        variable = self._roots.setdefault(shape.root, (f"r{len(self._roots)}", shape.unbound))[0]
+        self.line(indent, f"{out} = {variable}")
         reader = None
         if shape.root == "profile":
             keys = tuple(key for key, _ in shape.steps)
