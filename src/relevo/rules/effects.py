@@ -69,8 +69,8 @@ def event_view(record: dict[str, Any], user_id: str, *, timestamp: bool = True) 
 
     `timestamp=False` leaves the time as it is stored (epoch ms) for rules that never
     read it: formatting it costs as much as evaluating a condition."""
-    if not timestamp:
-        return {**record, "user_id": user_id}
+    if not timestamp:  # the record itself when it already names the user (rules only read)
+        return record if record.get("user_id") == user_id else {**record, "user_id": user_id}
     return {**record, "user_id": user_id, "timestamp": to_iso(record["timestamp"])}
 
 
@@ -91,7 +91,10 @@ def run_event_rules(
     if evaluated:
         profile = ProfileView(state, record["timestamp"], params)
         outcome = rules.on_event(profile, event, at_ms=record["timestamp"])
-        apply_outcome(state, outcome, effects)
+        if outcome.fired:
+            apply_outcome(state, outcome, effects)
+        else:  # nothing to change: only its counts
+            effects.outcomes.append(outcome)
     if timed:
         for op in rules.plan_timers(event, armed=state.timers.keys()):
             _apply_timer_op(state, op, effects)
