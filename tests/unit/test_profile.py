@@ -167,6 +167,7 @@ words = st.sampled_from(
     [*KINDS, *CATEGORIES, "add_to_cart", "5m", "1h", "24h", "30d", "total", "2w"]
 )
 paths = st.one_of(
+    st.tuples(st.just("session"), st.sampled_from(["id", "events", "count", "started_at", "x"])),
     st.tuples(st.just("affinities"), words),
     st.tuples(st.sampled_from(["first_seen", "last_seen"]), words),
     st.tuples(st.just("counts"), words, words),
@@ -184,12 +185,16 @@ def test_direct_readers_give_what_walking_the_view_gives(
     missing = tuple(("missing", key) for key in path)
     reader = direct_reader(path, missing)
     assert reader is not None
+    read = reader(view)
+    if read is view:  # declined: the rules walk the view
+        assert events == []
+        return
     walked: Any = view
     for key, absent in zip(path, missing, strict=True):
         walked = walked.get(key, absent) if isinstance(walked, Mapping) else walked
         if walked is absent:
             break
-    assert reader(view) == walked
+    assert read == walked
 
 
 def test_other_paths_walk_the_view() -> None:

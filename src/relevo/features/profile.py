@@ -415,11 +415,22 @@ def direct_reader(
     windowed counters (``counts.view['5m']``, ``category_counts.view['shoes']['1h']``),
     one affinity or one last-seen time are what behavioural rules read most. The reader
     gives exactly what walking the view gives (property-tested), ``missing[i]`` where
-    step ``i`` finds no key.
+    step ``i`` finds no key. A reader that returns the view itself leaves the path to
+    the view's general way (a case it does not shortcut).
     """
     keys = [step for step in steps if type(step) is str]
     if len(keys) < len(steps):  # an index: the view's general way
         return None
+    if len(keys) == 2 and keys[0] == "session":
+        getter, no_field = _SESSION_FIELDS.get(keys[1]), missing[1]
+
+        def session(view: ProfileView) -> Any:
+            state = view._state
+            if state.session is None:
+                return view  # no session: the view's general way tells how that reads
+            return no_field if getter is None else getter((state.session, state.sessions))
+
+        return session
     if len(keys) == 2 and keys[0] == "affinities":
         category, no_category = keys[1], missing[1]
 

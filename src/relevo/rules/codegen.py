@@ -141,7 +141,7 @@ class _Writer:
         if isinstance(shape, Constant):  # a name, not a literal: `1 is True` is a warning
             return self.bind(shape.value)
         if isinstance(shape, Path):
-            return self.path(shape, indent)
+            return self.path(shape, node, indent)
         if isinstance(shape, Logical):
             return self.logical(shape, indent)
         if isinstance(shape, Equal):
@@ -164,7 +164,7 @@ class _Writer:
         self.line(indent, f"{out} = {self.bind(node)}(V)")
         return out
 
-    def path(self, shape: Path, indent: int) -> str:
+    def path(self, shape: Path, node: Fast, indent: int) -> str:
         # `walk` in fastpath: a missing key is an Err, which later steps pass on unchanged
         out = self.temp()
         variable = self._roots.setdefault(shape.root, (f"r{len(self._roots)}", shape.unbound))[0]
@@ -176,6 +176,8 @@ class _Writer:
         if reader is not None:  # the profile view's state, read directly
             self.line(indent, f"if type({out}) is PROFILE_VIEW:")
             self.line(indent + 1, f"{out} = {self.bind(reader)}({out})")
+            self.line(indent + 1, f"if type({out}) is PROFILE_VIEW:")  # the reader declined
+            self.line(indent + 2, f"{out} = {self.bind(node)}(V)")  # the general walk
             self.line(indent, "else:")
             indent += 1
         for key, missing in shape.steps:

@@ -517,16 +517,23 @@ def _has(owner: Fast, name: str) -> Fast:
 
 def _size(target: Fast) -> Fast:
     def size(variables: Mapping[str, Any]) -> Any:
-        value = target(variables)
-        if isinstance(value, str):
-            return len(value.encode())
-        if isinstance(value, list | Mapping):
-            return len(value)
-        if type(value) is Err:
-            return value
-        return _type_error(f"no size of a {type(value).__name__}")
+        return size_value(target(variables))
 
+    SHAPES[size] = Call(size_value, target)
     return size
+
+
+def size_value(value: Any) -> Any:
+    """CEL's `size()` of an evaluated value."""
+    if type(value) is list:
+        return len(value)
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, list | Mapping):
+        return len(value)
+    if type(value) is Err:
+        return value
+    return _type_error(f"no size of a {type(value).__name__}")
 
 
 def _string_method(name: str, target: Fast, argument: Fast) -> Fast:

@@ -11,12 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relevo.features.profile import FeatureParams, ProfileState, ProfileView, apply_event
 from relevo.rules.codegen import generate
 from relevo.rules.fastpath import Err, compile_fast
 
 ROOTS = frozenset({"a", "b", "now"})
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 KEYS = ["x", "y", "z"]
+T0 = 1_767_225_600_000
 
 scalars = st.one_of(
     st.integers(-5, 5),
@@ -234,3 +236,38 @@ def test_common_conditions_take_the_fast_path(source: str) -> None:
 )
 def test_the_rest_is_left_to_the_cel_library(source: str) -> None:
     assert compile_fast(source, frozenset({"profile", "event", "context", "now"})) is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "profile.session.events >= 3",
+        "profile.counts.view['5m'] > 1",
+        "profile.category_counts.view['shoes']['1h'] > 1",
+        "profile.affinities['shoes'] > 0.5",
+        "profile.last_seen.view == ''",
+    ],
+)
+def test_generated_code_reads_a_profile_view_like_the_closures(source: str) -> None:
+    """Direct reads of the profile's state (and their fallbacks) change no result."""
+    fast = compile_fast(source, frozenset({"profile"}))
+    assert fast is not None
+    condition = generate(fast, source)
+    params = FeatureParams()
+    empty = ProfileState(user_id="u")
+    active = ProfileState(user_id="u")
+    for at in (0, 60_000, 120_000):
+        apply_event(
+            active,
+            {"event_id": f"e{at}", "user_id": "u", "type": "view", "timestamp": T0 + at,
+             "category": "shoes"},
+            params,
+        )  # fmt: skip
+    for state in (empty, active):
+        view = {"profile": ProfileView(state, T0 + 180_000, params)}
+        expected, got = fast(view), condition(view)
+        if isinstance(expected, Err):
+            assert isinstance(got, Err)
+            assert (got.kind, got.message) == (expected.kind, expected.message)
+        else:
+            assert got == expected
