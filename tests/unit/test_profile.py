@@ -167,6 +167,7 @@ words = st.sampled_from(
     [*KINDS, *CATEGORIES, "add_to_cart", "5m", "1h", "24h", "30d", "total", "2w"]
 )
 paths = st.one_of(
+    st.tuples(st.just("rfm"), st.sampled_from(["recency_days", "frequency", "monetary", "x"])),
     st.tuples(st.just("session"), st.sampled_from(["id", "events", "count", "started_at", "x"])),
     st.tuples(st.just("affinities"), words),
     st.tuples(st.sampled_from(["first_seen", "last_seen"]), words),
@@ -198,5 +199,5 @@ def test_direct_readers_give_what_walking_the_view_gives(
 
 
 def test_other_paths_walk_the_view() -> None:
-    assert direct_reader(("rfm", "monetary"), ((), ())) is None
+    assert direct_reader(("segments",), ((),)) is None
     assert direct_reader(("counts", 0, "5m"), ((), (), ())) is None

@@ -421,6 +421,11 @@ def direct_reader(
     keys = [step for step in steps if type(step) is str]
     if len(keys) < len(steps):  # an index: the view's general way
         return None
+    if len(keys) == 2 and keys[0] == "rfm":
+        measure, no_measure = _RFM_FIELDS.get(keys[1]), missing[1]
+        if measure is None:
+            return lambda view: no_measure
+        return lambda view: measure(view._state, view._now)
     if len(keys) == 2 and keys[0] == "session":
         getter, no_field = _SESSION_FIELDS.get(keys[1]), missing[1]
 
@@ -620,13 +625,18 @@ def _category_counts(state: ProfileState, now: int, _: FeatureParams) -> Mapping
 
 
 def _rfm(state: ProfileState, now: int, _: FeatureParams) -> dict[str, Any]:
-    return {
-        "recency_days": None
+    return {name: field(state, now) for name, field in _RFM_FIELDS.items()}
+
+
+_RFM_FIELDS: dict[str, Callable[[ProfileState, int], Any]] = {
+    "recency_days": lambda state, now: (
+        None
         if state.last_purchase_at is None
-        else round(max(0, now - state.last_purchase_at) / DAY_MS, 4),
-        "frequency": state.purchases,
-        "monetary": round(state.monetary, 2),
-    }
+        else round(max(0, now - state.last_purchase_at) / DAY_MS, 4)
+    ),
+    "frequency": lambda state, now: state.purchases,
+    "monetary": lambda state, now: round(state.monetary, 2),
+}
 
 
 class _Record(Mapping[str, Any]):
