@@ -478,21 +478,14 @@ def _counter_reader(
     find: Callable[[ProfileState], Any], window: str, absent: Any, no_window: Any
 ) -> Callable[[ProfileView], Any]:
     """Read one window of the counter `find` gives (or what it gives instead: an error)."""
-    if window == "total":
-
-        def total(view: ProfileView) -> Any:
-            found = find(view._state)
-            if type(found) is not WindowCounter:
-                return absent if found is None else found
-            return found.total
-
-        return total
-    window_ms = WINDOWS_MS.get(window)
+    total, window_ms = window == "total", WINDOWS_MS.get(window)
 
     def count(view: ProfileView) -> Any:
         found = find(view._state)
         if type(found) is not WindowCounter:
             return absent if found is None else found
+        if total:
+            return found.total
         return no_window if window_ms is None else found.count(window_ms, view._now)
 
     return count

@@ -1,4 +1,4 @@
-"""Fast-path conditions as generated Python functions: one function per condition.
+"""Fast-path conditions as generated Python functions: one per condition, one per bucket.
 
 Why: `relevo.rules.fastpath` builds a tree of closures, one call per node. An event
 evaluates about ten conditions, each a few nodes deep, and with a thousand rules the
@@ -58,10 +58,7 @@ def generate(node: Fast, source: str = "") -> Fast:
     writer = _Writer()
     result = writer.emit(node, 1)
     writer.line(1, f"return {result}")
-    code = "def condition(V):\n" + "\n".join(writer.roots() + writer.lines) + "\n"
-    namespace = dict(writer.names)
-    exec(compile(code, f"<condition {source[:60]!r}>", "exec"), namespace)
-    generated: Fast = namespace["condition"]
+    generated: Fast = writer.define("condition", f"<condition {source[:60]!r}>")
     shape = SHAPES.get(node)
     if shape is not None:  # a bucket's code can inline it again (`generate_bucket`)
         SHAPES[generated] = shape
@@ -84,10 +81,9 @@ def generate_bucket(conditions: list[Fast | None]) -> Callable[[Mapping[str, Any
         writer.line(1, f"if {result} is not False:")
         writer.line(2, f"out.append(({index}, {result}))")
     writer.line(1, "return out")
-    code = "def bucket(V):\n" + "\n".join(writer.roots() + writer.lines) + "\n"
-    namespace = dict(writer.names)
-    exec(compile(code, f"<bucket of {len(conditions)} rules>", "exec"), namespace)
-    bucket: Callable[[Mapping[str, Any]], list[Any]] = namespace["bucket"]
+    bucket: Callable[[Mapping[str, Any]], list[Any]] = writer.define(
+        "bucket", f"<bucket of {len(conditions)} rules>"
+    )
     return bucket
 
 
@@ -106,12 +102,16 @@ class _Writer:
         self._count = 0
         self._roots: dict[str, tuple[str, Err]] = {}
 
-    def roots(self) -> list[str]:
-        """The variables the paths start from, each read once at the top of the function."""
-        return [
-            f"    {name} = V.get({root!r}, {self.bind(unbound)})"
-            for root, (name, unbound) in self._roots.items()
+    def define(self, name: str, filename: str) -> Any:
+        """The function `name(V)` of the lines written, the variables read at its top."""
+        roots = [
+            f"    {variable} = V.get({root!r}, {self.bind(unbound)})"
+            for root, (variable, unbound) in self._roots.items()
         ]
+        code = f"def {name}(V):\n" + "\n".join(roots + self.lines) + "\n"
+        namespace = dict(self.names)
+        exec(compile(code, filename, "exec"), namespace)
+        return namespace[name]
 
     def line(self, indent: int, text: str) -> None:
         self.lines.append("    " * indent + text)
@@ -126,12 +126,6 @@ class _Writer:
         name = f"k{self._count}"
         self.names[name] = value
         return name
-
-    def literal(self, value: Any) -> str:
-        """Source for a constant: `repr` for the types whose repr reads back exactly."""
-        if type(value) in (str, int) or value is None or type(value) is bool:
-            return repr(value)
-        return self.bind(value)
 
     def emit(self, node: Fast, indent: int) -> str:
         """Statements at `indent` leaving the node's value in the returned expression."""
@@ -218,9 +212,8 @@ class _Writer:
         if shape.operator not in _OPERATORS:
             raise ValueError(f"not an ordering: {shape.operator!r}")
         a = self.emit(shape.left, indent)
-        number = (
-            self.literal(shape.number) if type(shape.number) is int else self.bind(shape.number)
-        )
+        # an int's repr reads back exactly; a float (inf, nan, rounding) is bound by name
+        number = repr(shape.number) if type(shape.number) is int else self.bind(shape.number)
         out = self.temp()
         self.line(indent, f"if type({a}) is int or type({a}) is float:")
         self.line(indent + 1, f"{out} = {a} {shape.operator} {number}")

@@ -90,11 +90,7 @@ def run_event_rules(
     event = event_view(record, state.user_id, timestamp=bool(timed) or rules.reads_event_time(kind))
     if evaluated:
         profile = ProfileView(state, record["timestamp"], params)
-        outcome = rules.on_event(profile, event, at_ms=record["timestamp"])
-        if outcome.fired:
-            apply_outcome(state, outcome, effects)
-        else:  # nothing to change: only its counts
-            effects.outcomes.append(outcome)
+        apply_outcome(state, rules.on_event(profile, event, at_ms=record["timestamp"]), effects)
     if timed:
         for op in rules.plan_timers(event, armed=state.timers.keys()):
             _apply_timer_op(state, op, effects)
@@ -137,7 +133,7 @@ def fire(
 
 def apply_outcome(state: ProfileState, outcome: RuleOutcome, effects: Effects) -> None:
     effects.outcomes.append(outcome)
-    if not outcome.fired:
+    if not outcome.fired:  # the common case: nothing to change, only counts to keep
         return
     for segment in outcome.remove_segments:
         if segment in state.segments:

@@ -359,15 +359,15 @@ class CompiledRule:
     order: int
     when: Expression | None
     actions: tuple[_CompiledAction, ...]
-    id: str = ""
     errors: dict[Any, RuleError] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
     """The run-time errors seen so far, each recorded once (see `_fast_error`): by the
     `Err` object itself, and by kind and message."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "id", self.rule.id)
+    @property
+    def id(self) -> str:
+        return self.rule.id
 
 
 def _compile_rule(rule: Rule, order: int) -> CompiledRule:
@@ -649,18 +649,8 @@ class RuleSet:
                     known = r.errors.get(value) if type(value) is Err else None
                     errors_.append(known if known is not None else _fast_error(r, value))
         else:
-            values = activation.values
             for r in rules:
-                when = r.when
-                if when is None:
-                    pass
-                elif when.fast is not None:
-                    value = when.fast(values)
-                    if value is not True:
-                        if value is not False:
-                            errors_.append(_fast_error(r, value))
-                        continue
-                elif not _condition(r, activation, errors_):
+                if not _condition(r, activation, errors_):
                     continue
                 effects = effects or _Effects()
                 self._fire(r, activation, at_ms, user_id, cause, effects, errors_)

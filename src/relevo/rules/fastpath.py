@@ -232,8 +232,9 @@ class _Parser:
                 if self.peek() == ",":
                     self.take()
             self.take("]")
-            if all(item in _LITERALS for item in items):  # ['FR', 'DE']: built once
-                return _constant([_LITERALS[item] for item in items])
+            values = [_literal(item) for item in items]
+            if _ABSENT not in values:  # ['FR', 'DE']: built once
+                return _constant(values)
 
             def listed(variables: Mapping[str, Any]) -> Any:
                 values = [item(variables) for item in items]
@@ -280,7 +281,7 @@ class _Parser:
             if len(args) != 1:
                 raise Unsupported(f"{name} arity")
             node = {"size": _size, "timestamp": _timestamp, "duration": _duration}[name](args[0])
-            if args[0] in _LITERALS:  # duration('24h'): parsed once, here
+            if _literal(args[0]) is not _ABSENT:  # duration('24h'): parsed once, here
                 value = node({})
                 if type(value) is not Err:
                     return _constant(value)
@@ -661,7 +662,7 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
             return contains_value(left(variables), right(variables))
 
         SHAPES[contains] = Relation(contains_value, left, right)
-        options = _LITERALS.get(right)
+        options = _literal(right)
         if type(options) is not list or any(type(option) is not str for option in options):
             return contains
         strings = frozenset(options)
@@ -690,7 +691,7 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
         return order(left(variables), right(variables))
 
     SHAPES[ordered] = Relation(order, left, right)
-    number = _LITERALS.get(right, _ABSENT)
+    number = _literal(right)
     if type(number) is not int and type(number) is not float:
         return ordered
 
@@ -707,15 +708,17 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
     return ordered_with_number
 
 
-_LITERALS: WeakKeyDictionary[Fast, Any] = WeakKeyDictionary()
-"""The value of each literal's closure, for operators that can use it directly."""
+def _literal(node: Fast) -> Any:
+    """The value of a literal's closure (for operators that can use it directly), or
+    `_ABSENT` for any other node."""
+    shape = SHAPES.get(node)
+    return shape.value if isinstance(shape, Constant) else _ABSENT
 
 
 def _constant(value: Any) -> Fast:
     def constant(_: Mapping[str, Any]) -> Any:
         return value
 
-    _LITERALS[constant] = value
     SHAPES[constant] = Constant(value)
     return constant
 
