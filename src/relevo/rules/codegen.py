@@ -217,6 +217,8 @@ class _Writer:
         out = self.temp()
         self.line(indent, f"if type({a}) is int or type({a}) is float:")
         self.line(indent + 1, f"{out} = {a} {shape.operator} {number}")
+        self.line(indent, f"elif type({a}) is Err:")  # a missing key: passed on, as `order` does
+        self.line(indent + 1, f"{out} = {a}")
         self.line(indent, "else:")
         self.line(indent + 1, f"{out} = {self.bind(shape.order)}({a}, {number})")
         return out

@@ -567,6 +567,8 @@ class RuleSet:
         values = {"profile": profile, "event": event, "context": ctx}
         if bucket.uses_now:
             values["now"] = None if at_ms is None else from_epoch_ms(at_ms)
+        if bucket.evaluate is not None:
+            return self._run_bucket(bucket, bucket.evaluate(values), values, at_ms, event, profile)
         return self._run_state_rules(
             bucket.rules,
             Scope(values, bucket.projection),
@@ -574,8 +576,39 @@ class RuleSet:
             user_id=_user_id(event, profile) if bucket.emits else None,
             cause=_cause(event) if bucket.emits else "",
             evaluated=bucket.ids,
-            evaluate=bucket.evaluate,
         )
+
+    def _run_bucket(
+        self,
+        bucket: _Bucket,
+        results: list[Any],
+        values: dict[str, Any],
+        at_ms: int | None,
+        event: Mapping[str, Any],
+        profile: Mapping[str, Any],
+    ) -> RuleOutcome:
+        """An event's rules from what their bucket's generated conditions gave (`results`).
+
+        The common outcome (nothing fires; a few errors, mostly keys a profile doesn't
+        have yet) costs a short loop: the scope the actions need, the user id and the
+        cause are made only once a rule fires."""
+        errors: list[RuleError] = []
+        effects: _Effects | None = None
+        rules = bucket.rules
+        for index, value in results:
+            r = rules[index]
+            if value is not True:  # an error: mostly one seen before (see `_fast_error`)
+                known = r.errors.get(value) if type(value) is Err else None
+                errors.append(known if known is not None else _fast_error(r, value))
+                continue
+            if effects is None:  # the first rule to fire
+                effects, scope = _Effects(), Scope(values, bucket.projection)
+                user_id = _user_id(event, profile) if bucket.emits else None
+                cause = _cause(event) if bucket.emits else ""
+            self._fire(r, scope, at_ms, user_id, cause, effects, errors)
+        if effects is None:
+            return RuleOutcome(self.version, at_ms, bucket.ids, (), tuple(errors))
+        return self._outcome(at_ms, bucket.ids, effects, errors)
 
     def on_timer(
         self,
@@ -633,29 +666,27 @@ class RuleSet:
         user_id: str | None,
         cause: str,
         evaluated: tuple[str, ...] | None = None,
-        evaluate: Callable[[Mapping[str, Any]], list[Any]] | None = None,
     ) -> RuleOutcome:
         if evaluated is None:
             evaluated = tuple([r.id for r in rules])
         errors_: list[RuleError] = []
         effects: _Effects | None = None
-        if evaluate is not None:  # the bucket's conditions in one generated function
-            for index, value in evaluate(activation.values):
-                r = rules[index]
-                if value is True:
-                    effects = effects or _Effects()
-                    self._fire(r, activation, at_ms, user_id, cause, effects, errors_)
-                else:  # an error: mostly one seen before (see `_fast_error`)
-                    known = r.errors.get(value) if type(value) is Err else None
-                    errors_.append(known if known is not None else _fast_error(r, value))
-        else:
-            for r in rules:
-                if not _condition(r, activation, errors_):
-                    continue
-                effects = effects or _Effects()
-                self._fire(r, activation, at_ms, user_id, cause, effects, errors_)
+        for r in rules:
+            if not _condition(r, activation, errors_):
+                continue
+            effects = effects or _Effects()
+            self._fire(r, activation, at_ms, user_id, cause, effects, errors_)
         if effects is None:
             return RuleOutcome(self.version, at_ms, evaluated, (), tuple(errors_))
+        return self._outcome(at_ms, evaluated, effects, errors_)
+
+    def _outcome(
+        self,
+        at_ms: int | None,
+        evaluated: tuple[str, ...],
+        effects: _Effects,
+        errors_: list[RuleError],
+    ) -> RuleOutcome:
         segments = effects.segments
         return RuleOutcome(
             version=self.version,

@@ -77,10 +77,11 @@ def to_epoch_ms(value: Any) -> int:
 
 def from_epoch_ms(ms: int) -> dt.datetime:
     """The aware UTC datetime of epoch milliseconds (what CEL sees as ``now``)."""
-    return _EPOCH + dt.timedelta(milliseconds=ms)
+    return _EPOCH + _MILLISECOND * ms  # half the cost of `timedelta(milliseconds=ms)`
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MILLISECOND = dt.timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
