@@ -24,6 +24,11 @@ from relevo.store.base import Store
 
 T = TypeVar("T")
 EMPTY_VERSION = "v0"
+COMPILED_KEPT = 4
+"""Compiled versions a process keeps per kind, most recently active first: the active
+one and those a rollback is likely to return to. A compiled set of 1,000 rules holds
+megabytes, and a long-lived process sees many versions; an older one is compiled again
+if it comes back."""
 
 
 def content_hash(spec: dict[str, Any]) -> str:
@@ -102,10 +107,12 @@ class Versioned(Generic[T]):
             await self._activate(active.decode())
 
     async def _activate(self, version: str) -> None:
-        compiled = self._compiled.get(version)
+        compiled = self._compiled.pop(version, None)
         if compiled is None:
             compiled = self._compile((await self._stored(version))["spec"], version)
-            self._compiled[version] = compiled
+        self._compiled[version] = compiled  # the most recent last
+        while len(self._compiled) > COMPILED_KEPT:
+            del self._compiled[next(iter(self._compiled))]
         self.current, self.version = compiled, version
 
     async def _stored(self, version: str) -> dict[str, Any]:
