@@ -11,6 +11,7 @@ import heapq
 import pickle
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -102,12 +103,21 @@ class _Decayed:
         for member, weight in weights.items():
             self.scores[member] = self.scores.get(member, 0.0) + weight * scale
 
-    def ranked(self) -> list[tuple[str, float]]:
-        return sorted(self.scores.items(), key=_by_score_then_member, reverse=True)
-
     def trim(self, max_len: int) -> None:
-        if len(self.scores) > max_len:
-            self.scores = dict(self.ranked()[:max_len])
+        """Keep the `max_len` best (as ``ZREMRANGEBYRANK`` does on Redis).
+
+        An add pushes out a few members: those scoring at most the few lowest scores
+        (compared as plain floats), ranked like Redis (ties by member), rather than the
+        whole set sorted with a key function."""
+        excess = len(self.scores) - max_len
+        if excess <= 0:
+            return
+        highest_dropped = heapq.nsmallest(excess, self.scores.values())[-1]
+        candidates = sorted(
+            (score, member) for member, score in self.scores.items() if score <= highest_dropped
+        )
+        for _, member in candidates[:excess]:
+            del self.scores[member]
 
 
 class _Stream:
@@ -363,7 +373,7 @@ class MemoryStore:
                 found.append([])
                 continue
             factor = 2.0 ** (-(now_ms - decayed.landmark) / read.half_life_ms)
-            best = heapq.nlargest(read.limit, decayed.scores.items(), key=_by_score_then_member)
+            best = heapq.nlargest(read.limit, decayed.scores.items(), key=_BY_SCORE_THEN_MEMBER)
             found.append([(member, score * factor) for member, score in best])
         return found
 
@@ -483,8 +493,8 @@ def _forget_before(marks: dict[Any, int], cutoff: int) -> None:
         del marks[mark]
 
 
-def _by_score_then_member(pair: tuple[str, float]) -> tuple[float, str]:
-    return pair[1], pair[0]
+_BY_SCORE_THEN_MEMBER = itemgetter(1, 0)
+"""A ``(member, score)`` pair's rank key: by score, ties by member, as Redis orders."""
 
 
 def _as_bytes(value: Any) -> bytes | None:
