@@ -36,7 +36,6 @@ import json
 import os
 import pstats
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -49,13 +48,19 @@ from typing import Any
 import orjson
 
 from bench.load import DECIDE_PLACEMENTS, catalog, history
-from bench.support import data_dir, print_table, redis_server
+from bench.support import (
+    UNDER_CALLGRIND,
+    callgrind_control,
+    callgrind_instructions,
+    data_dir,
+    print_table,
+    redis_server,
+)
 from relevo.config import Settings
 from relevo.demo.runner import PLACEMENTS, RULES
 from relevo.engine import Engine
 
 DEVICES = ["mobile", "desktop"]
-UNDER_CALLGRIND = "RELEVO_BENCH_UNDER_CALLGRIND"
 """Set in the environment of the copy of this script that runs under valgrind."""
 
 
@@ -92,29 +97,17 @@ class Meter:
 
     async def per_call(self, call: Callable[[int], Awaitable[Any]], count: int) -> float:
         if self.callgrind:
-            _callgrind_control("--instr=on")
+            callgrind_control("--instr=on")
         started = time.process_time()
         for number in range(count):
             await call(number)
         spent = time.process_time() - started
         if not self.callgrind:
             return spent * 1000 / max(1, count)
-        _callgrind_control("--instr=off")
-        _callgrind_control("--dump")
+        callgrind_control("--instr=off")
+        callgrind_control("--dump")
         self.dumps += 1
         return float("nan")  # read from the dump by the parent process
-
-
-def _callgrind_control(option: str) -> None:
-    """Ask valgrind (running this process) to do something, and wait until it has: it
-    reads the request while this process runs, so this one polls instead of blocking."""
-    control = subprocess.Popen(
-        ["callgrind_control", option, str(os.getpid())],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    while control.poll() is None:
-        time.sleep(0.001)
 
 
 async def measure(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
@@ -202,19 +195,12 @@ def run_under_callgrind(args: argparse.Namespace) -> dict[str, float]:
             stderr=subprocess.DEVNULL,
         )
         dumps = sorted(Path(folder).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
-        totals = [_instructions(dump) for dump in dumps]
+        totals = [callgrind_instructions(dump) for dump in dumps]
     if len(totals) != 4:
         raise RuntimeError(f"expected 4 callgrind dumps, found {len(totals)}")
     empty = totals.pop(0)
     per = [(total - empty) / args.decisions for total in totals]
     return {"mixed": per[0], "get": per[1], "no_catalog_cache": per[2]}
-
-
-def _instructions(dump: Path) -> int:
-    match = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no instruction count in {dump}")
-    return int(match.group(1))
 
 
 def main() -> None:

@@ -9,13 +9,21 @@ Two measurements in one run, on the embedded backend:
 - **In process**: `Engine.ingest` on the same batches, alternately, best of several
   rounds, which isolates the rules' overhead per event.
 
-    python -m bench.rules_ingest [--seconds 8] [--rounds 3] [--batches 10]
+    python -m bench.rules_ingest [--seconds 8] [--rounds 3] [--batches 10] [--callgrind]
 
 Last line: ``{"http_events_per_s_rules_off": .., "http_events_per_s_rules_on": ..,
 "http_cost": .., "http_cpu_us_per_event_rules_off": .., "http_cpu_us_per_event_rules_on": ..,
 "http_cpu_cost": .., "events_per_s_rules_off": .., "events_per_s_rules_on": .., "cost": ..,
 "overhead_us_per_event": ..}``. On a shared machine read the CPU figures: the server's
 CPU time per event, off and on, moves far less with other load than events/s do.
+
+``--callgrind`` counts instead, in process under ``valgrind --tool=callgrind``, the
+instructions and first-level cache misses per event with rules off and on (the same
+whatever else the machine does, so two versions of the code compare exactly; the rules'
+share of the time is higher than their share of instructions: interpreted code runs at a
+lower rate than the C the rest of ingestion spends its time in). Last line:
+``{"instructions_per_event_rules_off": .., "instructions_per_event_rules_on": ..,
+"instruction_cost": .., "i1_misses_per_event_rules_off": .., ...}``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,10 @@ import argparse
 import asyncio
 import gc
 import json
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +45,15 @@ import orjson
 
 from bench.ingest import BATCH, make_batches
 from bench.rules import CATEGORIES, CONDITIONS
-from bench.support import cpu_seconds, data_dir, drive, print_table, relevo_process
+from bench.support import (
+    UNDER_CALLGRIND,
+    callgrind_control,
+    cpu_seconds,
+    data_dir,
+    drive,
+    print_table,
+    relevo_process,
+)
 from relevo.clock import ManualClock
 from relevo.config import Settings
 from relevo.engine import Engine
@@ -103,6 +123,101 @@ async def run(rounds: int, count: int) -> dict[str, float]:
     }
 
 
+async def count_under_callgrind(warm_up: int, count: int) -> None:
+    """Under callgrind: an empty window, then `count` batches with rules off and on, each
+    after `warm_up` batches, each window dumped (the parent reads the dumps)."""
+    gc.set_threshold(100_000, 50, 100)
+    raw = [orjson.loads(b)["events"] for b in make_batches(warm_up + count, seed=5)]
+    clock = ManualClock(max(e["timestamp"] for batch in raw for e in batch) + 1)
+    engines = [await engine_with([], clock), await engine_with(thousand_rules(), clock)]
+    callgrind_control("--instr=on")  # the window's own cost, subtracted by the parent
+    callgrind_control("--instr=off")
+    callgrind_control("--dump")
+    for engine in engines:
+        for batch in raw[:warm_up]:
+            await engine.ingest(batch)
+        callgrind_control("--instr=on")
+        for batch in raw[warm_up:]:
+            await engine.ingest(batch)
+        callgrind_control("--instr=off")
+        callgrind_control("--dump")
+        await engine.stop()
+
+
+CALLGRIND_EVENTS = ("Ir", "I1mr", "D1mr", "D1mw")
+
+
+def callgrind_counts(warm_up: int, count: int) -> dict[str, float]:
+    """This script again under callgrind: instructions and L1 misses per event, off and on."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("--callgrind needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="relevo-callgrind-") as folder:
+        out = Path(folder) / "callgrind.out"
+        command = [
+            "valgrind", "--tool=callgrind", "--cache-sim=yes", "--instr-atstart=no",
+            f"--callgrind-out-file={out}", sys.executable, "-m", "bench.rules_ingest",
+            "--batches", str(count), "--warm-up", str(warm_up),
+        ]  # fmt: skip
+        env = {**os.environ, UNDER_CALLGRIND: "1", "PYTHONHASHSEED": "0"}
+        subprocess.run(
+            command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        dumps = sorted(Path(folder).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        totals = [_totals(dump) for dump in dumps]
+    if len(totals) != 3:
+        raise RuntimeError(f"expected 3 callgrind dumps, found {len(totals)}")
+    empty, off, on = totals
+    events = count * BATCH
+    per = {
+        mode: {name: (totals[name] - empty[name]) / events for name in CALLGRIND_EVENTS}
+        for mode, totals in (("off", off), ("on", on))
+    }
+    return {
+        "instructions_per_event_rules_off": per["off"]["Ir"],
+        "instructions_per_event_rules_on": per["on"]["Ir"],
+        "instruction_cost": 1 - per["off"]["Ir"] / per["on"]["Ir"],
+        "i1_misses_per_event_rules_off": per["off"]["I1mr"],
+        "i1_misses_per_event_rules_on": per["on"]["I1mr"],
+        "d1_misses_per_event_rules_off": per["off"]["D1mr"] + per["off"]["D1mw"],
+        "d1_misses_per_event_rules_on": per["on"]["D1mr"] + per["on"]["D1mw"],
+    }
+
+
+def _totals(dump: Path) -> dict[str, int]:
+    names: list[str] = []
+    for line in dump.read_text().splitlines():
+        if line.startswith("events:"):
+            names = line.split()[1:]
+        elif line.startswith("totals:"):
+            return dict(zip(names, map(int, line.split()[1:]), strict=True))
+    raise RuntimeError(f"no totals in {dump}")
+
+
+def print_callgrind(result: dict[str, float]) -> None:
+    print_table(
+        "ingestion with 1,000 rules (10 per event type) vs none, in process, per event",
+        ["", "rules off", "rules on", "cost of rules"],
+        [
+            [
+                "instructions",
+                f"{result['instructions_per_event_rules_off']:,.0f}",
+                f"{result['instructions_per_event_rules_on']:,.0f}",
+                f"{result['instruction_cost']:.1%}",
+            ],
+            *(
+                [
+                    f"{label} misses",
+                    f"{result[f'{key}_misses_per_event_rules_off']:,.0f}",
+                    f"{result[f'{key}_misses_per_event_rules_on']:,.0f}",
+                    "",
+                ]
+                for label, key in (("L1 instruction", "i1"), ("L1 data", "d1"))
+            ),
+        ],
+    )
+    print(json.dumps({key: round(value, 4) for key, value in result.items()}))
+
+
 def http_rates(seconds: float, concurrency: int) -> list[tuple[float, float]]:
     """Events/s and the server's CPU µs per event over HTTP, without rules and with the
     1,000 rules: same batches, same clients.
@@ -144,7 +259,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", type=int, default=10, help="batches of 500 per round")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
+    parser.add_argument(
+        "--warm-up", type=int, default=30, help="with --callgrind: batches before counting"
+    )
     args = parser.parse_args()
+    if os.environ.get(UNDER_CALLGRIND) == "1":
+        asyncio.run(count_under_callgrind(args.warm_up, args.batches))
+        return
+    if args.callgrind:
+        print_callgrind(callgrind_counts(args.warm_up, args.batches))
+        return
     (http_off, cpu_off), (http_on, cpu_on) = http_rates(args.seconds, args.concurrency)
     result = {
         "http_events_per_s_rules_off": http_off,

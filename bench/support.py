@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -187,3 +188,27 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def data_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="relevo-bench-data-"))
+
+
+UNDER_CALLGRIND = "RELEVO_BENCH_UNDER_CALLGRIND"
+"""Set (to "1") in a benchmark that runs itself again under callgrind to count instructions."""
+
+
+def callgrind_control(option: str) -> None:
+    """Ask valgrind (running this process) to do something, and wait until it has: it
+    reads the request while this process runs, so this one polls instead of blocking."""
+    control = subprocess.Popen(
+        ["callgrind_control", option, str(os.getpid())],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while control.poll() is None:
+        time.sleep(0.001)
+
+
+def callgrind_instructions(dump: Path) -> int:
+    """The instructions a callgrind dump counted."""
+    match = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no instruction count in {dump}")
+    return int(match.group(1))
