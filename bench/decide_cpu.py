@@ -36,13 +36,9 @@ import json
 import os
 import pstats
 import random
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -51,10 +47,10 @@ from bench.load import DECIDE_PLACEMENTS, catalog, history
 from bench.support import (
     UNDER_CALLGRIND,
     callgrind_control,
-    callgrind_instructions,
     data_dir,
     print_table,
     redis_server,
+    run_under_callgrind,
 )
 from relevo.config import Settings
 from relevo.demo.runner import PLACEMENTS, RULES
@@ -175,27 +171,11 @@ ROWS = {
 }
 
 
-def run_under_callgrind(args: argparse.Namespace) -> dict[str, float]:
+def count_under_callgrind(args: argparse.Namespace) -> dict[str, float]:
     """This script again, under callgrind; instructions per call of each counted row."""
-    if shutil.which("valgrind") is None:
-        raise RuntimeError("--callgrind needs valgrind (apt-get install valgrind)")
-    with tempfile.TemporaryDirectory(prefix="relevo-callgrind-") as folder:
-        out = Path(folder) / "callgrind.out"
-        command = [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no",
-            f"--callgrind-out-file={out}", sys.executable, "-m", "bench.decide_cpu",
-            "--users", str(args.users), "--items", str(args.items),
-            "--decisions", str(args.decisions),
-        ]  # fmt: skip
-        subprocess.run(
-            command,
-            env={**os.environ, UNDER_CALLGRIND: "1"},
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        dumps = sorted(Path(folder).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
-        totals = [callgrind_instructions(dump) for dump in dumps]
+    arguments = ["--users", str(args.users), "--items", str(args.items)]
+    arguments += ["--decisions", str(args.decisions)]
+    totals = [dump["Ir"] for dump in run_under_callgrind("bench.decide_cpu", arguments)]
     if len(totals) != 4:
         raise RuntimeError(f"expected 4 callgrind dumps, found {len(totals)}")
     empty = totals.pop(0)
@@ -217,7 +197,7 @@ def main() -> None:
         return
     args.decisions = args.decisions or (300 if args.callgrind else 3_000)
     if args.callgrind:
-        counted = run_under_callgrind(args)
+        counted = count_under_callgrind(args)
         rows = [
             ["reference: Store.get round trip", f"{counted['get'] / 1e6:.2f}", "1.0"],
             *(

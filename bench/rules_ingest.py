@@ -33,9 +33,6 @@ import asyncio
 import gc
 import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,6 +50,7 @@ from bench.support import (
     drive,
     print_table,
     relevo_process,
+    run_under_callgrind,
 )
 from relevo.clock import ManualClock
 from relevo.config import Settings
@@ -149,21 +147,8 @@ CALLGRIND_EVENTS = ("Ir", "I1mr", "D1mr", "D1mw")
 
 def callgrind_counts(warm_up: int, count: int) -> dict[str, float]:
     """This script again under callgrind: instructions and L1 misses per event, off and on."""
-    if shutil.which("valgrind") is None:
-        raise RuntimeError("--callgrind needs valgrind (apt-get install valgrind)")
-    with tempfile.TemporaryDirectory(prefix="relevo-callgrind-") as folder:
-        out = Path(folder) / "callgrind.out"
-        command = [
-            "valgrind", "--tool=callgrind", "--cache-sim=yes", "--instr-atstart=no",
-            f"--callgrind-out-file={out}", sys.executable, "-m", "bench.rules_ingest",
-            "--batches", str(count), "--warm-up", str(warm_up),
-        ]  # fmt: skip
-        env = {**os.environ, UNDER_CALLGRIND: "1", "PYTHONHASHSEED": "0"}
-        subprocess.run(
-            command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        dumps = sorted(Path(folder).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
-        totals = [_totals(dump) for dump in dumps]
+    arguments = ["--batches", str(count), "--warm-up", str(warm_up)]
+    totals = run_under_callgrind("bench.rules_ingest", arguments, cache_sim=True)
     if len(totals) != 3:
         raise RuntimeError(f"expected 3 callgrind dumps, found {len(totals)}")
     empty, off, on = totals
@@ -181,16 +166,6 @@ def callgrind_counts(warm_up: int, count: int) -> dict[str, float]:
         "d1_misses_per_event_rules_off": per["off"]["D1mr"] + per["off"]["D1mw"],
         "d1_misses_per_event_rules_on": per["on"]["D1mr"] + per["on"]["D1mw"],
     }
-
-
-def _totals(dump: Path) -> dict[str, int]:
-    names: list[str] = []
-    for line in dump.read_text().splitlines():
-        if line.startswith("events:"):
-            names = line.split()[1:]
-        elif line.startswith("totals:"):
-            return dict(zip(names, map(int, line.split()[1:]), strict=True))
-    raise RuntimeError(f"no totals in {dump}")
 
 
 def print_callgrind(result: dict[str, float]) -> None:

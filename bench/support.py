@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 import signal
 import socket
@@ -206,9 +205,38 @@ def callgrind_control(option: str) -> None:
         time.sleep(0.001)
 
 
-def callgrind_instructions(dump: Path) -> int:
-    """The instructions a callgrind dump counted."""
-    match = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no instruction count in {dump}")
-    return int(match.group(1))
+def run_under_callgrind(
+    module: str, arguments: list[str], *, cache_sim: bool = False
+) -> list[dict[str, int]]:
+    """`python -m module arguments` under callgrind, with `UNDER_CALLGRIND` set: the
+    totals (``Ir``, and with `cache_sim` the L1 misses ``I1mr``, ``D1mr``, ``D1mw``...) of
+    each window the run dumped (`callgrind_control`), in order. Instrumentation starts off;
+    string hashing is fixed, so two runs of the same code count the same."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("--callgrind needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="relevo-callgrind-") as folder:
+        out = Path(folder) / "callgrind.out"
+        command = [
+            "valgrind", "--tool=callgrind", f"--cache-sim={'yes' if cache_sim else 'no'}",
+            "--instr-atstart=no", f"--callgrind-out-file={out}",
+            sys.executable, "-m", module, *arguments,
+        ]  # fmt: skip
+        subprocess.run(
+            command,
+            env={**os.environ, UNDER_CALLGRIND: "1", "PYTHONHASHSEED": "0"},
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        dumps = sorted(Path(folder).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        return [_callgrind_totals(dump) for dump in dumps]
+
+
+def _callgrind_totals(dump: Path) -> dict[str, int]:
+    names: list[str] = []
+    for line in dump.read_text().splitlines():
+        if line.startswith("events:"):
+            names = line.split()[1:]
+        elif line.startswith("totals:"):
+            return dict(zip(names, map(int, line.split()[1:]), strict=True))
+    raise RuntimeError(f"no totals in {dump}")

@@ -25,8 +25,8 @@ from relevo.store.base import Store
 T = TypeVar("T")
 EMPTY_VERSION = "v0"
 COMPILED_KEPT = 4
-"""Compiled versions a process keeps per kind, most recently active first: the active
-one and those a rollback is likely to return to. A compiled set of 1,000 rules holds
+"""Compiled versions a process keeps per kind, the most recently active: the active one
+and those a rollback is likely to return to. A compiled set of 1,000 rules holds
 megabytes, and a long-lived process sees many versions; an older one is compiled again
 if it comes back."""
 

@@ -15,7 +15,6 @@ profiles are most of what Redis holds.
 from __future__ import annotations
 
 import zlib
-from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ import msgspec
 from relevo import consent
 from relevo.clock import to_iso
 from relevo.features.sessions import Session, touch
-from relevo.features.windows import DAY_MS, EXACT_HORIZON_MS, WINDOWS_MS, WindowCounter
+from relevo.features.windows import DAY_MS, WINDOWS_MS, WindowCounter
 
 MAX_TYPES = 64
 MAX_CATEGORIES = 128
@@ -478,20 +477,13 @@ def direct_reader(
 def _counter_reader(
     find: Callable[[ProfileState], Any], window: str, absent: Any, no_window: Any
 ) -> Callable[[ProfileView], Any]:
-    """Read one window of the counter `find` gives (or what it gives instead: an error).
-
-    A window of up to an hour is counted here (`WindowCounter.count`'s exact case), as
-    behavioural rules mostly read short windows: a call less on every event."""
+    """Read one window of the counter `find` gives (or what it gives instead: an error)."""
     total, window_ms = window == "total", WINDOWS_MS.get(window)
-    exact = window_ms if window_ms is not None and window_ms <= EXACT_HORIZON_MS else 0
 
     def count(view: ProfileView) -> Any:
         found = find(view._state)
         if type(found) is not WindowCounter:
             return absent if found is None else found
-        if exact:
-            recent, now = found.recent, view._now
-            return bisect_right(recent, now) - bisect_right(recent, now - exact)
         if total:
             return found.total
         return no_window if window_ms is None else found.count(window_ms, view._now)
