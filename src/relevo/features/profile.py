@@ -15,6 +15,7 @@ profiles are most of what Redis holds.
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ import msgspec
 from relevo import consent
 from relevo.clock import to_iso
 from relevo.features.sessions import Session, touch
-from relevo.features.windows import DAY_MS, WINDOWS_MS, WindowCounter
+from relevo.features.windows import DAY_MS, EXACT_HORIZON_MS, WINDOWS_MS, WindowCounter
 
 MAX_TYPES = 64
 MAX_CATEGORIES = 128
@@ -458,37 +459,121 @@ def direct_reader(
         return seen
     if len(keys) == 3 and keys[0] == "counts":
         _, kind, window = keys
-        return _counter_reader(lambda state: state.counts.get(kind), window, missing[1], missing[2])
+        return _counter_reader(kind, None, window, missing[1:])
     if len(keys) == 4 and keys[0] == "category_counts":
         _, kind, category, window = keys
-        no_kind, no_category = missing[1], missing[2]
-
-        def counter(state: ProfileState) -> Any:
-            by_category = state.category_counts.get(kind)
-            if by_category is None:
-                return no_kind
-            found = by_category.get(category)
-            return no_category if found is None else found
-
-        return _counter_reader(counter, window, no_category, missing[3])
+        return _counter_reader(kind, category, window, missing[1:])
     return None
 
 
+def seen_ms_reader(
+    steps: tuple[str | int, ...], missing: Any
+) -> Callable[[ProfileView], Any] | None:
+    """For ``profile.last_seen.<type>`` (or ``first_seen``): a function giving that time in
+    epoch milliseconds, or `missing` when the user has no such event; None for any other
+    path. Why: ``now - timestamp(profile.last_seen.purchase) > duration('30d')`` (recency)
+    is a common condition, and formatting the time only for the condition to parse it
+    back costs more than the rest of it."""
+    if len(steps) != 2 or steps[0] not in ("first_seen", "last_seen") or type(steps[1]) is not str:
+        return None
+    kind, last = steps[1], steps[0] == "last_seen"
+
+    def seen_ms(view: ProfileView) -> Any:
+        found = view._state.seen.get(kind)
+        if found is None:
+            return missing
+        return found.last if last else found.first
+
+    return seen_ms
+
+
+_KEYED_FIELDS: dict[str, Callable[[ProfileState], Mapping[str, Any]]] = {
+    "counts": lambda state: state.counts,
+    "category_counts": lambda state: state.category_counts,
+    "affinities": lambda state: state.affinities,
+    "first_seen": lambda state: state.seen,
+    "last_seen": lambda state: state.seen,
+    "attributes": lambda state: state.attributes,
+}
+"""The profile's maps whose keys are those of a map of the state (`has()` reads them)."""
+
+
+def direct_has(steps: tuple[str | int, ...], name: str) -> Callable[[ProfileView], bool] | None:
+    """For ``has(profile.<map>.<name>)``: a function telling it from the state, or None.
+
+    Why: ``has(profile.counts.purchase)`` guards a read of a counter the user may not have
+    yet; through the view it builds the rendered map to ask it for one key."""
+    if len(steps) != 1 or type(steps[0]) is not str or steps[0] not in _KEYED_FIELDS:
+        return None
+    keyed = _KEYED_FIELDS[steps[0]]
+    return lambda view: name in keyed(view._state)
+
+
 def _counter_reader(
-    find: Callable[[ProfileState], Any], window: str, absent: Any, no_window: Any
+    kind: str, category: str | None, window: str, missing: tuple[Any, ...]
 ) -> Callable[[ProfileView], Any]:
-    """Read one window of the counter `find` gives (or what it gives instead: an error)."""
-    total, window_ms = window == "total", WINDOWS_MS.get(window)
+    """Read one window of a counter: ``counts.<kind>`` (`category` None) or
+    ``category_counts.<kind>.<category>``; ``missing`` the errors of the steps after
+    the first, for a key the profile doesn't have.
+
+    A window up to the exact horizon (``5m``, ``1h``: what behavioural rules read most)
+    is counted here with `WindowCounter.count`'s two bisections: that saves the method
+    call, which costs as much as the count."""
+    window_ms, no_kind, no_window = WINDOWS_MS.get(window), missing[0], missing[-1]
+    no_category = missing[1] if category is not None else None
+    exact_ms = window_ms if window_ms is not None and window_ms <= EXACT_HORIZON_MS else 0
+    total = window == "total"
 
     def count(view: ProfileView) -> Any:
-        found = find(view._state)
-        if type(found) is not WindowCounter:
-            return absent if found is None else found
+        if category is None:
+            found = view._state.counts.get(kind)
+            if found is None:
+                return no_kind
+        else:
+            by_category = view._state.category_counts.get(kind)
+            if by_category is None:
+                return no_kind
+            found = by_category.get(category)
+            if found is None:
+                return no_category
+        if exact_ms:
+            recent, now = found.recent, view._now
+            return bisect_right(recent, now) - bisect_right(recent, now - exact_ms)
         if total:
             return found.total
         return no_window if window_ms is None else found.count(window_ms, view._now)
 
     return count
+
+
+_SIZED_FIELDS: dict[str, Callable[[ProfileState], Any]] = {
+    "recent_items": lambda state: state.recent_items,
+    "purchased_items": lambda state: state.purchased,
+    "cart": lambda state: state.cart,
+    "segments": lambda state: state.segments,
+}
+"""The profile's lists with one element per element of a collection of the state."""
+
+
+def direct_contains(
+    steps: tuple[str | int, ...], needle: str
+) -> Callable[[ProfileView], bool] | None:
+    """For ``'<needle>' in profile.segments``: a function telling it from the state, or
+    None for any other list. Why: the commonest segment condition; through the view it
+    copies the list first."""
+    if steps != ("segments",):
+        return None
+    return lambda view: needle in view._state.segments
+
+
+def direct_size(steps: tuple[str | int, ...]) -> Callable[[ProfileView], int] | None:
+    """For ``size(profile.<list>)``: a function giving it from the state, or None.
+
+    Why: ``size(profile.recent_items) > 10`` would build the list of up to 50 ids."""
+    if len(steps) != 1 or type(steps[0]) is not str or steps[0] not in _SIZED_FIELDS:
+        return None
+    sized = _SIZED_FIELDS[steps[0]]
+    return lambda view: len(sized(view._state))
 
 
 class _Derived(Mapping[str, Any]):

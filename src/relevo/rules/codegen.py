@@ -17,34 +17,58 @@ name enter the source: nothing a rule author writes is pasted as code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from relevo.features.profile import ProfileView, direct_reader
+from relevo.features.profile import (
+    ProfileView,
+    direct_contains,
+    direct_has,
+    direct_reader,
+    direct_size,
+    seen_ms_reader,
+)
 from relevo.rules.fastpath import (
     _IS_MAPPING,
     NOT_BOOL,
+    PREDICATE_NOT_BOOL,
     SHAPES,
+    SUBTRACT,
     Call,
     Compare,
+    Comprehension,
     Constant,
     Equal,
     Err,
     Fast,
+    Has,
     Logical,
     OneOf,
+    Ordering,
     Path,
     Relation,
     _step,
     compile_fast,
     contains_value,
     equal_values,
+    size_value,
+    timestamp_value,
 )
 
 MAX_DEPTH = 40
 """Nesting of `&&`/`||` terms beyond this stays a closure call (Python limits indentation)."""
 
 _OPERATORS = {"<", "<=", ">", ">="}
+
+NOW_MS = "@now_ms"
+"""The variable holding `now` as epoch milliseconds, when the caller has it (no CEL name
+can read it): `now - timestamp(...)` compared with a duration is then integer arithmetic."""
+
+
+class _Opaque(Exception):
+    """A node that can only be called with the variables, inside inlined code that binds
+    a variable of its own (a comprehension's): that code can't be inlined."""
 
 
 def compile_condition(source: str, roots: frozenset[str]) -> Fast | None:
@@ -65,26 +89,36 @@ def generate(node: Fast, source: str = "") -> Fast:
     return generated
 
 
-def generate_bucket(conditions: list[Fast | None]) -> Callable[[Mapping[str, Any]], list[Any]]:
-    """One function evaluating a bucket's conditions in order (None: no condition).
+def generate_bucket(
+    conditions: list[Fast | None], read_now: Sequence[bool] = ()
+) -> tuple[Callable[[Mapping[str, Any]], list[Any]], bool]:
+    """One function evaluating a bucket's conditions in order (None: no condition), and
+    whether it needs ``now`` as a value (`read_now[i]`: whether condition ``i`` mentions
+    ``now``; all do when not given).
 
-    It returns ``(index, value)`` for each condition that is not ``False`` (true ones and
-    errors), in order: an event's rules then cost one call, not one per rule.
+    The function returns ``(index, value)`` for each condition that is not ``False`` (true
+    ones and errors), in order: an event's rules then cost one call, not one per rule.
+    ``now`` is not needed when the code only subtracts times in milliseconds (`NOW_MS`,
+    see `_Writer.elapsed`): building the datetime costs as much as a condition.
     """
     writer = _Writer()
     writer.line(1, "out = []")
+    needs_now = False
     for index, node in enumerate(conditions):
         if node is None:
             writer.line(1, f"out.append(({index}, True))")
             continue
+        calls = writer.calls
         result = writer.emit(node, 1)
         writer.line(1, f"if {result} is not False:")
         writer.line(2, f"out.append(({index}, {result}))")
+        mentions_now = read_now[index] if index < len(read_now) else True
+        needs_now = needs_now or (writer.calls > calls and mentions_now)  # a closure may read it
     writer.line(1, "return out")
     bucket: Callable[[Mapping[str, Any]], list[Any]] = writer.define(
         "bucket", f"<bucket of {len(conditions)} rules>"
     )
-    return bucket
+    return bucket, needs_now or "now" in writer.roots
 
 
 class _Writer:
@@ -98,9 +132,12 @@ class _Writer:
             "EQ": equal_values,
             "CONTAINS": contains_value,
             "PROFILE_VIEW": ProfileView,
+            "PREDICATE_NOT_BOOL": PREDICATE_NOT_BOOL,
         }
         self._count = 0
         self._roots: dict[str, tuple[str, Err]] = {}
+        self._bound: dict[str, str] = {}  # comprehension variable -> its local name
+        self.calls = 0  # closures called with the variables (they may read any)
 
     def define(self, name: str, filename: str) -> Any:
         """The function `name(V)` of the lines written, the variables read at its top."""
@@ -144,8 +181,18 @@ class _Writer:
             return self.compare(shape, indent)
         if isinstance(shape, OneOf):
             return self.one_of(shape, indent)
+        if isinstance(shape, Ordering):
+            return self.ordering(shape, node, indent)
+        if isinstance(shape, Has):
+            return self.has(shape, indent)
+        if isinstance(shape, Comprehension):
+            return self.comprehension(shape, node, indent)
         if isinstance(shape, Relation):
             return self.relation(shape, indent)
+        if isinstance(shape, Call) and shape.function is size_value:
+            sized = self.sized(shape, indent)
+            if sized is not None:
+                return sized
         if isinstance(shape, Call):
             argument = self.emit(shape.argument, indent)
             out = self.temp()
@@ -154,6 +201,9 @@ class _Writer:
         return self.call(node, indent)
 
     def call(self, node: Fast, indent: int) -> str:
+        if self._bound:  # it would not see the comprehension's variable
+            raise _Opaque
+        self.calls += 1
         out = self.temp()
         self.line(indent, f"{out} = {self.bind(node)}(V)")
         return out
@@ -161,10 +211,11 @@ class _Writer:
     def path(self, shape: Path, node: Fast, indent: int) -> str:
         # `walk` in fastpath: a missing key is an Err, which later steps pass on unchanged
         out = self.temp()
-        variable = self._roots.setdefault(shape.root, (f"r{len(self._roots)}", shape.unbound))[0]
+        bound = self._bound.get(shape.root)
+        variable = bound or self.root(shape.root, shape.unbound)
         self.line(indent, f"{out} = {variable}")
         reader = None
-        if shape.root == "profile":
+        if shape.root == "profile" and bound is None:
             keys = tuple(key for key, _ in shape.steps)
             reader = direct_reader(keys, tuple(missing for _, missing in shape.steps))
         if reader is not None:  # the profile view's state, read directly
@@ -179,6 +230,152 @@ class _Writer:
             self.line(indent + 1, f"{out} = {out}.get({key!r}, {self.bind(missing)})")
             self.line(indent, f"elif type({out}) is not Err:")
             self.line(indent + 1, f"{out} = STEP({out}, {key!r})")
+        return out
+
+    @property
+    def roots(self) -> frozenset[str]:
+        """The variables the code reads itself."""
+        return frozenset(self._roots)
+
+    def root(self, name: str, unbound: Err) -> str:
+        """The local holding variable `name` (read once, at the function's top)."""
+        return self._roots.setdefault(name, (f"r{len(self._roots)}", unbound))[0]
+
+    def ordering(self, shape: Ordering, node: Fast, indent: int) -> str:
+        # `order` in fastpath, two numbers compared at once
+        elapsed = self.elapsed(shape, node, indent)
+        if elapsed is not None:
+            return elapsed
+        if shape.operator not in _OPERATORS:
+            raise ValueError(f"not an ordering: {shape.operator!r}")
+        a, b = self.emit(shape.left, indent), self.emit(shape.right, indent)
+        out = self.temp()
+        numbers = [f"(type({x}) is int or type({x}) is float)" for x in (a, b)]
+        self.line(indent, f"if {numbers[0]} and {numbers[1]}:")
+        self.line(indent + 1, f"{out} = {a} {shape.operator} {b}")
+        self.line(indent, "else:")
+        self.line(indent + 1, f"{out} = {self.bind(shape.order)}({a}, {b})")
+        return out
+
+    def elapsed(self, shape: Ordering, node: Fast, indent: int) -> str | None:
+        """`now - timestamp(profile.last_seen.<type>) > duration(...)` in milliseconds,
+        when `now` is given as such too; None for any other ordering."""
+        if self._bound or shape.operator not in _OPERATORS:
+            return None
+        limit, difference = SHAPES.get(shape.right), SHAPES.get(shape.left)
+        if not isinstance(limit, Constant) or type(limit.value) is not dt.timedelta:
+            return None
+        if not isinstance(difference, Relation) or difference.function is not SUBTRACT:
+            return None
+        now, time = SHAPES.get(difference.left), SHAPES.get(difference.right)
+        if not (isinstance(now, Path) and now.root == "now" and not now.steps):
+            return None
+        if not (isinstance(time, Call) and time.function is timestamp_value):
+            return None
+        seen = SHAPES.get(time.argument)
+        if not (isinstance(seen, Path) and seen.root == "profile" and len(seen.steps) == 2):
+            return None
+        steps = tuple(key for key, _ in seen.steps)
+        reader = seen_ms_reader(steps, seen.steps[1][1])
+        if reader is None:
+            return None
+        limit_us = limit.value // dt.timedelta(microseconds=1)  # exact: no float
+        profile = self.root("profile", seen.unbound)
+        now_ms = self.root(NOW_MS, now.unbound)
+        out = self.temp()
+        self.line(indent, f"if type({profile}) is PROFILE_VIEW and type({now_ms}) is int:")
+        self.line(indent + 1, f"{out} = {self.bind(reader)}({profile})")
+        self.line(indent + 1, f"if type({out}) is int:")
+        self.line(indent + 2, f"{out} = ({now_ms} - {out}) * 1000 {shape.operator} {limit_us}")
+        self.line(indent, "else:")  # `now` or the profile given otherwise: the general way
+        self.line(indent + 1, f"{out} = {self.bind(node)}(V)")
+        return out
+
+    def sized(self, shape: Call, indent: int) -> str | None:
+        """`size(profile.<list>)` from the state, when there is a way; else None."""
+        target = SHAPES.get(shape.argument)
+        if not isinstance(target, Path) or target.root != "profile" or "profile" in self._bound:
+            return None
+        measure = direct_size(tuple(key for key, _ in target.steps))
+        if measure is None:
+            return None
+        out = self.temp()
+        profile = self.root("profile", target.unbound)
+        self.line(indent, f"if type({profile}) is PROFILE_VIEW:")
+        self.line(indent + 1, f"{out} = {self.bind(measure)}({profile})")
+        self.line(indent, "else:")
+        value = self.emit(shape.argument, indent + 1)
+        self.line(indent + 1, f"{out} = {self.bind(size_value)}({value})")
+        return out
+
+    def member(self, shape: Relation, indent: int) -> str | None:
+        """`'vip' in profile.segments` from the state, when there is a way; else None."""
+        needle, target = SHAPES.get(shape.left), SHAPES.get(shape.right)
+        if not isinstance(needle, Constant) or type(needle.value) is not str:
+            return None
+        if not isinstance(target, Path) or target.root != "profile" or "profile" in self._bound:
+            return None
+        check = direct_contains(tuple(key for key, _ in target.steps), needle.value)
+        if check is None:
+            return None
+        out = self.temp()
+        profile = self.root("profile", target.unbound)
+        self.line(indent, f"if type({profile}) is PROFILE_VIEW:")
+        self.line(indent + 1, f"{out} = {self.bind(check)}({profile})")
+        self.line(indent, "else:")
+        haystack = self.emit(shape.right, indent + 1)
+        self.line(indent + 1, f"{out} = CONTAINS({self.bind(needle.value)}, {haystack})")
+        return out
+
+    def has(self, shape: Has, indent: int) -> str:
+        owner = SHAPES.get(shape.owner)
+        if isinstance(owner, Path) and owner.root == "profile" and "profile" not in self._bound:
+            checker = direct_has(tuple(key for key, _ in owner.steps), shape.name)
+            if checker is not None:
+                out = self.temp()
+                profile = self.root("profile", owner.unbound)
+                self.line(indent, f"if type({profile}) is PROFILE_VIEW:")
+                self.line(indent + 1, f"{out} = {self.bind(checker)}({profile})")
+                self.line(indent, "else:")
+                value = self.emit(shape.owner, indent + 1)
+                self.line(indent + 1, f"{out} = {self.bind(shape.function)}({value})")
+                return out
+        value = self.emit(shape.owner, indent)
+        out = self.temp()
+        self.line(indent, f"{out} = {self.bind(shape.function)}({value})")
+        return out
+
+    def comprehension(self, shape: Comprehension, node: Fast, indent: int) -> str:
+        # `comprehension` in fastpath, the predicate inlined in a loop over a list
+        if shape.name in self._bound:  # a variable shadowing another: left to the closure
+            return self.call(node, indent)
+        collection = self.emit(shape.target, indent)
+        out, element = self.temp(), self.temp()
+        mark = len(self.lines)
+        self.line(indent, f"if type({collection}) is list:")
+        self.line(indent + 1, f"{out} = {not shape.exists!r}")
+        self.line(indent + 1, f"for {element} in {collection}:")
+        self._bound[shape.name] = element
+        try:
+            value: str | None = self.emit(shape.predicate, indent + 2)
+        except _Opaque:
+            value = None
+        finally:
+            del self._bound[shape.name]
+        if value is None:
+            del self.lines[mark:]
+            return self.call(node, indent)  # raises again inside another comprehension
+        self.line(indent + 2, f"if {value} is {shape.exists!r}:")
+        self.line(indent + 3, f"{out} = {shape.exists!r}")
+        self.line(indent + 3, "break")
+        self.line(indent + 2, f"if type({value}) is not bool:")
+        self.line(indent + 3, f"{out} = {value} if type({value}) is Err else PREDICATE_NOT_BOOL")
+        self.line(indent + 3, "break")
+        self.line(indent, f"elif type({collection}) is Err:")
+        self.line(indent + 1, f"{out} = {collection}")
+        self.line(indent, "else:")  # a map, or a type error: the closure's way
+        self.calls += 1
+        self.line(indent + 1, f"{out} = {self.bind(node)}(V)")
         return out
 
     def logical(self, shape: Logical, indent: int) -> str:
@@ -233,6 +430,10 @@ class _Writer:
         return out
 
     def relation(self, shape: Relation, indent: int) -> str:
+        if shape.function is contains_value:
+            member = self.member(shape, indent)
+            if member is not None:
+                return member
         a, b = self.emit(shape.left, indent), self.emit(shape.right, indent)
         out = self.temp()
         self.line(indent, f"{out} = {self.bind(shape.function)}({a}, {b})")

@@ -82,15 +82,18 @@ def run_event_rules(
     effects: Effects,
 ) -> None:
     """Evaluate the event's rules and plan its timers, after it was applied to `state`."""
-    kind = record["type"]
-    evaluated = rules.rules_for_event(kind)
+    bucket = rules.event_bucket(record["type"])
     timed = rules.timer_rule_ids
-    if not evaluated and not timed:
+    if not bucket.rules and not timed:
         return
-    event = event_view(record, state.user_id, timestamp=bool(timed) or rules.reads_event_time(kind))
-    if evaluated:
-        profile = ProfileView(state, record["timestamp"], params)
-        apply_outcome(state, rules.on_event(profile, event, at_ms=record["timestamp"]), effects)
+    event = event_view(record, state.user_id, timestamp=bool(timed) or bucket.event_time)
+    if bucket.rules:
+        at_ms = record["timestamp"]
+        profile = ProfileView(state, at_ms, params)
+        context = event.get("context") or {}
+        apply_outcome(
+            state, rules.run_event_bucket(bucket, profile, event, context, at_ms), effects
+        )
     if timed:
         for op in rules.plan_timers(event, armed=state.timers.keys()):
             _apply_timer_op(state, op, effects)

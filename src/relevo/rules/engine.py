@@ -30,7 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, JsonValue
 
-from relevo.rules.codegen import generate_bucket
+from relevo.features.profile import ProfileView
+from relevo.rules.codegen import NOW_MS, generate_bucket
 from relevo.rules.expressions import (
     Activation,
     ActivationError,
@@ -115,6 +116,25 @@ class OutboxMessage:
 _NO_ATTRIBUTES: Mapping[str, JsonValue] = MappingProxyType({})
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class OutcomePattern:
+    """What a bucket's rules decided, whatever the event's time: the same for every event
+    whose conditions gave the same values. Outcomes of one pattern share it, and the
+    statistics count it by identity (an event then costs one count, not one per rule)."""
+
+    evaluated: tuple[str, ...]
+    fired: tuple[FiredRule, ...]
+    errors: tuple[RuleError, ...]
+    add_segments: tuple[str, ...]
+    remove_segments: tuple[str, ...]
+    attributes: Mapping[str, JsonValue]
+
+
+_PATTERNS = 256
+"""Outcome patterns kept per bucket: a few (which keys the profile lacks yet, which rules
+hold) cover nearly every event; the bound keeps odd ones from growing it."""
+
+
 @dataclass(slots=True)
 class _Effects:
     """What the rules that fired for one event do, gathered (only once one fires)."""
@@ -142,6 +162,8 @@ class RuleOutcome:
     remove_segments: tuple[str, ...] = ()
     attributes: Mapping[str, JsonValue] = dataclasses.field(default_factory=lambda: _NO_ATTRIBUTES)
     outbox: tuple[OutboxMessage, ...] = ()
+    pattern: OutcomePattern | None = None
+    """Set when the outcome is a recurring one (no outbox messages, nothing computed)."""
 
     @property
     def fired_ids(self) -> tuple[str, ...]:
@@ -241,18 +263,22 @@ class RuleStatsBook:
     fires and errors; the per-rule sums are made when read.
     """
 
-    __slots__ = ("_errors", "_evaluated", "_fires", "_last_fired", "_stats")
+    __slots__ = ("_errors", "_evaluated", "_fires", "_last_fired", "_patterns", "_stats")
 
     def __init__(self, stats: Mapping[str, RuleStats] | None = None) -> None:
         self._stats: dict[str, RuleStats] = dict(stats or {})
         # by the identity of the tuple (a bucket's, kept alive here): hashing ten ids
         # on every event would cost more than the count
         self._evaluated: dict[int, list[Any]] = {}
+        self._patterns: dict[int, list[Any]] = {}  # the same: [pattern, count, last time]
         self._fires: dict[str, int] = {}
         self._last_fired: dict[str, int] = {}
         self._errors: dict[str, list[Any]] = {}  # rule id -> [count, last error]
 
     def record(self, outcome: RuleOutcome | ItemAdjustments) -> None:
+        if type(outcome) is RuleOutcome and outcome.pattern is not None:
+            self._count_pattern(outcome.pattern, outcome.at_ms)
+            return
         evaluated = outcome.evaluated
         counted = self._evaluated.get(id(evaluated))
         if counted is None:
@@ -270,13 +296,23 @@ class RuleStatsBook:
                 self._last_fired[rule_id] = max(
                     self._last_fired.get(rule_id, outcome.at_ms), outcome.at_ms
                 )
-        # An evaluation counts once, with the rule's first error. An event's errors come
-        # rule by rule, so comparing with the previous one is enough; a decision's are
-        # grouped by item condition, and need a set.
-        errors = outcome.errors
-        if not errors:
+        if outcome.errors:
+            self._count_errors(outcome.errors, 1, grouped=type(outcome) is RuleOutcome)
+
+    def _count_pattern(self, pattern: OutcomePattern, at_ms: int | None) -> None:
+        """An outcome of a recurring pattern: one count, summed per rule when read."""
+        counted = self._patterns.get(id(pattern))
+        if counted is None:
+            self._patterns[id(pattern)] = [pattern, 1, at_ms]
             return
-        grouped = type(outcome) is RuleOutcome
+        counted[1] += 1
+        if at_ms is not None and pattern.fired and (counted[2] is None or at_ms > counted[2]):
+            counted[2] = at_ms
+
+    def _count_errors(self, errors: Sequence[RuleError], times: int, *, grouped: bool) -> None:
+        """Count each rule once, with its first error. An event's errors come rule by
+        rule (`grouped`), so comparing with the previous one is enough; a decision's
+        are grouped by item condition, and need a set."""
         seen: set[str] = set()
         previous = None
         for err in errors:
@@ -291,9 +327,9 @@ class RuleStatsBook:
                 seen.add(rule_id)
             entry = self._errors.get(rule_id)
             if entry is None:
-                self._errors[rule_id] = [1, err]
+                self._errors[rule_id] = [times, err]
             else:
-                entry[0] += 1
+                entry[0] += times
                 entry[1] = err
 
     def _fold(self) -> dict[str, RuleStats]:
@@ -305,6 +341,19 @@ class RuleStatsBook:
                 if s is None:
                     s = stats[rule_id] = RuleStats()
                 s.evaluations += count
+        patterns, self._patterns = self._patterns, {}
+        for pattern, count, last in patterns.values():
+            for rule_id in pattern.evaluated:
+                s = stats.get(rule_id)
+                if s is None:
+                    s = stats[rule_id] = RuleStats()
+                s.evaluations += count
+            for fired in pattern.fired:
+                self._fires[fired.rule_id] = self._fires.get(fired.rule_id, 0) + count
+                if last is not None:
+                    previous = self._last_fired.get(fired.rule_id, last)
+                    self._last_fired[fired.rule_id] = max(previous, last)
+            self._count_errors(pattern.errors, count, grouped=True)
         for rule_id, fires in self._fires.items():
             s = stats.setdefault(rule_id, RuleStats())
             s.fires += fires
@@ -366,6 +415,16 @@ class CompiledRule:
     `Err` object itself, and by kind and message."""
 
     @property
+    def static(self) -> bool:
+        """Whether its actions are the same whatever the event (segments, constant
+        attributes), so that an outcome where it fires can recur."""
+        return all(
+            isinstance(a.action, AddSegment | RemoveSegment)
+            or (isinstance(a.action, SetAttribute) and a.expr is None)
+            for a in self.actions
+        )
+
+    @property
     def id(self) -> str:
         return self.rule.id
 
@@ -397,34 +456,45 @@ def _compile_rule(rule: Rule, order: int) -> CompiledRule:
 
 
 @dataclass(frozen=True, slots=True)
-class _Bucket:
+class Bucket:
     """The rules one trigger value selects, in run order, and the input parts they read."""
 
     rules: tuple[CompiledRule, ...]
     projection: Projection
-    uses_now: bool
+    uses_now: bool  # any expression mentions `now`
+    now_value: bool  # ... and may read it as a datetime, not only as `NOW_MS`
     ids: tuple[str, ...]
     emits: bool  # any outbox messages (which need the user id and the cause)
     event_time: bool  # any expression may read `event.timestamp` (whole events included)
     evaluate: Callable[[Mapping[str, Any]], list[Any]] | None  # see `generate_bucket`
+    patterns: dict[tuple[Any, ...], OutcomePattern] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """Recurring outcomes, by what `evaluate` gave (see `RuleSet._run_bucket`)."""
 
     @classmethod
-    def of(cls, rules: Iterable[CompiledRule]) -> _Bucket:
+    def of(cls, rules: Iterable[CompiledRule]) -> Bucket:
         ordered = tuple(sorted(rules, key=lambda r: (-r.rule.priority, r.order)))
         expressions = [e for r in ordered for e in (r.when, *(a.expr for a in r.actions)) if e]
         uses_now = any("now" in e.variables for e in expressions)
         emits = any(isinstance(a.action, Emit) for r in ordered for a in r.actions)
         ids = tuple(r.id for r in ordered)
         conditions = [None if r.when is None else r.when.fast for r in ordered]
-        evaluate = None
+        evaluate, now_value = None, uses_now
         if ordered and all(r.when is None or r.when.fast is not None for r in ordered):
-            evaluate = generate_bucket(conditions)
+            read_now = ["now" in r.when.variables if r.when else False for r in ordered]
+            evaluate, now_value = generate_bucket(conditions, read_now)
+            now_value = now_value or any(
+                "now" in a.expr.variables for r in ordered for a in r.actions if a.expr
+            )
         event_time = any(
             read[0] == "event" and (len(read) == 1 or read[1] == "timestamp")
             for e in expressions
             for read in e.reads
         )
-        return cls(ordered, _projection(ordered), uses_now, ids, emits, event_time, evaluate)
+        return cls(
+            ordered, _projection(ordered), uses_now, now_value, ids, emits, event_time, evaluate
+        )
 
 
 def _projection(rules: Iterable[CompiledRule]) -> Projection:
@@ -437,13 +507,13 @@ def _projection(rules: Iterable[CompiledRule]) -> Projection:
     )
 
 
-def _index(rules: Sequence[CompiledRule], key: str) -> tuple[dict[str, _Bucket], _Bucket]:
+def _index(rules: Sequence[CompiledRule], key: str) -> tuple[dict[str, Bucket], Bucket]:
     by_value: dict[str, list[CompiledRule]] = {}
     for r in rules:
         by_value.setdefault(getattr(r.rule.trigger, key), []).append(r)
     wildcard = by_value.pop("*", [])
-    index = {value: _Bucket.of(rs + wildcard) for value, rs in by_value.items()}
-    return index, _Bucket.of(wildcard)
+    index = {value: Bucket.of(rs + wildcard) for value, rs in by_value.items()}
+    return index, Bucket.of(wildcard)
 
 
 # ------------------------------------------------------------------------- explanations
@@ -527,10 +597,6 @@ class RuleSet:
         """The event rules an event of this type evaluates, in run order."""
         return self._event_index.get(event_type, self._event_any).rules
 
-    def reads_event_time(self, event_type: str) -> bool:
-        """Whether the event rules of this type may read the event's time (`event_view`)."""
-        return self._event_index.get(event_type, self._event_any).event_time
-
     def rules_for_placement(self, placement: str) -> tuple[CompiledRule, ...]:
         return self._decide_index.get(placement, self._decide_any).rules
 
@@ -561,12 +627,31 @@ class RuleSet:
         bucket = self._event_index.get(str(event.get("type")), self._event_any)
         if at_ms is None:
             at_ms = _event_ms(event)
+        ctx = context if context is not None else event.get("context") or {}
+        return self.run_event_bucket(bucket, profile, event, ctx, at_ms)
+
+    def event_bucket(self, event_type: str) -> Bucket:
+        """The rules an event of this type evaluates (see `run_event_bucket`)."""
+        return self._event_index.get(event_type, self._event_any)
+
+    def run_event_bucket(
+        self,
+        bucket: Bucket,
+        profile: Mapping[str, Any],
+        event: Mapping[str, Any],
+        context: Mapping[str, Any],
+        at_ms: int | None,
+    ) -> RuleOutcome:
+        """`on_event` once the caller has the event's rules, context and time (the apply
+        path has them at hand: looking them up again costs as much as a condition)."""
         if not bucket.rules:
             return RuleOutcome(self.version, at_ms, (), (), ())
-        ctx = context if context is not None else event.get("context") or {}
-        values = {"profile": profile, "event": event, "context": ctx}
+        values: dict[str, Any] = {"profile": profile, "event": event, "context": context}
         if bucket.uses_now:
-            values["now"] = None if at_ms is None else from_epoch_ms(at_ms)
+            values[NOW_MS] = at_ms
+            # recency conditions compute in milliseconds, from a profile view
+            if bucket.now_value or at_ms is None or type(profile) is not ProfileView:
+                values["now"] = None if at_ms is None else from_epoch_ms(at_ms)
         if bucket.evaluate is not None:
             return self._run_bucket(bucket, bucket.evaluate(values), values, at_ms, event, profile)
         return self._run_state_rules(
@@ -580,7 +665,7 @@ class RuleSet:
 
     def _run_bucket(
         self,
-        bucket: _Bucket,
+        bucket: Bucket,
         results: list[Any],
         values: dict[str, Any],
         at_ms: int | None,
@@ -589,26 +674,51 @@ class RuleSet:
     ) -> RuleOutcome:
         """An event's rules from what their bucket's generated conditions gave (`results`).
 
-        The common outcome (nothing fires; a few errors, mostly keys a profile doesn't
-        have yet) costs a short loop: the scope the actions need, the user id and the
-        cause are made only once a rule fires."""
+        Outcomes recur: which keys a profile lacks yet and which rules hold repeat from
+        event to event. Once an outcome was computed (the short loop below: the scope
+        actions need, the user id and the cause are made only once a rule fires), events
+        whose conditions give the same values reuse it: one lookup, no loop. Outcomes
+        that depend on the event (outbox messages, computed attributes, new errors) are
+        computed every time."""
+        if not results:
+            return RuleOutcome(self.version, at_ms, bucket.ids, (), ())
+        key = tuple(results)
+        p = bucket.patterns.get(key)
+        if p is not None:
+            return RuleOutcome(
+                self.version, at_ms, p.evaluated, p.fired, p.errors, p.add_segments,
+                p.remove_segments, p.attributes, (), p,
+            )  # fmt: skip
         errors: list[RuleError] = []
         effects: _Effects | None = None
         rules = bucket.rules
+        recurring = True  # no new error, no action that depends on the event
         for index, value in results:
             r = rules[index]
             if value is not True:  # an error: mostly one seen before (see `_fast_error`)
                 known = r.errors.get(value) if type(value) is Err else None
-                errors.append(known if known is not None else _fast_error(r, value))
+                if known is None:
+                    recurring = False
+                    known = _fast_error(r, value)
+                errors.append(known)
                 continue
             if effects is None:  # the first rule to fire
                 effects, scope = _Effects(), Scope(values, bucket.projection)
                 user_id = _user_id(event, profile) if bucket.emits else None
                 cause = _cause(event) if bucket.emits else ""
+            recurring = recurring and r.static
             self._fire(r, scope, at_ms, user_id, cause, effects, errors)
-        if effects is None:
-            return RuleOutcome(self.version, at_ms, bucket.ids, (), tuple(errors))
-        return self._outcome(at_ms, bucket.ids, effects, errors)
+        outcome = (
+            RuleOutcome(self.version, at_ms, bucket.ids, (), tuple(errors))
+            if effects is None
+            else self._outcome(at_ms, bucket.ids, effects, errors)
+        )
+        if recurring and len(bucket.patterns) < _PATTERNS:
+            outcome.pattern = bucket.patterns[key] = OutcomePattern(
+                outcome.evaluated, outcome.fired, outcome.errors, outcome.add_segments,
+                outcome.remove_segments, outcome.attributes,
+            )  # fmt: skip
+        return outcome
 
     def on_timer(
         self,

@@ -384,6 +384,36 @@ class OneOf:
 
 
 @dataclass(frozen=True, slots=True)
+class Ordering:
+    """`left < right` (any ordering) of two operands; `order` takes any two values."""
+
+    operator: str
+    left: Fast
+    right: Fast
+    order: Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Has:
+    """`has(owner.name)`: `function` tells it from the owner's value."""
+
+    owner: Fast
+    name: str
+    function: Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Comprehension:
+    """`target.exists(name, predicate)` (or `all`), evaluated by `function`."""
+
+    exists: bool
+    target: Fast
+    name: str
+    predicate: Fast
+    function: Fast
+
+
+@dataclass(frozen=True, slots=True)
 class Relation:
     """Any other binary operator: `function(left, right)` on the two values."""
 
@@ -400,7 +430,19 @@ class Call:
     argument: Fast
 
 
-Shape = Constant | Path | Logical | Equal | Compare | OneOf | Relation | Call
+Shape = (
+    Constant
+    | Path
+    | Logical
+    | Equal
+    | Compare
+    | OneOf
+    | Ordering
+    | Has
+    | Comprehension
+    | Relation
+    | Call
+)
 
 SHAPES: WeakKeyDictionary[Fast, Shape] = WeakKeyDictionary()
 """What each closure of these kinds computes; any other closure is opaque (called)."""
@@ -512,7 +554,7 @@ def _has(owner: Fast, name: str) -> Fast:
     def has(variables: Mapping[str, Any]) -> Any:
         return has_field(owner(variables))
 
-    SHAPES[has] = Call(has_field, owner)
+    SHAPES[has] = Has(owner, name, has_field)
     return has
 
 
@@ -690,7 +732,7 @@ def _relation(operator: str, left: Fast, right: Fast) -> Fast:
     def ordered(variables: Mapping[str, Any]) -> Any:
         return order(left(variables), right(variables))
 
-    SHAPES[ordered] = Relation(order, left, right)
+    SHAPES[ordered] = Ordering(operator, left, right, order)
     number = _literal(right)
     if type(number) is not int and type(number) is not float:
         return ordered
@@ -761,7 +803,7 @@ def _add(left: Any, right: Any, subtract: bool) -> Any:
 
 
 def _additive(operator: str, left: Fast, right: Fast) -> Fast:
-    function = partial(_arithmetic_values, subtract=operator == "-")
+    function = SUBTRACT if operator == "-" else ADD
 
     def arithmetic(variables: Mapping[str, Any]) -> Any:
         return function(left(variables), right(variables))
@@ -777,6 +819,10 @@ def _arithmetic_values(a: Any, b: Any, subtract: bool) -> Any:
         return b
     return _add(a, b, subtract)
 
+
+ADD = partial(_arithmetic_values, subtract=False)
+SUBTRACT = partial(_arithmetic_values, subtract=True)
+"""`+` and `-` of two evaluated operands (one object each, so code generation can tell)."""
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
@@ -820,6 +866,9 @@ def _duration(argument: Fast) -> Fast:
     return duration
 
 
+PREDICATE_NOT_BOOL = _type_error("a comprehension's predicate must be a bool")
+
+
 class _Bound(Mapping[str, Any]):
     """The variables, plus one comprehension variable."""
 
@@ -859,9 +908,10 @@ def _comprehension(exists: bool, target: Fast, name: str, predicate: Fast) -> Fa
             if type(value) is Err:
                 return value
             if type(value) is not bool:
-                return _type_error("a comprehension's predicate must be a bool")
+                return PREDICATE_NOT_BOOL
             if value is exists:
                 return exists
         return not exists
 
+    SHAPES[comprehension] = Comprehension(exists, target, name, predicate, comprehension)
     return comprehension

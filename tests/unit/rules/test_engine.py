@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relevo.features.profile import FeatureParams, ProfileState, ProfileView, apply_event
 from relevo.rules.engine import ItemAdjustments, PinnedItem, RuleSet, RuleStats, RuleStatsBook
 from relevo.rules.model import RuleSetValidationError
+from relevo.rules.timers import from_epoch_ms
 
 from .builders import T0_MS, make_event, make_profile
 
@@ -75,6 +78,57 @@ def test_runtime_error_is_counted_and_the_other_rules_still_run() -> None:
     assert book.get("electronics-burst") == RuleStats(
         evaluations=3, fires=3, errors=0, last_fired_ms=T0_MS
     )
+
+
+def test_recurring_outcomes_are_reused_and_counted_as_each_one() -> None:
+    """Events whose conditions give the same values share one outcome pattern; the
+    statistics still count every evaluation, fire and error, and the latest fire."""
+    broken = {
+        "id": "broken",
+        "trigger": {"on": "view"},
+        "when": "profile.category_counts.view['garden']['5m'] > 0",
+        "then": [{"add_segment": "gardener"}],
+    }
+    emitting = {
+        "id": "emitting",
+        "trigger": {"on": "view"},
+        "when": "profile.counts.view['5m'] > 2",
+        "then": [{"emit": "busy"}],
+    }
+    rules = rule_set(broken, BURST, emitting)
+    book = RuleStatsBook()
+    times = [T0_MS + 1_000, T0_MS + 5_000, T0_MS + 3_000]  # not in order
+    outcomes = []
+    for n, at in enumerate(times):
+        event = make_event("view", event_id=f"e{n}", timestamp=at)
+        outcomes.append(rules.on_event(make_profile(), event))
+        quiet = rules.on_event(make_profile(electronics_5m=1, counts={}), event)
+        for outcome in (outcomes[-1], quiet):
+            book.record(outcome)
+    assert quiet.pattern is not None  # the third quiet one at least: seen before
+    assert quiet.fired == ()
+    assert [e.rule_id for e in quiet.errors] == ["broken", "emitting"]
+    # an outbox message depends on the event: never a pattern
+    assert all(o.pattern is None for o in outcomes)
+    assert [o.outbox[0].message_id for o in outcomes] == [
+        f"emitting:event:e{n}:0" for n in range(3)
+    ]
+    assert [o.at_ms for o in outcomes] == times
+    without_emit = rule_set(broken, BURST)
+    for at in sorted(times):  # later than the others: the last fire is a pattern's
+        event = make_event("view", timestamp=at + 10_000)
+        book.record(without_emit.on_event(make_profile(), event))
+    assert without_emit.on_event(make_profile(), make_event("view")).pattern is not None
+    assert book.get("broken") == RuleStats(
+        evaluations=9, fires=0, errors=9, last_error="when: missing_key: no such key: garden"
+    )
+    assert book.get("electronics-burst") == RuleStats(
+        evaluations=9, fires=6, errors=0, last_fired_ms=T0_MS + 15_000
+    )
+    assert book.get("emitting") == RuleStats(
+        evaluations=6, fires=3, errors=3, last_fired_ms=T0_MS + 5_000,
+        last_error="when: missing_key: no such key: view",
+    )  # fmt: skip
 
 
 def test_an_event_only_evaluates_the_rules_of_its_type() -> None:
@@ -165,6 +219,48 @@ def test_now_is_the_event_time() -> None:
     early = make_event(timestamp="2026-11-26T09:59:59.999Z")
     assert rs.on_event(make_profile(), early).fired_ids == ()
     assert rs.on_event(make_profile(), make_event()).fired_ids == ("returning",)
+
+
+def test_recency_on_a_profile_view_needs_no_datetime_but_other_reads_of_now_get_it() -> None:
+    """Recency conditions compute in milliseconds on a profile view (no `now` value is
+    built); a condition or an action that reads `now` itself still sees the event time."""
+    params = FeatureParams()
+    state = ProfileState(user_id="u1")
+    bought = {"event_id": "p", "user_id": "u1", "type": "purchase", "timestamp": T0_MS,
+              "items": [{"item_id": "i1", "quantity": 1}]}  # fmt: skip
+    apply_event(state, bought, params)
+    recency = {
+        "id": "lapsed",
+        "trigger": {"on": "view"},
+        "when": "now - timestamp(profile.last_seen.purchase) > duration('1h')",
+        "then": [{"add_segment": "lapsed"}],
+    }
+    negated = {  # `!` is a closure the code calls: it reads `now` itself
+        "id": "negated",
+        "trigger": {"on": "view"},
+        "when": "!(now - timestamp(profile.last_seen.purchase) <= duration('1h'))",
+        "then": [{"add_segment": "lapsed"}],
+    }
+    stamp = {
+        "id": "stamp",
+        "trigger": {"on": "view"},
+        "then": [{"set_attribute": {"name": "at", "expr": "string(now)"}}],
+    }
+    only_recency = rule_set(recency)
+    assert not only_recency.event_bucket("view").now_value
+    for rules in (only_recency, rule_set(recency, negated), rule_set(recency, stamp)):
+        for late_ms, lapsed in ((3_600_000, False), (3_600_001, True)):
+            at = T0_MS + late_ms
+            view = ProfileView(state, at, params)
+            outcome = rules.on_event(view, make_event("view", timestamp=at))
+            assert not outcome.errors, outcome.errors
+            expected = {"lapsed", "negated"} & set(rules.rule_ids) if lapsed else set()
+            assert set(outcome.fired_ids) - {"stamp"} == expected
+            if "stamp" in rules.rule_ids:
+                stamped = dt.datetime.fromisoformat(str(outcome.attributes["at"]))
+                assert stamped == from_epoch_ms(at)
+    assert rule_set(recency, negated).event_bucket("view").now_value
+    assert rule_set(recency, stamp).event_bucket("view").now_value
 
 
 def test_context_defaults_to_the_events_context_and_can_be_overridden() -> None:

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relevo.features.profile import FeatureParams, ProfileState, ProfileView, apply_event
-from relevo.rules.codegen import generate
+from relevo.rules.codegen import NOW_MS, generate
 from relevo.rules.fastpath import Err, compile_fast
+from relevo.rules.timers import from_epoch_ms
 
 ROOTS = frozenset({"a", "b", "now"})
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -245,12 +246,23 @@ def test_the_rest_is_left_to_the_cel_library(source: str) -> None:
         "profile.counts.view['5m'] > 1",
         "profile.category_counts.view['shoes']['1h'] > 1",
         "profile.affinities['shoes'] > 0.5",
-        "profile.last_seen.view == ''",
+        "profile.last_seen.view != ''",
+        "has(profile.counts.view) && !has(profile.counts.purchase)",
+        "has(profile.last_seen.view) || has(profile.first_seen.click)",
+        "has(profile.affinities.shoes) && has(profile.category_counts.view)",
+        "has(profile.attributes.tier)",
+        "now - timestamp(profile.last_seen.view) > duration('1m')",
+        "now - timestamp(profile.first_seen.view) >= duration('180s')",
+        "now - timestamp(profile.last_seen.view) < duration('1s')",
+        "profile.recent_items.exists(i, i == 'sku-1') && profile.cart.all(c, c.quantity < 2)",
+        "size(profile.recent_items) == 1 && profile.segments.size() <= 1",
+        "size(profile.cart) == 0 && size(profile.purchased_items) == 0",
+        "'vip' in profile.segments || !('gold' in profile.segments)",
     ],
 )
 def test_generated_code_reads_a_profile_view_like_the_closures(source: str) -> None:
     """Direct reads of the profile's state (and their fallbacks) change no result."""
-    fast = compile_fast(source, frozenset({"profile"}))
+    fast = compile_fast(source, frozenset({"profile", "now"}))
     assert fast is not None
     condition = generate(fast, source)
     params = FeatureParams()
@@ -260,14 +272,22 @@ def test_generated_code_reads_a_profile_view_like_the_closures(source: str) -> N
         apply_event(
             active,
             {"event_id": f"e{at}", "user_id": "u", "type": "view", "timestamp": T0 + at,
-             "category": "shoes"},
+             "category": "shoes", "item_id": "sku-1"},
             params,
         )  # fmt: skip
+    active.attributes["tier"] = "gold"
+    active.segments.append("vip")
+    checked = 0
     for state in (empty, active):
-        view = {"profile": ProfileView(state, T0 + 180_000, params)}
-        expected, got = fast(view), condition(view)
-        if isinstance(expected, Err):
-            assert isinstance(got, Err)
-            assert (got.kind, got.message) == (expected.kind, expected.message)
-        else:
-            assert got == expected
+        for now in (T0 + 120_000, T0 + 180_000, T0 + 180_001):  # around the limits
+            view = {"profile": ProfileView(state, now, params), "now": from_epoch_ms(now)}
+            expected = fast(view)
+            for variables in (view, {**view, NOW_MS: now}):  # `now` in milliseconds too, or not
+                got = condition(variables)
+                if isinstance(expected, Err):
+                    assert isinstance(got, Err)
+                    assert (got.kind, got.message) == (expected.kind, expected.message)
+                else:
+                    assert got is expected
+                    checked += expected is True
+    assert checked  # each condition holds somewhere
