@@ -66,6 +66,28 @@ NOW_MS = "@now_ms"
 can read it): `now - timestamp(...)` compared with a duration is then integer arithmetic."""
 
 
+def _cost(node: Fast) -> int:
+    """A rough cost of evaluating `node`: a closure or a comprehension costs most, a read
+    of the profile more than one of the event or the context, a literal nothing."""
+    shape = SHAPES.get(node)
+    if shape is None or isinstance(shape, Comprehension):
+        return 4
+    if isinstance(shape, Constant):
+        return 0
+    if isinstance(shape, Path):
+        return 2 if shape.root == "profile" else 1
+    parts: tuple[Fast, ...]
+    if isinstance(shape, Logical):
+        parts = shape.terms
+    elif isinstance(shape, Has | Call):
+        parts = (shape.owner,) if isinstance(shape, Has) else (shape.argument,)
+    elif isinstance(shape, Compare | OneOf):
+        parts = (shape.left,)
+    else:
+        parts = (shape.left, shape.right)
+    return sum(_cost(part) for part in parts)
+
+
 class _Opaque(Exception):
     """A node that can only be called with the variables, inside inlined code that binds
     a variable of its own (a comprehension's): that code can't be inlined."""
@@ -379,20 +401,27 @@ class _Writer:
         return out
 
     def logical(self, shape: Logical, indent: int) -> str:
-        # `combine` in fastpath: in order, the absorbing value wins, else the first error
-        out, error = self.temp(), self.temp()
-        absorbing = repr(shape.absorbing)
-        self.line(indent, f"{error} = None")
+        # `combine` in fastpath: the absorbing value wins, else the first error in order.
+        # Any term's absorbing value decides, so the cheaper terms are evaluated first
+        # (`event.category == 'shoes' && profile.affinities.shoes > 2.0` reads the
+        # profile only for shoes); the first error is still taken in the written order.
+        out, absorbing = self.temp(), repr(shape.absorbing)
+        values: dict[int, str] = {}
         level = indent
-        for term in shape.terms:
-            value = self.emit(term, level)
+        for index in sorted(range(len(shape.terms)), key=lambda i: _cost(shape.terms[i])):
+            value = values[index] = self.emit(shape.terms[index], level)
             self.line(level, f"if {value} is {absorbing}:")
             self.line(level + 1, f"{out} = {absorbing}")
             self.line(level, "else:")
             level += 1
-            self.line(level, f"if type({value}) is not bool and {error} is None:")
-            self.line(level + 1, f"{error} = {value} if type({value}) is Err else NOT_BOOL")
-        self.line(level, f"{out} = {error} if {error} is not None else {not shape.absorbing!r}")
+        keyword = "if"
+        for index in range(len(shape.terms)):
+            value = values[index]
+            self.line(level, f"{keyword} type({value}) is not bool:")
+            self.line(level + 1, f"{out} = {value} if type({value}) is Err else NOT_BOOL")
+            keyword = "elif"
+        self.line(level, "else:")
+        self.line(level + 1, f"{out} = {not shape.absorbing!r}")
         return out
 
     def equal(self, shape: Equal, indent: int) -> str:

@@ -291,3 +291,27 @@ def test_generated_code_reads_a_profile_view_like_the_closures(source: str) -> N
                     assert got is expected
                     checked += expected is True
     assert checked  # each condition holds somewhere
+
+
+def test_cheaper_terms_run_first_but_the_first_error_is_the_written_ones() -> None:
+    """`&&`/`||` evaluate event and context terms before profile reads (any term's
+    absorbing value decides); when none decides, the error is the first in the text."""
+    source = "profile.counts.view['5m'] > 1 && event.category == 'shoes'"
+    fast = compile_fast(source, frozenset({"profile", "event"}))
+    assert fast is not None
+    condition = generate(fast, source)
+    reads: list[str] = []
+
+    class Profile(LazyMapping):
+        def __getitem__(self, key: str) -> Any:
+            reads.append(key)
+            return super().__getitem__(key)
+
+    assert condition({"profile": Profile({}), "event": {"category": "hats"}}) is False
+    assert reads == []  # decided by the event alone
+    assert fast({"profile": Profile({}), "event": {"category": "hats"}}) is False
+    assert reads  # the closures read in the written order
+    both_missing = condition({"profile": Profile({}), "event": {}})
+    assert isinstance(both_missing, Err)
+    assert both_missing.message == "no such key: counts"
+    assert both_missing.message == fast({"profile": {}, "event": {}}).message
