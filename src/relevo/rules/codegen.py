@@ -34,6 +34,7 @@ from relevo.rules.fastpath import (
     NOT_BOOL,
     PREDICATE_NOT_BOOL,
     SHAPES,
+    STRING_TESTS,
     SUBTRACT,
     Call,
     Compare,
@@ -86,6 +87,13 @@ def _cost(node: Fast) -> int:
     else:
         parts = (shape.left, shape.right)
     return sum(_cost(part) for part in parts)
+
+
+_STRING_TESTS = {
+    STRING_TESTS["contains"]: "{b} in {a}",
+    STRING_TESTS["startsWith"]: "{a}.startswith({b})",
+    STRING_TESTS["endsWith"]: "{a}.endswith({b})",
+}
 
 
 class _Opaque(Exception):
@@ -465,5 +473,11 @@ class _Writer:
                 return member
         a, b = self.emit(shape.left, indent), self.emit(shape.right, indent)
         out = self.temp()
+        inline = _STRING_TESTS.get(shape.function)
+        if inline is not None:  # `test` in fastpath on two strings, at once
+            self.line(indent, f"if type({a}) is str and type({b}) is str:")
+            self.line(indent + 1, f"{out} = {inline.format(a=a, b=b)}")
+            self.line(indent, "else:")
+            indent += 1
         self.line(indent, f"{out} = {self.bind(shape.function)}({a}, {b})")
         return out

@@ -580,8 +580,18 @@ def size_value(value: Any) -> Any:
 
 
 def _string_method(name: str, target: Fast, argument: Fast) -> Fast:
+    test = STRING_TESTS[name]
+
     def method(variables: Mapping[str, Any]) -> Any:
-        value, other = target(variables), argument(variables)
+        return test(target(variables), argument(variables))
+
+    SHAPES[method] = Relation(test, target, argument)
+    return method
+
+
+def _string_test(name: str) -> Callable[[Any, Any], Any]:
+    def test(value: Any, other: Any) -> Any:
+        """`value.<name>(other)` once both are evaluated."""
         if type(value) is Err:
             return value
         if type(other) is Err:
@@ -594,7 +604,11 @@ def _string_method(name: str, target: Fast, argument: Fast) -> Fast:
             return value.startswith(other)
         return value.endswith(other)
 
-    return method
+    return test
+
+
+STRING_TESTS = {name: _string_test(name) for name in sorted(_STRING_METHODS)}
+"""`contains`, `startsWith`, `endsWith` of two evaluated strings."""
 
 
 def _negation(operand: Fast) -> Fast:
