@@ -14,8 +14,8 @@ For those, this module builds a Python closure that reads the variables directly
   returned as an `Err` value rather than raised (errors are common and cheap here);
 - ``size`` of a string counts UTF-8 bytes, like the CEL library relevo ships.
 
-Anything outside the subset (arithmetic, timestamps, comprehensions, ternaries,
-escapes in strings, ...) returns None from `compile_fast`, and the expression runs
+Anything outside the subset (multiplication and division, ternaries, most functions
+and methods, escapes in strings, ...) returns None from `compile_fast`, and the expression runs
 on the CEL library. The subset's equivalence with the library is property-tested
 (`tests/unit/rules/test_fastpath.py`).
 """
