@@ -291,9 +291,7 @@ class Applier:
         disarmed = [member for e in effects for member in e.disarmed]
         if disarmed:
             await self.store.zrem(keys.TIMERS_DUE, disarmed)
-        for e in effects:
-            for outcome in e.outcomes:
-                self.stats.record(outcome)
+        self.stats.record_all(outcome for e in effects for outcome in e.outcomes)
 
     async def _aggregate(self, events: Sequence[dict[str, Any]]) -> None:
         """Site-wide counts: totals and per-minute rates by type, and a feed of recent events.

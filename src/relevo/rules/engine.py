@@ -277,7 +277,19 @@ class RuleStatsBook:
 
     def record(self, outcome: RuleOutcome | ItemAdjustments) -> None:
         if type(outcome) is RuleOutcome and outcome.pattern is not None:
-            self._count_pattern(outcome.pattern, outcome.at_ms)
+            # a recurring outcome: one count, summed per rule when read
+            pattern, at_ms = outcome.pattern, outcome.at_ms
+            counted = self._patterns.get(id(pattern))
+            if counted is None:
+                self._patterns[id(pattern)] = [pattern, 1, at_ms]
+            else:
+                counted[1] += 1
+                if (
+                    at_ms is not None
+                    and pattern.fired
+                    and (counted[2] is None or at_ms > counted[2])
+                ):
+                    counted[2] = at_ms
             return
         evaluated = outcome.evaluated
         counted = self._evaluated.get(id(evaluated))
@@ -298,16 +310,6 @@ class RuleStatsBook:
                 )
         if outcome.errors:
             self._count_errors(outcome.errors, 1, grouped=type(outcome) is RuleOutcome)
-
-    def _count_pattern(self, pattern: OutcomePattern, at_ms: int | None) -> None:
-        """An outcome of a recurring pattern: one count, summed per rule when read."""
-        counted = self._patterns.get(id(pattern))
-        if counted is None:
-            self._patterns[id(pattern)] = [pattern, 1, at_ms]
-            return
-        counted[1] += 1
-        if at_ms is not None and pattern.fired and (counted[2] is None or at_ms > counted[2]):
-            counted[2] = at_ms
 
     def _count_errors(self, errors: Sequence[RuleError], times: int, *, grouped: bool) -> None:
         """Count each rule once, with its first error. An event's errors come rule by
@@ -556,6 +558,7 @@ class RuleSet:
         "_timer_rules",
         "_timers",
         "spec",
+        "timer_rule_ids",
         "version",
     )
 
@@ -574,6 +577,7 @@ class RuleSet:
             {r.id: r for r in compiled if isinstance(r.rule.trigger, TimerTrigger)}
         )
         self._timers = TimerPlanner(r.rule for r in self._timer_rules.values())
+        self.timer_rule_ids: tuple[str, ...] = self._timers.rule_ids
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | str | bytes, version: str) -> RuleSet:
@@ -653,7 +657,14 @@ class RuleSet:
             if bucket.now_value or at_ms is None or type(profile) is not ProfileView:
                 values["now"] = None if at_ms is None else from_epoch_ms(at_ms)
         if bucket.evaluate is not None:
-            return self._run_bucket(bucket, bucket.evaluate(values), values, at_ms, event, profile)
+            results = bucket.evaluate(values)
+            p = bucket.patterns.get(tuple(results)) if results else None
+            if p is not None:  # a recurring outcome (see `_run_bucket`): the common case
+                return RuleOutcome(
+                    self.version, at_ms, p.evaluated, p.fired, p.errors, p.add_segments,
+                    p.remove_segments, p.attributes, (), p,
+                )  # fmt: skip
+            return self._run_bucket(bucket, results, values, at_ms, event, profile)
         return self._run_state_rules(
             bucket.rules,
             Scope(values, bucket.projection),
@@ -682,13 +693,6 @@ class RuleSet:
         computed every time."""
         if not results:
             return RuleOutcome(self.version, at_ms, bucket.ids, (), ())
-        key = tuple(results)
-        p = bucket.patterns.get(key)
-        if p is not None:
-            return RuleOutcome(
-                self.version, at_ms, p.evaluated, p.fired, p.errors, p.add_segments,
-                p.remove_segments, p.attributes, (), p,
-            )  # fmt: skip
         errors: list[RuleError] = []
         effects: _Effects | None = None
         rules = bucket.rules
@@ -714,7 +718,7 @@ class RuleSet:
             else self._outcome(at_ms, bucket.ids, effects, errors)
         )
         if recurring and len(bucket.patterns) < _PATTERNS:
-            outcome.pattern = bucket.patterns[key] = OutcomePattern(
+            outcome.pattern = bucket.patterns[tuple(results)] = OutcomePattern(
                 outcome.evaluated, outcome.fired, outcome.errors, outcome.add_segments,
                 outcome.remove_segments, outcome.attributes,
             )  # fmt: skip
@@ -762,10 +766,6 @@ class RuleSet:
     ) -> tuple[TimerOp, ...]:
         """Timer operations ``event`` causes (see ``relevo.rules.timers``)."""
         return self._timers.plan(event, armed)
-
-    @property
-    def timer_rule_ids(self) -> tuple[str, ...]:
-        return self._timers.rule_ids
 
     def _run_state_rules(
         self,

@@ -6,6 +6,7 @@ map every few seconds, so the hot path never waits on a counter.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from relevo.clock import to_iso
@@ -25,6 +26,13 @@ class RuleStatsRecorder:
         """Count the outcome in memory (cheap: the book sums per rule when flushed)."""
         if outcome.evaluated:
             self._pending.record(outcome)
+
+    def record_all(self, outcomes: Iterable[RuleOutcome]) -> None:
+        """`record` each of an applied batch's outcomes (one call for all: an event's)."""
+        record = self._pending.record
+        for outcome in outcomes:
+            if outcome.evaluated:
+                record(outcome)
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, RuleStatsBook()
