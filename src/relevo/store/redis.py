@@ -31,6 +31,7 @@ from relevo.store.base import (
     Doc,
     DocRead,
     DocWrite,
+    MapIncr,
     StoreUsage,
     StreamEntry,
 )
@@ -371,6 +372,28 @@ class RedisStore:
         async with self.client.pipeline(transaction=False) as pipe:
             for key, value in values.items():
                 pipe.set(self.k(key), value, px=ttl_ms)
+            await pipe.execute()
+
+    @_unavailable
+    async def write_many(
+        self,
+        values: Mapping[str, bytes],
+        ttl_ms: int | None = None,
+        increments: Sequence[MapIncr] = (),
+    ) -> None:
+        if not values and not increments:
+            return
+        # Not a transaction: MULTI and EXEC would cost two more replies to parse, and on a
+        # cluster the keys are on several slots (a plain pipeline is split per node).
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, value in values.items():
+                pipe.set(self.k(key), value, px=ttl_ms)
+            for write in increments:
+                named = self.k(write.key)
+                for name, by in write.increments.items():
+                    pipe.hincrby(named, name, by)
+                if write.ttl_ms is not None and write.increments:
+                    pipe.pexpire(named, write.ttl_ms)
             await pipe.execute()
 
     @_unavailable
