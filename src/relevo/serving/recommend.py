@@ -171,9 +171,9 @@ class RecommendationService:
         ranked: Iterable[Entry]
         if cached is None:
             blend, docs = await self._blend(request, model, version)
-            ranked = blend.ranked()
+            ranked = blend.ranking()
             if request.profile_version >= 0:
-                self.cache.put(key, Ranking.of(ranked), now)
+                self.cache.put(key, ranked, now)
         else:  # the ranking is cached, the catalog (stock) is read again
             ranked = cached
             docs = await self.catalog.items(cached.top(2 * request.pool))
@@ -291,7 +291,7 @@ class RecommendationService:
         doc = known if known is not None and known.get("item_id") == item_id else None
         if item_id is not None and doc is None:
             doc = (await self.catalog.items([item_id])).get(item_id)
-        wanted = [item for item, _, _ in blend.ranked()[: 2 * pool]]
+        wanted = blend.best(2 * pool)
         if doc is None:
             return await self.catalog.items(wanted)
         candidates, scored = await self._attribute_neighbours(doc, pool)
@@ -349,13 +349,20 @@ class RecommendationService:
             }
         keep_unknown = not docs and category is None and await self._catalog_is_empty()
         items: list[Recommended] = []
-        for item, score, reasons in ranked:
-            if item in exclude:
+        for item, score, reasons in ranked:  # `_acceptable` inlined: it runs per candidate
+            doc = docs.get(item)
+            if doc is None:
+                if not keep_unknown or item in exclude:
+                    continue
+            elif (
+                doc.get("in_stock") is False
+                or (category is not None and doc.get("category") != category)
+                or item in exclude
+            ):
                 continue
-            if _acceptable(docs.get(item), category, keep_unknown):
-                items.append(Recommended(item, score, tuple(reasons)))
-                if len(items) == k:
-                    return items
+            items.append(Recommended(item, score, reasons))
+            if len(items) == k:
+                return items
         if candidates is None:
             await self._fill_from_catalog(items, k, category, exclude)
         return items
@@ -423,7 +430,7 @@ class RecommendationService:
                 ranked, WEIGHTS["trending"], Reason("trending_category", LIVE), exclude=exclude
             )
         docs = await self._with_attributes(blend, item_id, doc, pool, exclude)
-        items = await self._finish(blend.ranked(), docs, k, None, None, exclude)
+        items = await self._finish(blend.ranking(), docs, k, None, None, exclude)
         return Recommendations(
             user_id=None,
             item_id=item_id,
