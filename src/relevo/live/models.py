@@ -142,16 +142,18 @@ class LiveModels:
         now = self.clock.now_ms()
         found = await self.store.decayed_top(reads, now)
         tops = found[len(found) - len(shards) :]
-        deeper = _incomplete(tops, share, trending_limit)
+        merged = _merge_tops(tops, trending_limit)
+        deeper = _incomplete(tops, share, trending_limit, merged)
         if deeper:  # a shard holds more of the best than its share: read those in full
             again = [
                 DecayedRead(shards[j], self.trending_half_life_ms, trending_limit) for j in deeper
             ]
             for j, top in zip(deeper, await self.store.decayed_top(again, now), strict=True):
                 tops[j] = top
+            merged = _merge_tops(tops, trending_limit)
         return LiveSignals(
             covisited=found[: len(anchors)],
-            trending=_merge_tops(tops, trending_limit),
+            trending=merged,
             by_category=dict(
                 zip(categories, found[len(anchors) : len(anchors) + len(categories)], strict=True)
             ),
@@ -225,8 +227,14 @@ def shard_share(limit: int, shards: int) -> int:
     return min(limit, 2 * limit // shards + 10)
 
 
-def _incomplete(tops: Sequence[list[tuple[str, float]]], share: int, limit: int) -> list[int]:
-    """The shards (positions) whose unread entries could still be among the best `limit`.
+def _incomplete(
+    tops: Sequence[list[tuple[str, float]]],
+    share: int,
+    limit: int,
+    merged: Sequence[tuple[str, float]],
+) -> list[int]:
+    """The shards (positions) whose unread entries could still be among the best `limit`
+    (`merged`: the best `limit` of what was read, `_merge_tops`).
 
     A shard that gave fewer than `share` entries gave them all. One that gave `share` may
     hold more, each ranked below its last; they matter only when that last one is among
@@ -237,7 +245,6 @@ def _incomplete(tops: Sequence[list[tuple[str, float]]], share: int, limit: int)
     full = [j for j, top in enumerate(tops) if len(top) == share]
     if not full:
         return []
-    merged = _merge_tops(tops, limit)
     if len(merged) < limit:
         return full
     cutoff = (merged[-1][1], merged[-1][0])
