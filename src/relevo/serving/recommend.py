@@ -34,6 +34,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -73,6 +74,7 @@ ANCHOR_DECAY = 0.7
 AFFINITY_CATEGORIES = 2
 LIVE = "live"
 MODEL_SOURCES = frozenset({"model", "model_similar"})
+_second = itemgetter(1)
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,9 @@ class RecommendationService:
                 for c in matches.candidates
                 if c in docs
             ]
-            positive = sorted((p for p in scored if p[1] > 0), key=lambda p: (-p[1], p[0]))
+            # best first, ties by id: by id, then (stable) by score, without a key function
+            positive = sorted(p for p in scored if p[1] > 0)
+            positive.sort(key=_second, reverse=True)
             return matches.candidates, positive
 
         return await self.catalog.derived(("attributes", str(doc.get("item_id")), pool), compute)
