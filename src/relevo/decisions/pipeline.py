@@ -344,7 +344,7 @@ class DecisionPipeline:
     ) -> None:
         placement = decision.placement
         k = request.k or placement.k
-        wanted = max(k * 10, 50)  # room for filters, rules and diversity to choose from
+        wanted = placement.candidates_for(k)
         if policy in ("ml", "auto") and state is not None:
             scored = await self.personalized(request.user_id, wanted, request.context)
             decision.reasons.append("personalized recommendations")
