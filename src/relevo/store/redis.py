@@ -12,7 +12,7 @@ import asyncio
 import math
 import re
 import struct
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -280,17 +280,21 @@ def _pack(commands: Sequence[Sequence[str | bytes | int]]) -> bytes:
     return b"".join(parts)
 
 
-def _score_pairs(reply: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    """(member, score) pairs of a ``WITHSCORES`` reply, whatever its shape: flat under
-    RESP2 (scores as strings), pairs under RESP3 (scores as doubles).
+def _decayed(reply: Sequence[Any], factor: float) -> list[tuple[str, float]]:
+    """(member, score times `factor`) of a ``WITHSCORES`` reply, whatever its shape: pairs
+    under RESP3 (scores as doubles), flat under RESP2 (scores as strings).
 
-    >>> list(_score_pairs([b"a", b"2"])), list(_score_pairs([[b"a", 2.0]]))
-    ([(b'a', b'2')], [[b'a', 2.0]])
+    >>> _decayed([[b"a", 2.0]], 0.5), _decayed([b"a", b"2"], 0.5), _decayed([], 0.5)
+    ([('a', 1.0)], [('a', 1.0)], [])
     """
     if reply and isinstance(reply[0], list | tuple):
-        return reply
+        if type(reply[0][1]) is float:  # (no conversion per member: it runs for hundreds)
+            return [(member.decode(), score * factor) for member, score in reply]
+        return [(member.decode(), float(score) * factor) for member, score in reply]
     flat = iter(reply)
-    return zip(flat, flat, strict=True)
+    return [
+        (member.decode(), float(score) * factor) for member, score in zip(flat, flat, strict=True)
+    ]
 
 
 def _unavailable(
@@ -699,12 +703,7 @@ class RedisStore:
                 found.append([])
                 continue
             factor = 2.0 ** (-(now_ms - int(landmark)) / read.half_life_ms)
-            found.append(
-                [
-                    (member.decode(), float(score) * factor)
-                    for member, score in _score_pairs(members)
-                ]
-            )
+            found.append(_decayed(members, factor))
         return found
 
     # -- stream -------------------------------------------------------------------------
