@@ -1,7 +1,7 @@
 """CPU per decision, in process, on Redis: stable where wall-clock rates are not.
 
     python -m bench.decide_cpu [--users 10000] [--items 2000] [--decisions 3000]
-                               [--profile 30] [--callgrind]
+                               [--candidates 20] [--profile 30] [--callgrind]
 
 `bench.load` measures decisions per second over HTTP, which on a shared machine moves
 with the neighbours' load. This measures what a decision costs the API process itself:
@@ -21,7 +21,9 @@ CPU time still moves with the machine's load (a loaded kernel makes every system
 dearer). ``--callgrind`` runs the same under ``valgrind --tool=callgrind`` and counts the
 instructions of the warm mix, the mix without the catalog cache and the reference
 instead (only while they run: stable to a percent, ~5 minutes). ``--profile N`` prints
-the N most expensive functions of the warm mix (cProfile) to stderr.
+the N most expensive functions of the warm mix (cProfile) to stderr. ``--candidates N``
+sets the item placements' opt-in ``candidates`` (fewer candidates per decision: answers
+change), to measure what it saves.
 
 The last line is ``{"decision_cpu_ms", "get_cpu_ms", "ratio", ...}`` (``ratio``: the warm
 mix over the reference), or with ``--callgrind`` ``{"decision_instructions", ...}``.
@@ -60,12 +62,24 @@ DEVICES = ["mobile", "desktop"]
 """Set in the environment of the copy of this script that runs under valgrind."""
 
 
-async def prepare(engine: Engine, users: int, items: int) -> None:
+def placements(candidates: int | None) -> dict[str, Any]:
+    """The demo's placements; with `candidates`, item placements weigh that many (opt-in)."""
+    if candidates is None:
+        return PLACEMENTS
+    return {
+        "placements": [
+            p if p.get("variants") else {**p, "candidates": candidates}
+            for p in PLACEMENTS["placements"]
+        ]
+    }
+
+
+async def prepare(engine: Engine, users: int, items: int, candidates: int | None = None) -> None:
     """`bench.load`'s catalog, placements, rules and history, applied inline."""
     listing = catalog(items)
     for start in range(0, len(listing), 1000):
         await engine.upsert_items(listing[start : start + 1000])
-    await engine.put_config("placements", PLACEMENTS)
+    await engine.put_config("placements", placements(candidates))
     await engine.put_rules(RULES)
     now = engine.clock.now_ms()
     for body in history(users, items, 1, now):
@@ -113,7 +127,7 @@ async def measure(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
     meter = Meter()
     try:
         started = time.perf_counter()
-        await prepare(engine, args.users, args.items)
+        await prepare(engine, args.users, args.items, args.candidates)
         found: dict[str, Any] = {"prepared_s": round(time.perf_counter() - started, 1)}
         seeds = iter(range(10, 100))
 
@@ -175,6 +189,8 @@ def count_under_callgrind(args: argparse.Namespace) -> dict[str, float]:
     """This script again, under callgrind; instructions per call of each counted row."""
     arguments = ["--users", str(args.users), "--items", str(args.items)]
     arguments += ["--decisions", str(args.decisions)]
+    if args.candidates is not None:
+        arguments += ["--candidates", str(args.candidates)]
     totals = [dump["Ir"] for dump in run_under_callgrind("bench.decide_cpu", arguments)]
     if len(totals) != 4:
         raise RuntimeError(f"expected 4 callgrind dumps, found {len(totals)}")
@@ -188,6 +204,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--items", type=int, default=2_000)
     parser.add_argument("--decisions", type=int, help="per row (3,000; 300 with --callgrind)")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        help="candidates per item decision (the placement's opt-in setting; default: unset)",
+    )
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     args = parser.parse_args()

@@ -67,19 +67,27 @@ class CatalogCache:
             return await catalog.get_items(self.store, item_ids)
         await self._check()
         docs = self._docs
-        missing = [item_id for item_id in item_ids if item_id not in docs]
-        if missing:
-            epoch = self._epoch
-            read = await catalog.get_items(self.store, missing)
-            if epoch == self._epoch:
-                if len(docs) + len(missing) > self.max_entries:
-                    docs.clear()
-                    self._of_items.clear()
-                for item_id in missing:
-                    docs[item_id] = read.get(item_id)
-            else:  # dropped meanwhile: answer with what was read, remember nothing
-                docs = {**docs, **{item_id: read.get(item_id) for item_id in missing}}
         found: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for item_id in item_ids:  # one pass: all are held, nearly always
+            doc = docs.get(item_id, _UNREAD)
+            if doc is _UNREAD:
+                missing.append(item_id)
+            elif doc is not None:
+                found[item_id] = doc  # type: ignore[assignment]
+        if not missing:
+            return found
+        epoch = self._epoch
+        read = await catalog.get_items(self.store, missing)
+        if epoch == self._epoch:
+            if len(docs) + len(missing) > self.max_entries:
+                docs.clear()
+                self._of_items.clear()
+            for item_id in missing:
+                docs[item_id] = read.get(item_id)
+        else:  # dropped meanwhile: answer with what was read, remember nothing
+            docs = {**docs, **{item_id: read.get(item_id) for item_id in missing}}
+        found = {}  # again, in the order asked
         for item_id in item_ids:
             doc = docs.get(item_id, _UNREAD)
             if doc is not None and doc is not _UNREAD:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relevo.store.base import Store
+from relevo.store.base import MapIncr, Store
 from tests.conftest import StoreHarness
 from tests.support.polling import eventually
 
@@ -22,6 +22,35 @@ async def test_set_replaces(store: Store) -> None:
     await store.set_many({"a": b"old"})
     await store.set_many({"a": b"new"})
     assert await store.get("a") == b"new"
+
+
+async def test_write_many_sets_values_and_increments_maps(store: Store) -> None:
+    await store.map_incr("counts", {"seen": 1})
+    await store.write_many(
+        {"doc": b"1", "other": b"2"},
+        ttl_ms=60_000,
+        increments=[
+            MapIncr("counts", {"seen": 2, "new": 1}),
+            MapIncr("capped", {"x": 1}, ttl_ms=30_000),
+            MapIncr("untouched", {}),
+        ],
+    )
+    assert await store.get_many(["doc", "other"]) == [b"1", b"2"]
+    assert await store.map_all("counts") == {"seen": b"3", "new": b"1"}
+    assert await store.map_all("capped") == {"x": b"1"}
+    assert await store.map_all("untouched") == {}
+    doc_left, capped_left = await store.ttl_ms("doc"), await store.ttl_ms("capped")
+    assert doc_left is not None
+    assert 30_000 < doc_left <= 60_000
+    assert capped_left is not None
+    assert 0 < capped_left <= 30_000
+    assert await store.ttl_ms("counts") is None
+
+
+async def test_write_many_of_nothing_or_only_counters(store: Store) -> None:
+    await store.write_many({})
+    await store.write_many({}, increments=[MapIncr("m", {"a": 1})])
+    assert await store.map_all("m") == {"a": b"1"}
 
 
 async def test_delete_counts_existing_keys(store: Store) -> None:

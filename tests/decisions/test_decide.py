@@ -114,3 +114,38 @@ async def test_without_personalization_consent_the_default_is_served(engine: Eng
     assert decision["variant"]["id"] == "A"
     assert "no personalization consent" in decision["reasons"]
     assert decision["experiment"] is None
+
+
+async def test_fewer_candidates_is_opt_in_and_leaves_rules_less_to_choose_from(
+    engine: Engine,
+) -> None:
+    """`candidates` (per placement) bounds the candidates a decision weighs: an item a rule
+    would lift from far down the list is not among them any more. Unset: max(10·k, 50)."""
+    wide = {"id": "wide", "k": 4, "policy": "rules"}
+    narrow = {**wide, "id": "narrow", "candidates": 6}
+    for placement in (wide, narrow, {**wide, "id": "long", "k": 20}):
+        await engine.put_one("placements", placement)
+    listed = [item["item_id"] for item in (await decide(engine, "newcomer", "long"))["items"]]
+    far = listed[12]  # 13th of the popular list: among 50 candidates, not among 6
+    await engine.put_rules(
+        {
+            "rules": [
+                {
+                    "id": f"lift-{placement}",
+                    "trigger": {"on": "decide", "placement": placement},
+                    "then": [{"boost": f"item.item_id == '{far}'", "by": 1000.0}],
+                }
+                for placement in ("wide", "narrow")
+            ]
+        }
+    )
+    lifted = [item["item_id"] for item in (await decide(engine, "newcomer", "wide"))["items"]]
+    assert lifted[0] == far
+    kept = [item["item_id"] for item in (await decide(engine, "newcomer", "narrow"))["items"]]
+    assert far not in kept
+    assert kept == listed[:4]
+
+
+async def test_candidates_must_be_positive(engine: Engine) -> None:
+    with pytest.raises(InvalidInput):
+        await engine.put_one("placements", {"id": "none", "k": 4, "candidates": 0})

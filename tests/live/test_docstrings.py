@@ -7,7 +7,12 @@ import importlib
 
 import pytest
 
-MODULES = ["relevo.live.weights", "relevo.live.accumulator", "relevo.live.attributes"]
+MODULES = [
+    "relevo.live.weights",
+    "relevo.live.accumulator",
+    "relevo.live.attributes",
+    "relevo.live.models",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

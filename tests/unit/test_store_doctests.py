@@ -12,6 +12,7 @@ MODULES = [
     "relevo.store.usage",
     "relevo.features.profile",
     "relevo.serving.cache",
+    "relevo.store.redis",
 ]
 
 

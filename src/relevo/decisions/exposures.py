@@ -26,7 +26,7 @@ from relevo.clock import Clock
 from relevo.decisions.pipeline import Decision
 from relevo.events import profile_key
 from relevo.store import keys, sharded
-from relevo.store.base import Store
+from relevo.store.base import MapIncr, Store
 
 DECISION_TTL_MS = 7 * 86_400_000
 ASSIGNMENT_TTL_MS = 90 * 86_400_000
@@ -42,28 +42,15 @@ class Exposures:
         self.credited: Callable[[str, int, str], None] | None = None
 
     async def record(self, decision: Decision) -> None:
-        """Write down a decision that was returned (fallbacks are not recorded)."""
+        """Write down a decision that was returned (fallbacks are not recorded).
+
+        The decision and all its counters go in one `Store.write_many` (one round trip):
+        only a user's first assignment to an experiment reads before (whether it is new).
+        """
         if decision.fallback:
             return
         shown = decision.variant.id if decision.variant is not None else None
-        await self.store.set_many(
-            {
-                keys.decision_key(decision.decision_id): orjson.dumps(
-                    {
-                        "user_id": decision.user_id,
-                        "placement": decision.placement.id,
-                        "experiment": None
-                        if decision.experiment is None
-                        else decision.experiment.id,
-                        "arm": decision.arm,
-                        "variant": shown,
-                        "rules": decision.rules,
-                        "at": decision.at_ms,
-                    }
-                )
-            },
-            ttl_ms=DECISION_TTL_MS,
-        )
+        increments: list[MapIncr] = []
         if decision.experiment is not None and decision.arm is not None:
             counts = {f"{decision.arm}|exposures": 1}
             if decision.new_assignment or decision.experiment.allocation == "thompson":
@@ -77,33 +64,37 @@ class Exposures:
                 )
                 if added:
                     counts[f"{decision.arm}|users"] = 1
-            await sharded.incr(
-                self.store,
-                keys.experiment_stats_key(decision.experiment.id),
-                decision.user_id,
-                counts,
-            )
+            key = keys.experiment_stats_key(decision.experiment.id)
+            increments.append(sharded.increment(key, decision.user_id, counts))
         if shown is not None:
-            await sharded.incr(
-                self.store,
-                keys.placement_stats_key(decision.placement.id),
-                decision.user_id,
-                {f"{shown}|exposures": 1},
-            )
+            key = keys.placement_stats_key(decision.placement.id)
+            increments.append(sharded.increment(key, decision.user_id, {f"{shown}|exposures": 1}))
         if decision.rules:
-            await sharded.incr(
-                self.store,
-                keys.RULE_ENGAGEMENT,
-                decision.user_id,
-                {f"{rule}|exposures": 1 for rule in decision.rules},
-            )
+            counts = {f"{rule}|exposures": 1 for rule in decision.rules}
+            increments.append(sharded.increment(keys.RULE_ENGAGEMENT, decision.user_id, counts))
         if decision.cap_fields:
             cap = decision.placement.frequency_cap
-            await self.store.map_incr(
-                keys.exposures_key(decision.user_id),
-                dict.fromkeys(decision.cap_fields, 1),
-                ttl_ms=None if cap is None else 2 * cap.per_ms,
+            increments.append(
+                MapIncr(
+                    keys.exposures_key(decision.user_id),
+                    dict.fromkeys(decision.cap_fields, 1),
+                    ttl_ms=None if cap is None else 2 * cap.per_ms,
+                )
             )
+        document = {
+            "user_id": decision.user_id,
+            "placement": decision.placement.id,
+            "experiment": None if decision.experiment is None else decision.experiment.id,
+            "arm": decision.arm,
+            "variant": shown,
+            "rules": decision.rules,
+            "at": decision.at_ms,
+        }
+        await self.store.write_many(
+            {keys.decision_key(decision.decision_id): orjson.dumps(document)},
+            ttl_ms=DECISION_TTL_MS,
+            increments=increments,
+        )
 
     # -- as an `ApplyHook`: told about newly applied events ---------------------------------
     def observe(self, state: Any, record: dict[str, Any]) -> None:

@@ -344,7 +344,7 @@ class DecisionPipeline:
     ) -> None:
         placement = decision.placement
         k = request.k or placement.k
-        wanted = max(k * 10, 50)  # room for filters, rules and diversity to choose from
+        wanted = placement.candidates_for(k)
         if policy in ("ml", "auto") and state is not None:
             scored = await self.personalized(request.user_id, wanted, request.context)
             decision.reasons.append("personalized recommendations")
@@ -359,11 +359,7 @@ class DecisionPipeline:
             scored += [(i, 1e-6, ["pinned"]) for i in pinned]
         items = await self.catalog.items([item_id for item_id, _, _ in scored])
         excluded = _excluded(placement, state, request.exclude)
-        candidates = [
-            (item_id, score, why)
-            for item_id, score, why in scored
-            if item_id in items and item_id not in excluded and _passes(placement, items[item_id])
-        ]
+        candidates = _passing(placement, scored, items, excluded)
         order = [item_id for item_id, _, _ in candidates]
         rule_hits: dict[str, tuple[str, ...]] = {}
         if rules is not None:
@@ -425,20 +421,36 @@ def _excluded(placement: Placement, state: ProfileState | None, asked: Sequence[
     return excluded
 
 
-def _passes(placement: Placement, item: Mapping[str, Any]) -> bool:
+def _passing(
+    placement: Placement,
+    scored: Scored,
+    items: Mapping[str, Mapping[str, Any]],
+    excluded: set[str],
+) -> Scored:
+    """The candidates in the catalog, not excluded, that pass the placement's filters.
+
+    One loop with the filters read once: it runs for every candidate of a decision.
+    """
     filters = placement.filters
-    if filters.in_stock and not item.get("in_stock", True):
-        return False
-    price = item.get("price")
-    if price is not None:
-        if filters.min_price is not None and price < filters.min_price:
-            return False
-        if filters.max_price is not None and price > filters.max_price:
-            return False
-    category = item.get("category")
-    if filters.categories is not None and category not in filters.categories:
-        return False
-    return category not in filters.exclude_categories
+    in_stock, low, high = filters.in_stock, filters.min_price, filters.max_price
+    only, never = filters.categories, filters.exclude_categories
+    kept: Scored = []
+    for entry in scored:
+        item = items.get(entry[0])
+        if item is None or entry[0] in excluded:
+            continue
+        if in_stock and not item.get("in_stock", True):
+            continue
+        price = item.get("price")
+        if price is not None and (
+            (low is not None and price < low) or (high is not None and price > high)
+        ):
+            continue
+        category = item.get("category")
+        if (only is not None and category not in only) or category in never:
+            continue
+        kept.append(entry)
+    return kept
 
 
 def _diverse(

@@ -89,8 +89,11 @@ def candidates(
         value = (weight * idfs[token]) ** 2
         for member in members:
             shared[member] = shared.get(member, 0.0) + value
-    best = sorted(shared, key=lambda member: (-shared[member], member))[:limit]
-    return best, idfs
+    # By member, then (stable) by weight: the order of the key (-weight, member) without
+    # a Python key function per member (hundreds of them).
+    best = sorted(shared)
+    best.sort(key=shared.__getitem__, reverse=True)
+    return best[:limit], idfs
 
 
 def cosine(

@@ -13,8 +13,9 @@ this moment (the session) lead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from operator import itemgetter
 
 from relevo.serving.results import Reason
 
@@ -22,11 +23,38 @@ K = 10.0
 Entry = tuple[str, float, tuple[Reason, ...]]
 """A ranked item: its id, its blended score and the reasons (sources) behind it."""
 
+_score = itemgetter(1)
+_RANK_SHARES: list[float] = []
+"""``K / (K + r)`` for the ranks met so far: computed once, not once per candidate."""
 
-@dataclass
+
+def _rank_shares(count: int) -> list[float]:
+    while len(_RANK_SHARES) < count:
+        _RANK_SHARES.append(K / (K + len(_RANK_SHARES)))
+    return _RANK_SHARES
+
+
 class Blend:
-    scores: dict[str, float] = field(default_factory=dict)
-    reasons: dict[str, list[Reason]] = field(default_factory=dict)
+    """Blended scores of items, and the reasons of each as a *combination*: the index of
+    its distinct reasons (in the order they first came to it) among the blend's few.
+
+    Why combinations: a blend holds hundreds of candidates from half a dozen sources;
+    one int per item (moved along a small table when a source adds a reason) costs less
+    than a list of reasons per item, and the answer cache keeps the ints as they are
+    (`Ranking`).
+    """
+
+    __slots__ = ("_combinations", "_index", "_next", "_ranking", "codes", "scores")
+
+    def __init__(self) -> None:
+        self.scores: dict[str, float] = {}
+        #: item → its combination (an index into `_combinations`).
+        self.codes: dict[str, int] = {}
+        self._combinations: list[tuple[Reason, ...]] = []
+        self._index: dict[tuple[Reason, ...], int] = {}
+        #: (combination, reason) → the combination with that reason too.
+        self._next: dict[tuple[int, Reason], int] = {}
+        self._ranking: Ranking | None = None
 
     def add(
         self,
@@ -52,26 +80,79 @@ class Blend:
         >>> [(item, round(score, 3)) for item, score, _ in blend.ranked()]
         [('a', 2.0), ('b', 1.909), ('c', 0.333)]
         """
-        kept = [(item, score) for item, score in ranked if item not in exclude]
-        best = max((score for _, score in kept), default=0.0) if by_score else 0.0
-        scores, reasons = self.scores, self.reasons  # locals: this runs for every candidate
-        for rank, (item, score) in enumerate(kept):
-            share = max(score, 0.0) / best if best > 0 else K / (K + rank)
+        kept = [entry for entry in ranked if entry[0] not in exclude] if exclude else ranked
+        if not isinstance(kept, list | tuple):
+            kept = list(kept)
+        if not kept:
+            return
+        self._ranking = None
+        best = max(map(_score, kept)) if by_score else 0.0
+        scores, codes = self.scores, self.codes  # locals: this runs for every candidate
+        fresh = self._extend(-1, reason)
+        moved: dict[int, int] = {}  # combination → with this reason too (this call's share)
+        if best > 0:
+            for item, score in kept:
+                scores[item] = scores.get(item, 0.0) + weight * (
+                    score / best if score > 0.0 else 0.0
+                )
+                code = codes.get(item)
+                if code is None:
+                    codes[item] = fresh
+                elif code in moved:
+                    codes[item] = moved[code]
+                else:
+                    codes[item] = moved[code] = self._extend(code, reason)
+            return
+        for (item, _), share in zip(kept, _rank_shares(len(kept)), strict=False):
             scores[item] = scores.get(item, 0.0) + weight * share
-            why = reasons.get(item)
-            if why is None:
-                reasons[item] = [reason]
-            elif reason not in why:
-                why.append(reason)
+            code = codes.get(item)
+            if code is None:
+                codes[item] = fresh
+            elif code in moved:
+                codes[item] = moved[code]
+            else:
+                codes[item] = moved[code] = self._extend(code, reason)
+
+    def _extend(self, code: int, reason: Reason) -> int:
+        """The combination of `code` (-1: none) with `reason` added (unchanged if it has it)."""
+        found = self._next.get((code, reason))
+        if found is not None:
+            return found
+        reasons = self._combinations[code] if code >= 0 else ()
+        if reason not in reasons:
+            reasons = (*reasons, reason)
+        found = self._index.get(reasons)
+        if found is None:
+            found = self._index[reasons] = len(self._combinations)
+            self._combinations.append(reasons)
+        self._next[(code, reason)] = found
+        return found
+
+    def ranking(self) -> Ranking:
+        """Items by blended score, best first (ties by item id, so answers are stable)."""
+        if self._ranking is None:
+            scores, codes = self.scores, self.codes
+            # By id, then (stable) by score: the order of the key (-score, id), without a
+            # Python key function per item.
+            order = sorted(scores)
+            order.sort(key=scores.__getitem__, reverse=True)
+            self._ranking = Ranking(
+                tuple(order),
+                tuple(map(scores.__getitem__, order)),
+                tuple(map(codes.__getitem__, order)),
+                tuple(self._combinations),
+            )
+        return self._ranking
+
+    def best(self, count: int) -> list[str]:
+        """The `count` best items, in no particular order (no sorting when all are)."""
+        if len(self.scores) <= count:
+            return list(self.scores)
+        return self.ranking().top(count)
 
     def ranked(self) -> list[Entry]:
-        """Items by blended score, best first (ties by item id, so answers are stable)."""
-        scores, reasons = self.scores, self.reasons
-        # By id, then (stable) by score: the order of the key (-score, id), without a
-        # Python key function per item.
-        order = sorted(scores)
-        order.sort(key=scores.__getitem__, reverse=True)
-        return [(item, scores[item], tuple(reasons[item])) for item in order]
+        """`ranking` as a list of entries."""
+        return list(self.ranking())
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,34 +169,15 @@ class Ranking:
     >>> blend = Blend()
     >>> blend.add([("a", 9.0), ("b", 1.0)], 1.0, Reason("x", None))
     >>> blend.add([("b", 5.0)], 1.0, Reason("y", "v1"))
-    >>> ranking = Ranking.of(blend.ranked())
-    >>> list(ranking) == blend.ranked(), ranking.top(1), len(ranking.combinations)
-    (True, ['b'], 2)
+    >>> ranking = blend.ranking()
+    >>> list(ranking) == blend.ranked(), ranking.top(1), ranking.codes
+    (True, ['b'], (2, 0))
     """
 
     items: tuple[str, ...]
     scores: tuple[float, ...]
     codes: tuple[int, ...]
     combinations: tuple[tuple[Reason, ...], ...]
-
-    @classmethod
-    def of(cls, ranked: Sequence[Entry]) -> Ranking:
-        if not ranked:
-            return cls((), (), (), ())
-        items, scores, whys = zip(*ranked, strict=True)
-        # Combinations told apart by the identity of their reasons (hashing ids is cheap;
-        # equal reasons held twice only make one more combination, decoded the same).
-        codes: dict[tuple[int, ...], int] = {}
-        combinations: list[tuple[Reason, ...]] = []
-        numbered = []
-        for why in whys:
-            key = tuple(map(id, why))
-            code = codes.get(key)
-            if code is None:
-                code = codes[key] = len(combinations)
-                combinations.append(why)
-            numbered.append(code)
-        return cls(items, scores, tuple(numbered), tuple(combinations))
 
     def top(self, count: int) -> list[str]:
         return list(self.items[:count])

@@ -34,6 +34,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -73,6 +74,7 @@ ANCHOR_DECAY = 0.7
 AFFINITY_CATEGORIES = 2
 LIVE = "live"
 MODEL_SOURCES = frozenset({"model", "model_similar"})
+_second = itemgetter(1)
 
 
 @dataclass(frozen=True)
@@ -171,9 +173,9 @@ class RecommendationService:
         ranked: Iterable[Entry]
         if cached is None:
             blend, docs = await self._blend(request, model, version)
-            ranked = blend.ranked()
+            ranked = blend.ranking()
             if request.profile_version >= 0:
-                self.cache.put(key, Ranking.of(ranked), now)
+                self.cache.put(key, ranked, now)
         else:  # the ranking is cached, the catalog (stock) is read again
             ranked = cached
             docs = await self.catalog.items(cached.top(2 * request.pool))
@@ -291,7 +293,7 @@ class RecommendationService:
         doc = known if known is not None and known.get("item_id") == item_id else None
         if item_id is not None and doc is None:
             doc = (await self.catalog.items([item_id])).get(item_id)
-        wanted = [item for item, _, _ in blend.ranked()[: 2 * pool]]
+        wanted = blend.best(2 * pool)
         if doc is None:
             return await self.catalog.items(wanted)
         candidates, scored = await self._attribute_neighbours(doc, pool)
@@ -321,7 +323,9 @@ class RecommendationService:
                 for c in matches.candidates
                 if c in docs
             ]
-            positive = sorted((p for p in scored if p[1] > 0), key=lambda p: (-p[1], p[0]))
+            # best first, ties by id: by id, then (stable) by score, without a key function
+            positive = sorted(p for p in scored if p[1] > 0)
+            positive.sort(key=_second, reverse=True)
             return matches.candidates, positive
 
         return await self.catalog.derived(("attributes", str(doc.get("item_id")), pool), compute)
@@ -349,13 +353,20 @@ class RecommendationService:
             }
         keep_unknown = not docs and category is None and await self._catalog_is_empty()
         items: list[Recommended] = []
-        for item, score, reasons in ranked:
-            if item in exclude:
+        for item, score, reasons in ranked:  # `_acceptable` inlined: it runs per candidate
+            doc = docs.get(item)
+            if doc is None:
+                if not keep_unknown or item in exclude:
+                    continue
+            elif (
+                doc.get("in_stock") is False
+                or (category is not None and doc.get("category") != category)
+                or item in exclude
+            ):
                 continue
-            if _acceptable(docs.get(item), category, keep_unknown):
-                items.append(Recommended(item, score, tuple(reasons)))
-                if len(items) == k:
-                    return items
+            items.append(Recommended(item, score, reasons))
+            if len(items) == k:
+                return items
         if candidates is None:
             await self._fill_from_catalog(items, k, category, exclude)
         return items
@@ -423,7 +434,7 @@ class RecommendationService:
                 ranked, WEIGHTS["trending"], Reason("trending_category", LIVE), exclude=exclude
             )
         docs = await self._with_attributes(blend, item_id, doc, pool, exclude)
-        items = await self._finish(blend.ranked(), docs, k, None, None, exclude)
+        items = await self._finish(blend.ranking(), docs, k, None, None, exclude)
         return Recommendations(
             user_id=None,
             item_id=item_id,

@@ -44,6 +44,15 @@ class StreamEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class MapIncr:
+    """Add `increments` to integer fields of the map `key` (as `Store.map_incr`)."""
+
+    key: str
+    increments: Mapping[str, int]
+    ttl_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DecayedAdd:
     """Add `weights` to members of the decayed sorted set `key`, as of event time `at_ms`."""
 
@@ -164,6 +173,21 @@ class Store(Protocol):
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
 
     async def set_many(self, values: Mapping[str, bytes], ttl_ms: int | None = None) -> None: ...
+
+    async def write_many(
+        self,
+        values: Mapping[str, bytes],
+        ttl_ms: int | None = None,
+        increments: Sequence[MapIncr] = (),
+    ) -> None:
+        """`set_many(values, ttl_ms)` and a `map_incr` per entry of `increments`, in one
+        round trip: what a decision records (its document and its counters).
+
+        Why: each round trip (and each command of a pipeline) costs the API process far
+        more than the server's work for it. The writes are independent, as separate calls
+        would be: a connection lost midway may leave some of them undone.
+        """
+        ...
 
     async def delete(self, keys: Sequence[str]) -> int:
         """Delete keys of any kind; return how many existed."""

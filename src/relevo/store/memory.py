@@ -27,6 +27,7 @@ from relevo.store.base import (
     Doc,
     DocRead,
     DocWrite,
+    MapIncr,
     StoreUsage,
     StreamEntry,
 )
@@ -193,6 +194,17 @@ class MemoryStore:
         for key, value in values.items():
             self._data[key] = value
             self._expire(key, ttl_ms)
+
+    async def write_many(
+        self,
+        values: Mapping[str, bytes],
+        ttl_ms: int | None = None,
+        increments: Sequence[MapIncr] = (),
+    ) -> None:
+        await self.set_many(values, ttl_ms)
+        for write in increments:
+            if write.increments:
+                await self.map_incr(write.key, write.increments, write.ttl_ms)
 
     async def delete(self, keys: Sequence[str]) -> int:
         return sum(self._live(key) is not None and self._drop(key) for key in keys)

@@ -1,0 +1,77 @@
+"""The blend against a brute-force reference: the same scores (to the bit), reasons, order."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relevo.serving.blend import Blend, Entry, K
+from relevo.serving.results import Reason
+
+REASONS = [Reason("covisitation", "live"), Reason("model", "v1"), Reason("trending", "live")]
+ITEMS = [f"i{n}" for n in range(12)]
+
+sources = st.lists(
+    st.tuples(
+        st.lists(  # a source's ranked list: distinct items, best first
+            st.tuples(st.sampled_from(ITEMS), st.floats(-2.0, 50.0)),
+            unique_by=lambda entry: entry[0],
+            max_size=10,
+        ).map(lambda entries: sorted(entries, key=lambda e: -e[1])),
+        st.sampled_from([0.2, 0.5, 1.0, 1.2]),
+        st.sampled_from(REASONS),
+        st.frozensets(st.sampled_from(ITEMS), max_size=3),
+        st.booleans(),
+    ),
+    max_size=7,
+)
+
+
+def reference(
+    added: list[tuple[list[tuple[str, float]], float, Reason, frozenset[str], bool]],
+) -> list[Entry]:
+    """The blend as it was first written: a list of reasons per item, shares per entry."""
+    scores: dict[str, float] = {}
+    reasons: dict[str, list[Reason]] = {}
+    for ranked, weight, reason, exclude, by_score in added:
+        kept = [(item, score) for item, score in ranked if item not in exclude]
+        best = max((score for _, score in kept), default=0.0) if by_score else 0.0
+        for rank, (item, score) in enumerate(kept):
+            share = max(score, 0.0) / best if best > 0 else K / (K + rank)
+            scores[item] = scores.get(item, 0.0) + weight * share
+            why = reasons.setdefault(item, [])
+            if reason not in why:
+                why.append(reason)
+    order = sorted(scores, key=lambda item: (-scores[item], item))
+    return [(item, scores[item], tuple(reasons[item])) for item in order]
+
+
+@settings(max_examples=300, deadline=None)
+@given(sources)
+def test_blend_matches_the_reference(
+    added: list[tuple[list[tuple[str, float]], float, Reason, frozenset[str], bool]],
+) -> None:
+    blend = Blend()
+    for ranked, weight, reason, exclude, by_score in added:
+        blend.add(iter(ranked), weight, reason, exclude=exclude, by_score=by_score)
+    expected = reference(added)
+    assert blend.ranked() == expected
+    ranking = blend.ranking()
+    assert list(ranking) == expected
+    assert ranking.top(3) == [item for item, _, _ in expected[:3]]
+
+
+def test_ranking_is_computed_again_after_an_add() -> None:
+    blend = Blend()
+    blend.add([("a", 1.0)], 1.0, REASONS[0])
+    assert blend.ranking().top(2) == ["a"]
+    blend.add([("b", 1.0)], 2.0, REASONS[1])
+    assert blend.ranking().top(2) == ["b", "a"]
+
+
+def test_best_items_are_the_top_of_the_ranking_in_any_order() -> None:
+    blend = Blend()
+    blend.add([("a", 3.0), ("b", 2.0), ("c", 1.0)], 1.0, REASONS[0], by_score=True)
+    assert blend.best(1) == ["a"]
+    assert sorted(blend.best(2)) == ["a", "b"]
+    assert sorted(blend.best(10)) == ["a", "b", "c"]
