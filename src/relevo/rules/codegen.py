@@ -321,58 +321,65 @@ class _Writer:
         self.line(indent + 1, f"{out} = {self.bind(node)}(V)")
         return out
 
+    def profile_steps(self, node: Fast) -> tuple[Path, tuple[str | int, ...]] | None:
+        """The path and keys of `node` when it reads the profile (and no comprehension
+        variable shadows it), for the state's direct readers; else None."""
+        path = SHAPES.get(node)
+        if not isinstance(path, Path) or path.root != "profile" or "profile" in self._bound:
+            return None
+        return path, tuple(key for key, _ in path.steps)
+
+    def from_state(
+        self, direct: Callable[[ProfileView], Any], unbound: Err, indent: int,
+        general: Callable[[int], str],
+    ) -> str:  # fmt: skip
+        """`direct(profile)` when the profile is a view, else the expression `general`
+        emits (at the indent it is given) for any other mapping."""
+        out = self.temp()
+        profile = self.root("profile", unbound)
+        self.line(indent, f"if type({profile}) is PROFILE_VIEW:")
+        self.line(indent + 1, f"{out} = {self.bind(direct)}({profile})")
+        self.line(indent, "else:")
+        self.line(indent + 1, f"{out} = {general(indent + 1)}")
+        return out
+
     def sized(self, shape: Call, indent: int) -> str | None:
         """`size(profile.<list>)` from the state, when there is a way; else None."""
-        target = SHAPES.get(shape.argument)
-        if not isinstance(target, Path) or target.root != "profile" or "profile" in self._bound:
+        found = self.profile_steps(shape.argument)
+        measure = None if found is None else direct_size(found[1])
+        if found is None or measure is None:
             return None
-        measure = direct_size(tuple(key for key, _ in target.steps))
-        if measure is None:
-            return None
-        out = self.temp()
-        profile = self.root("profile", target.unbound)
-        self.line(indent, f"if type({profile}) is PROFILE_VIEW:")
-        self.line(indent + 1, f"{out} = {self.bind(measure)}({profile})")
-        self.line(indent, "else:")
-        value = self.emit(shape.argument, indent + 1)
-        self.line(indent + 1, f"{out} = {self.bind(size_value)}({value})")
-        return out
+        size = self.bind(size_value)
+        return self.from_state(
+            measure, found[0].unbound, indent, lambda at: f"{size}({self.emit(shape.argument, at)})"
+        )
 
     def member(self, shape: Relation, indent: int) -> str | None:
         """`'vip' in profile.segments` from the state, when there is a way; else None."""
-        needle, target = SHAPES.get(shape.left), SHAPES.get(shape.right)
-        if not isinstance(needle, Constant) or type(needle.value) is not str:
+        needle, found = SHAPES.get(shape.left), self.profile_steps(shape.right)
+        if not isinstance(needle, Constant) or type(needle.value) is not str or found is None:
             return None
-        if not isinstance(target, Path) or target.root != "profile" or "profile" in self._bound:
-            return None
-        check = direct_contains(tuple(key for key, _ in target.steps), needle.value)
+        check = direct_contains(found[1], needle.value)
         if check is None:
             return None
-        out = self.temp()
-        profile = self.root("profile", target.unbound)
-        self.line(indent, f"if type({profile}) is PROFILE_VIEW:")
-        self.line(indent + 1, f"{out} = {self.bind(check)}({profile})")
-        self.line(indent, "else:")
-        haystack = self.emit(shape.right, indent + 1)
-        self.line(indent + 1, f"{out} = CONTAINS({self.bind(needle.value)}, {haystack})")
-        return out
+        literal = self.bind(needle.value)
+        return self.from_state(
+            check, found[0].unbound, indent,
+            lambda at: f"CONTAINS({literal}, {self.emit(shape.right, at)})",
+        )  # fmt: skip
 
     def has(self, shape: Has, indent: int) -> str:
-        owner = SHAPES.get(shape.owner)
-        if isinstance(owner, Path) and owner.root == "profile" and "profile" not in self._bound:
-            checker = direct_has(tuple(key for key, _ in owner.steps), shape.name)
-            if checker is not None:
-                out = self.temp()
-                profile = self.root("profile", owner.unbound)
-                self.line(indent, f"if type({profile}) is PROFILE_VIEW:")
-                self.line(indent + 1, f"{out} = {self.bind(checker)}({profile})")
-                self.line(indent, "else:")
-                value = self.emit(shape.owner, indent + 1)
-                self.line(indent + 1, f"{out} = {self.bind(shape.function)}({value})")
-                return out
+        found = self.profile_steps(shape.owner)
+        checker = None if found is None else direct_has(found[1], shape.name)
+        function = self.bind(shape.function)
+        if found is not None and checker is not None:
+            return self.from_state(
+                checker, found[0].unbound, indent,
+                lambda at: f"{function}({self.emit(shape.owner, at)})",
+            )  # fmt: skip
         value = self.emit(shape.owner, indent)
         out = self.temp()
-        self.line(indent, f"{out} = {self.bind(shape.function)}({value})")
+        self.line(indent, f"{out} = {function}({value})")
         return out
 
     def comprehension(self, shape: Comprehension, node: Fast, indent: int) -> str:

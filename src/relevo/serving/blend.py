@@ -90,6 +90,8 @@ class Blend:
         scores, codes = self.scores, self.codes  # locals: this runs for every candidate
         fresh = self._extend(-1, reason)
         moved: dict[int, int] = {}  # combination → with this reason too (this call's share)
+        # Two copies of one loop, by score and by rank: a shared loop over a list of shares
+        # costs 1.5% more per decision (`bench.decide_cpu --callgrind`), for ~800 candidates.
         if best > 0:
             for item, score in kept:
                 scores[item] = scores.get(item, 0.0) + weight * (
