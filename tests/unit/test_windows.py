@@ -68,3 +68,16 @@ def test_state_stays_bounded() -> None:
     assert len(counter.recent) <= 61
     assert len(counter.hours) <= 25
     assert len(counter.days) <= 31
+
+
+@given(events=st.lists(offsets, max_size=300), lag=st.integers(0, 40 * DAY_MS))
+@settings(max_examples=300, deadline=None)
+def test_longer_windows_count_the_buckets_they_span(events: list[int], lag: int) -> None:
+    counter = WindowCounter()
+    for offset in events:
+        counter.add(START + offset)
+    now = START + max(events, default=0) + lag
+    for buckets, size, window in ((counter.hours, HOUR_MS, "24h"), (counter.days, DAY_MS, "30d")):
+        low, high = (now - WINDOWS_MS[window]) // size, now // size
+        spanned = sum(count for bucket, count in buckets.items() if low <= bucket <= high)
+        assert counter.count(WINDOWS_MS[window], now) == spanned
