@@ -447,14 +447,12 @@ def direct_reader(
             return round(decayed(found, view._now, view._params.affinity_half_life_ms), 6)
 
         return affinity
-    if len(keys) == 2 and keys[0] in ("first_seen", "last_seen"):
-        kind, no_kind, last = keys[1], missing[1], keys[0] == "last_seen"
+    seen_ms = seen_ms_reader(steps, missing[1]) if len(keys) == 2 else None
+    if seen_ms is not None:
 
         def seen(view: ProfileView) -> Any:
-            found = view._state.seen.get(kind)
-            if found is None:
-                return no_kind
-            return to_iso(found.last if last else found.first)
+            ms = seen_ms(view)
+            return to_iso(ms) if type(ms) is int else ms  # else: no such event, an error
 
         return seen
     if len(keys) == 3 and keys[0] == "counts":

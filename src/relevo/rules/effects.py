@@ -91,11 +91,9 @@ def run_event_rules(
         at_ms = record["timestamp"]
         profile = ProfileView(state, at_ms, params)
         context = event.get("context") or {}
-        outcome = rules.run_event_bucket(bucket, profile, event, context, at_ms)
-        if outcome.fired:
-            apply_outcome(state, outcome, effects)
-        else:  # the common case: nothing to change, only counts to keep
-            effects.outcomes.append(outcome)
+        apply_outcome(
+            state, rules.run_event_bucket(bucket, profile, event, context, at_ms), effects
+        )
     if timed:
         for op in rules.plan_timers(event, armed=state.timers.keys()):
             _apply_timer_op(state, op, effects)

@@ -337,25 +337,22 @@ class RuleStatsBook:
     def _fold(self) -> dict[str, RuleStats]:
         """Add what was recorded since the last read to the per-rule statistics."""
         stats = self._stats
-        for evaluated, count in self._evaluated.values():
-            for rule_id in evaluated:
-                s = stats.get(rule_id)
-                if s is None:
-                    s = stats[rule_id] = RuleStats()
-                s.evaluations += count
         patterns, self._patterns = self._patterns, {}
         for pattern, count, last in patterns.values():
-            for rule_id in pattern.evaluated:
-                s = stats.get(rule_id)
-                if s is None:
-                    s = stats[rule_id] = RuleStats()
-                s.evaluations += count
+            counted = self._evaluated.setdefault(id(pattern.evaluated), [pattern.evaluated, 0])
+            counted[1] += count
             for fired in pattern.fired:
                 self._fires[fired.rule_id] = self._fires.get(fired.rule_id, 0) + count
                 if last is not None:
                     previous = self._last_fired.get(fired.rule_id, last)
                     self._last_fired[fired.rule_id] = max(previous, last)
             self._count_errors(pattern.errors, count, grouped=True)
+        for evaluated, count in self._evaluated.values():
+            for rule_id in evaluated:
+                s = stats.get(rule_id)
+                if s is None:
+                    s = stats[rule_id] = RuleStats()
+                s.evaluations += count
         for rule_id, fires in self._fires.items():
             s = stats.setdefault(rule_id, RuleStats())
             s.fires += fires

@@ -404,13 +404,12 @@ class Has:
 
 @dataclass(frozen=True, slots=True)
 class Comprehension:
-    """`target.exists(name, predicate)` (or `all`), evaluated by `function`."""
+    """`target.exists(name, predicate)` (or `all`)."""
 
     exists: bool
     target: Fast
     name: str
     predicate: Fast
-    function: Fast
 
 
 @dataclass(frozen=True, slots=True)
@@ -927,5 +926,5 @@ def _comprehension(exists: bool, target: Fast, name: str, predicate: Fast) -> Fa
                 return exists
         return not exists
 
-    SHAPES[comprehension] = Comprehension(exists, target, name, predicate, comprehension)
+    SHAPES[comprehension] = Comprehension(exists, target, name, predicate)
     return comprehension
