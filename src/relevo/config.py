@@ -225,6 +225,12 @@ class Settings(BaseSettings):
         None,
         description="The project file (rules, webhooks, ...); default: ./relevo.yaml if present.",
     )
+    action_max_delay: DurationMs = Field(
+        parse_duration_ms("1h"),
+        description="A rule action (outbox message) whose moment is further in the past than "
+        "this when it is emitted is not emitted: a backfill, a replay or a long outage does not "
+        "send old offers (segments and attributes still apply). 0 emits every action.",
+    )
     webhook_url: str | None = Field(None, description="Send every rule action to this URL.")
     webhook_secret: str | None = Field(None, description="HMAC secret for RELEVO_WEBHOOK_URL.")
     webhook_first_retry: DurationMs = Field(

@@ -123,7 +123,7 @@ class Engine:
             "experiments": self.experiments,
             "flags": self.flags,
         }
-        self.outbox = Outbox(self.store, self.clock)
+        self.outbox = Outbox(self.store, self.clock, settings.action_max_delay)
         self.rule_stats = RuleStatsRecorder(self.store)
         # Decoded item documents (and what the catalog alone determines) for decisions.
         self.catalog = CatalogCache(self.store, self.clock, settings.catalog_refresh)

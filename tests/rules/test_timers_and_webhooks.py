@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from relevo.clock import ManualClock
 from relevo.config import Settings
@@ -20,6 +21,8 @@ from relevo.rules.scheduler import STALE_GRACE_MS
 from relevo.store import keys
 from tests.rules.conftest import MINUTE, T0, EngineFactory, event
 from tests.support.polling import eventually
+
+HOUR = 60 * MINUTE
 
 ABANDONED = {
     "id": "cart-abandoned",
@@ -138,6 +141,7 @@ async def test_a_scheduler_forgets_stale_entries_another_process_dropped(
 async def test_history_fires_timers_in_event_time(engine: Engine, clock: ManualClock) -> None:
     """A backfill: the timer fires at t0+15 min, before the view at t0+20 min resets it."""
     await engine.put_rules({"rules": [ABANDONED]})
+    engine.outbox.max_delay_ms = 0  # emit every action, however old (RELEVO_ACTION_MAX_DELAY=0)
     clock.set(T0 + 86_400_000)
     await engine.ingest(
         [
@@ -147,6 +151,49 @@ async def test_history_fires_timers_in_event_time(engine: Engine, clock: ManualC
     )
     (action,) = await abandoned(engine)
     assert action["at"] == "2026-01-01T00:15:00.000Z"
+
+
+def late_actions() -> float:
+    return REGISTRY.get_sample_value("relevo_actions_late_total") or 0.0
+
+
+ABANDONER = {**ABANDONED, "then": [*ABANDONED["then"], {"add_segment": "abandoner"}]}
+
+
+async def test_a_backfill_does_not_send_old_actions_but_keeps_their_segments(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """Last month's abandoned carts are history, not offers to send today."""
+    await engine.put_rules({"rules": [ABANDONER]})
+    assert engine.outbox.max_delay_ms == HOUR  # the default
+    late_before = late_actions()
+    clock.set(T0 + 30 * 86_400_000)
+    await engine.ingest(
+        [
+            event("add_to_cart", "old", T0, item_id="sho-001"),
+            event("view", "old", T0 + 20 * MINUTE, item_id="sho-001"),
+        ]
+    )
+    assert await abandoned(engine) == []
+    assert late_actions() == late_before + 1
+    profile = await engine.profile("old")
+    assert profile is not None
+    assert "abandoner" in profile["segments"]
+    # A cart of an hour ago whose timer is still armed: its moment is now, so it is sent.
+    await add_to_cart(engine, "recent", clock.now_ms() - HOUR)
+    assert await at(engine, clock, clock.now_ms()) == 1
+    (action,) = await abandoned(engine)
+    assert action["user_id"] == "recent"
+
+
+async def test_a_firing_hours_late_is_not_sent(engine: Engine, clock: ManualClock) -> None:
+    """A scheduler that was down for two hours disarms the timer without sending."""
+    await engine.put_rules({"rules": [ABANDONED]})
+    await add_to_cart(engine, "outage", T0)
+    assert await at(engine, clock, T0 + 15 * MINUTE + HOUR + 1) == 1
+    assert await abandoned(engine) == []
+    assert await engine.store.zcard(keys.TIMERS_DUE) == 0
+    assert await at(engine, clock, T0 + 3 * HOUR) == 0
 
 
 class Receiver:

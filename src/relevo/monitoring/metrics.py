@@ -78,6 +78,11 @@ DECISION_DURATION = Histogram(
     ["placement"],
     buckets=LATENCY_BUCKETS,
 )
+ACTIONS_LATE = Counter(
+    "relevo_actions_late",
+    "Rule actions not emitted: their moment was older than RELEVO_ACTION_MAX_DELAY "
+    "(a backfill, a replay, a long outage).",
+)
 STORE_DURATION = Histogram(
     "relevo_store_operation_duration_seconds",
     "Time of one store call, by operation (get_many, docs_write, ...).",
