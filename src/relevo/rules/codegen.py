@@ -97,6 +97,10 @@ _STRING_TESTS = {
 }
 
 
+_MISS = object()
+"""No answer yet (a memo's)."""
+
+
 def _mapping(value: str) -> str:
     """Whether the local `value` holds a map (`fastpath._is_mapping` of a type seen)."""
     return f"(type({value}) is dict or ISMAP.get(type({value})))"
@@ -168,6 +172,7 @@ class Writer:
             "EQ": equal_values,
             "CONTAINS": contains_value,
             "INDEX": index_value,
+            "MISS": _MISS,
             "PROFILE_VIEW": ProfileView,
             "PREDICATE_NOT_BOOL": PREDICATE_NOT_BOOL,
         }
@@ -180,6 +185,9 @@ class Writer:
         #: Lines run once before a loop, where paths of the other variables are read.
         self.hoisted: list[str] | None = None
         self._hoisted_paths: dict[tuple[Any, ...], str] = {}
+        #: The indent of a loop's body: a path of the item read there is read once.
+        self.body: int | None = None
+        self._body_paths: dict[tuple[Any, ...], str] = {}
 
     def define(self, name: str, filename: str, parameters: str = "V") -> Any:
         """The function `name(parameters)` of the lines written, the variables read at
@@ -253,7 +261,16 @@ class Writer:
         return out
 
     def path(self, shape: Path, node: Fast, indent: int) -> str:
-        if self.hoisted is None or shape.root in self.given or shape.root in self._bound:
+        if shape.root in self.given and shape.root not in self._bound:
+            # `item.category` read in the body's straight line is there for all code after
+            key = (shape.root, tuple(step for step, _ in shape.steps))
+            if key in self._body_paths:
+                return self._body_paths[key]
+            value = self.walk(shape, node, indent)
+            if indent == self.body:
+                self._body_paths[key] = value
+            return value
+        if self.hoisted is None or shape.root in self._bound:
             return self.walk(shape, node, indent)
         # the same for every item of a loop: read once, before it (a path never raises,
         # and reading one that a term's short-circuit would have skipped changes nothing)
@@ -511,6 +528,37 @@ class Writer:
                 return member
         a, b = self.emit(shape.left, indent), self.emit(shape.right, indent)
         out = self.temp()
+        memo, key = self.memo(shape, a, b)
+        if memo is not None:  # each key's answer once per loop (see `memo`)
+            self.line(indent, f"{out} = {memo}.get({key}, MISS) if type({key}) is str else MISS")
+            self.line(indent, f"if {out} is MISS:")
+            indent += 1
+        self.apply(shape, a, b, out, indent)
+        if memo is not None:
+            self.line(indent, f"if type({key}) is str:")
+            self.line(indent + 1, f"{memo}[{key}] = {out}")
+        return out
+
+    def memo(self, shape: Relation, a: str, b: str) -> tuple[str | None, str]:
+        """In a loop, a dict for the answers of `x in m` or `m[x]` by string `x`, when `m`
+        is read before the loop (``item.category in profile.affinities``): the profile's
+        maps compute each value they give (a decayed affinity), and fifty items share a
+        few categories. Both operators are pure, so an answer is the same each time."""
+        held = set(self._hoisted_paths.values())
+        if self.hoisted is None:
+            return None, ""
+        if shape.function is contains_value and b in held and a not in held:
+            key = a
+        elif shape.function is index_value and a in held and b not in held:
+            key = b
+        else:
+            return None, ""
+        memo = self.temp()
+        self.hoisted.append(f"    {memo} = {{}}")
+        return memo, key
+
+    def apply(self, shape: Relation, a: str, b: str, out: str, indent: int) -> None:
+        """`out = function(a, b)` of the relation, common cases inline."""
         if shape.function is contains_value:  # `contains_value`: a string in a map
             self.line(indent, f"if type({a}) is str and {_mapping(b)}:")
             self.line(indent + 1, f"{out} = {a} in {b}")
@@ -528,4 +576,3 @@ class Writer:
             self.line(indent, "else:")
             indent += 1
         self.line(indent, f"{out} = {self.bind(shape.function)}({a}, {b})")
-        return out

@@ -50,6 +50,7 @@ def generate(actions: Sequence[ItemAction]) -> ItemLoop:
     writer = Writer()
     writer.given["item"] = "item"
     writer.hoisted = []
+    writer.body = 2
     writer.line(1, "for item in items:")
     writer.line(2, "item_id = item.get('item_id')")
     writer.line(2, "if item_id is None:")

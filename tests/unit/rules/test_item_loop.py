@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -141,3 +142,34 @@ def test_the_loop_is_generated_once_per_set_of_rules_that_hold() -> None:
     [bucket] = rules._decide_index.values()
     assert len(bucket.item_loops) == 2  # mobile (three actions) and desktop (two)
     assert all(loop is not None for loop in bucket.item_loops.values())
+
+
+class Counting(Mapping[str, float]):
+    """A lazy map (like the profile's affinities) that counts its reads."""
+
+    def __init__(self, data: dict[str, float]) -> None:
+        self.data, self.reads = data, 0
+
+    def __getitem__(self, key: str) -> float:
+        self.reads += 1
+        return self.data[key]
+
+    def __contains__(self, key: object) -> bool:
+        self.reads += 1
+        return key in self.data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def test_a_map_read_before_the_loop_answers_each_key_once() -> None:
+    rules = rule_set([(None, [{"boost": CONDITIONS[0], "by": 2.0}])])
+    affinities = Counting({"c1": 3.0, "c2": 1.0})
+    candidates = [{"item_id": f"i{n}", "category": f"c{n % 3}"} for n in range(30)]
+    adjustments = decide(rules, {"affinities": affinities}, {}, candidates)
+    assert list(adjustments.multipliers) == [f"i{n}" for n in range(30) if n % 3 == 1]
+    # `in` for each of three categories, `[]` (`in`, then the read) for the two it holds
+    assert affinities.reads == 3 + 2 * 2  # per item: 30 + 2 * 20
