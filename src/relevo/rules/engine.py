@@ -216,7 +216,8 @@ class ItemAdjustments:
         filtered item and never adds an item that is not a candidate: the pipeline includes
         :meth:`RuleSet.pinned_items` in the candidates up front.
         """
-        kept = [(i, self.score(i, s)) for i, s in ranked if i not in self.removed]
+        removed, boost = self.removed, self.multipliers.get  # (`score`, inline: per item)
+        kept = [(i, s * boost(i, 1.0)) for i, s in ranked if i not in removed]
         kept.sort(key=lambda pair: -pair[1])
         order = [i for i, _ in kept if i not in self.buried]
         order += [i for i, _ in kept if i in self.buried]
