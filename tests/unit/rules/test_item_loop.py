@@ -33,6 +33,7 @@ CONDITIONS = [
     "context.device == 'mobile'",
 ]
 WHEN = [None, "context.device == 'mobile'", "profile.affinities.c1 > 1.0", "context.nope"]
+WHEN += ["context.device.matches('^mob')"]  # off the fast path: the scope is converted
 
 actions = st.one_of(
     st.builds(
