@@ -24,7 +24,7 @@ Documents are shared between requests: callers must treat them as read-only.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from relevo import catalog
@@ -80,9 +80,9 @@ class CatalogCache:
         epoch = self._epoch
         read = await catalog.get_items(self.store, missing)
         if epoch == self._epoch:
-            if len(docs) + len(missing) > self.max_entries:
-                docs.clear()
-                self._of_items.clear()
+            if len(docs) + len(missing) > self.max_entries:  # new dicts: `Held` keeps its own
+                self._docs = docs = {}
+                self._of_items = {}
             for item_id in missing:
                 docs[item_id] = read.get(item_id)
         else:  # dropped meanwhile: answer with what was read, remember nothing
@@ -93,6 +93,17 @@ class CatalogCache:
             if doc is not None and doc is not _UNREAD:
                 found[item_id] = doc  # type: ignore[assignment]
         return found
+
+    async def documents(self, item_ids: Sequence[str]) -> Mapping[str, dict[str, Any]]:
+        """What `items` answers, as a mapping that looks a document up when asked, when
+        every one of `item_ids` is held (nearly always): a recommendation reads the
+        documents of its best few hundred candidates and looks at the first few dozen."""
+        if self.enabled:
+            await self._check()
+            asked = set(item_ids)
+            if self._docs.keys() >= asked:
+                return Held(asked, self._docs)
+        return await self.items(item_ids)
 
     async def derived(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
         """A value computed from the catalog only (attribute neighbours, the item count),
@@ -176,3 +187,39 @@ class CatalogCache:
 
     async def items_applied(self, items: Sequence[dict[str, Any]]) -> None:
         self.drop()
+
+
+class Held(Mapping[str, dict[str, Any]]):
+    """The documents of `asked` that exist, looked up in a cache's documents when read.
+
+    The cache never changes a document it holds in place (a catalog change or the size
+    bound gives it new dicts), so this reads what `CatalogCache.items` would have
+    answered when it was made.
+    """
+
+    __slots__ = ("_asked", "_docs")
+
+    def __init__(self, asked: set[str], docs: dict[str, dict[str, Any] | None]) -> None:
+        self._asked = asked
+        self._docs = docs
+
+    def get(self, item_id: str, default: Any = None) -> Any:  # (the hot path: one call)
+        if item_id not in self._asked:
+            return default
+        doc = self._docs[item_id]
+        return default if doc is None else doc
+
+    def __getitem__(self, item_id: str) -> dict[str, Any]:
+        doc = self.get(item_id)
+        if doc is None:
+            raise KeyError(item_id)
+        return doc  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return (item_id for item_id in self._asked if self._docs[item_id] is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return any(self._docs[item_id] is not None for item_id in self._asked)

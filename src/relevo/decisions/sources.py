@@ -41,10 +41,16 @@ class CandidateSources:
         if user_id is None:
             return await self.popular(None, k, context)
         found = await self.serving.recommend(user_id, k, context=context, exclude_seen=False)
-        return [
-            (item.item_id, item.score, [reason.source for reason in item.reasons])
-            for item in found.items
-        ]
+        # Items share a few tuples of reasons (a blend's combinations): each one's names are
+        # listed once, and the lists are shared (decisions only read them).
+        names: dict[int, list[str]] = {}
+        scored: Scored = []
+        for item in found.items:
+            listed = names.get(id(item.reasons))
+            if listed is None:
+                listed = names[id(item.reasons)] = [reason.source for reason in item.reasons]
+            scored.append((item.item_id, item.score, listed))
+        return scored
 
     async def popular(self, user_id: str | None, k: int, context: Mapping[str, Any]) -> Scored:
         signals = await self.live.read(overall=True, trending_limit=k)

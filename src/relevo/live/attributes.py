@@ -122,3 +122,44 @@ def cosine(
         norm_o += (weight * idfs.get(token, rare_idf)) ** 2
     norm_q, norm_o = math.sqrt(norm_q), math.sqrt(norm_o)
     return dot / (norm_q * norm_o) if norm_q and norm_o else 0.0
+
+
+class Cosine:
+    """`cosine` of one query against many items, with the query's side computed once.
+
+    Why: a query item's attribute neighbours are a few hundred candidates, and `cosine`
+    weighed the query's tokens (and their norm) again for each. The arithmetic is
+    `cosine`'s, in the same order, so the floats are the same (property-tested).
+
+    >>> query = Cosine({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": 1.5}, 2.0)
+    >>> query({"b": 1.0, "c": 1.0}) == cosine(
+    ...     {"a": 1.0, "b": 2.0}, {"b": 1.0, "c": 1.0}, {"a": 1.0, "b": 1.5}, 2.0)
+    True
+    """
+
+    __slots__ = ("_idfs", "_norm", "_rare", "_terms")
+
+    def __init__(self, query: Mapping[str, float], idfs: Mapping[str, float], rare_idf: float):
+        terms = []
+        norm = 0.0
+        for token, weight in query.items():
+            idf_ = idfs.get(token, rare_idf)
+            value = weight * idf_
+            norm += value**2
+            terms.append((token, value, idf_))
+        self._terms = tuple(terms)
+        self._norm = math.sqrt(norm)
+        self._idfs = idfs
+        self._rare = rare_idf
+
+    def __call__(self, other: Mapping[str, float]) -> float:
+        dot = norm_o = 0.0
+        for token, value, idf_ in self._terms:
+            found = other.get(token)
+            if found is not None:
+                dot += value * (found * idf_)
+        idfs, rare = self._idfs, self._rare
+        for token, weight in other.items():
+            norm_o += (weight * idfs.get(token, rare)) ** 2
+        norm_q, norm_o = self._norm, math.sqrt(norm_o)
+        return dot / (norm_q * norm_o) if norm_q and norm_o else 0.0

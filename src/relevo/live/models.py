@@ -53,6 +53,10 @@ class AttributeMatches:
             tokens = attributes.item_tokens(item)
         return attributes.cosine(self.tokens, tokens, self.idfs, self.rare_idf)
 
+    def cosine(self) -> attributes.Cosine:
+        """`score` of many items' tokens, the query's side computed once."""
+        return attributes.Cosine(self.tokens, self.idfs, self.rare_idf)
+
 
 class LiveModels:
     def __init__(

@@ -68,6 +68,6 @@ class RequestMetrics:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             method = scope.get("method", "GET")
-            metrics.HTTP_DURATION.labels(method, route).observe(elapsed)
-            metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            metrics.child(metrics.HTTP_DURATION, method, route).observe(elapsed)
+            metrics.child(metrics.HTTP_REQUESTS, method, route, str(status)).inc()
             REQUEST_ID.reset(token)

@@ -22,6 +22,7 @@ import os
 from collections import Counter as CounterOf
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -93,6 +94,24 @@ STORE_DURATION = Histogram(
 KNOWN_EVENT_TYPES = frozenset({*STANDARD_EVENT_TYPES, "identify", "consent"})
 STATUS_VALUE = {"ok": 0, "warn": 1, "drift": 2, "anomaly": 2}
 """Statuses as gauge values: 0 fine, 1 worth a look, 2 alerting."""
+
+
+_CHILDREN: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Counter | Histogram, *labels: str) -> Any:
+    """`metric.labels(*labels)`, bound once per label values and then reused.
+
+    Why: `.labels()` checks its arguments, builds its key and takes a lock on every call,
+    and a decision made three such calls (its counter, its duration, the HTTP pair). The
+    children are the library's own (a scrape sees the same series); label values are
+    bounded as above, so this holds no more entries than the library does.
+    """
+    key = (metric, labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return found
 
 
 def event_type_label(kind: object) -> str:

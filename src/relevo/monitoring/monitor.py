@@ -112,8 +112,9 @@ class Monitoring:
         """Count a decision; observe its top score; count the exposure for its KPIs."""
         placement = decision["placement"]
         fallback = bool(decision["fallback"])
-        metrics.DECISIONS.labels(placement, decision["policy"], str(fallback).lower()).inc()
-        metrics.DECISION_DURATION.labels(placement).observe(elapsed_s)
+        label = "true" if fallback else "false"
+        metrics.child(metrics.DECISIONS, placement, decision["policy"], label).inc()
+        metrics.child(metrics.DECISION_DURATION, placement).observe(elapsed_s)
         minute = at_ms - at_ms % RATE_BUCKET_MS
         self._rates[(DECISION_RATE, minute)] += 1
         if fallback:

@@ -53,6 +53,7 @@ from relevo.rules.fastpath import (
     compile_fast,
     contains_value,
     equal_values,
+    index_value,
     size_value,
     timestamp_value,
 )
@@ -96,6 +97,15 @@ _STRING_TESTS = {
 }
 
 
+_MISS = object()
+"""No answer yet (a memo's)."""
+
+
+def _mapping(value: str) -> str:
+    """Whether the local `value` holds a map (`fastpath._is_mapping` of a type seen)."""
+    return f"(type({value}) is dict or ISMAP.get(type({value})))"
+
+
 class _Opaque(Exception):
     """A node that can only be called with the variables, inside inlined code that binds
     a variable of its own (a comprehension's): that code can't be inlined."""
@@ -109,7 +119,7 @@ def compile_condition(source: str, roots: frozenset[str]) -> Fast | None:
 
 def generate(node: Fast, source: str = "") -> Fast:
     """A function computing what the closure `node` computes, with its common nodes inlined."""
-    writer = _Writer()
+    writer = Writer()
     result = writer.emit(node, 1)
     writer.line(1, f"return {result}")
     generated: Fast = writer.define("condition", f"<condition {source[:60]!r}>")
@@ -129,9 +139,9 @@ def generate_bucket(
     The function returns ``(index, value)`` for each condition that is not ``False`` (true
     ones and errors), in order: an event's rules then cost one call, not one per rule.
     ``now`` is not needed when the code only subtracts times in milliseconds (`NOW_MS`,
-    see `_Writer.elapsed`): building the datetime costs as much as a condition.
+    see `Writer.elapsed`): building the datetime costs as much as a condition.
     """
-    writer = _Writer()
+    writer = Writer()
     writer.line(1, "out = []")
     needs_now = False
     for index, node in enumerate(conditions):
@@ -151,7 +161,7 @@ def generate_bucket(
     return bucket, needs_now or "now" in writer.roots
 
 
-class _Writer:
+class Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.names: dict[str, Any] = {
@@ -161,6 +171,8 @@ class _Writer:
             "NOT_BOOL": NOT_BOOL,
             "EQ": equal_values,
             "CONTAINS": contains_value,
+            "INDEX": index_value,
+            "MISS": _MISS,
             "PROFILE_VIEW": ProfileView,
             "PREDICATE_NOT_BOOL": PREDICATE_NOT_BOOL,
         }
@@ -168,14 +180,24 @@ class _Writer:
         self._roots: dict[str, tuple[str, Err]] = {}
         self._bound: dict[str, str] = {}  # comprehension variable -> its local name
         self.calls = 0  # closures called with the variables (they may read any)
+        #: Variables the caller holds in locals of these names (a loop's item), not in `V`.
+        self.given: dict[str, str] = {}
+        #: Lines run once before a loop, where paths of the other variables are read.
+        self.hoisted: list[str] | None = None
+        self._hoisted_paths: dict[tuple[Any, ...], str] = {}
+        #: The indent of a loop's body: a path of the item read there is read once.
+        self.body: int | None = None
+        self._body_paths: dict[tuple[Any, ...], str] = {}
 
-    def define(self, name: str, filename: str) -> Any:
-        """The function `name(V)` of the lines written, the variables read at its top."""
+    def define(self, name: str, filename: str, parameters: str = "V") -> Any:
+        """The function `name(parameters)` of the lines written, the variables read at
+        its top, then the hoisted lines."""
         roots = [
             f"    {variable} = V.get({root!r}, {self.bind(unbound)})"
             for root, (variable, unbound) in self._roots.items()
         ]
-        code = f"def {name}(V):\n" + "\n".join(roots + self.lines) + "\n"
+        lines = roots + (self.hoisted or []) + self.lines
+        code = f"def {name}({parameters}):\n" + "\n".join(lines) + "\n"
         namespace = dict(self.names)
         exec(compile(code, filename, "exec"), namespace)
         return namespace[name]
@@ -239,6 +261,30 @@ class _Writer:
         return out
 
     def path(self, shape: Path, node: Fast, indent: int) -> str:
+        if shape.root in self.given and shape.root not in self._bound:
+            # `item.category` read in the body's straight line is there for all code after
+            key = (shape.root, tuple(step for step, _ in shape.steps))
+            if key in self._body_paths:
+                return self._body_paths[key]
+            value = self.walk(shape, node, indent)
+            if indent == self.body:
+                self._body_paths[key] = value
+            return value
+        if self.hoisted is None or shape.root in self._bound:
+            return self.walk(shape, node, indent)
+        # the same for every item of a loop: read once, before it (a path never raises,
+        # and reading one that a term's short-circuit would have skipped changes nothing)
+        key = (shape.root, tuple(step for step, _ in shape.steps))
+        held = self._hoisted_paths.get(key)
+        if held is None:
+            lines, self.lines = self.lines, self.hoisted
+            try:
+                held = self._hoisted_paths[key] = self.walk(shape, node, 1)
+            finally:
+                self.lines = lines
+        return held
+
+    def walk(self, shape: Path, node: Fast, indent: int) -> str:
         # `walk` in fastpath: a missing key is an Err, which later steps pass on unchanged
         out = self.temp()
         bound = self._bound.get(shape.root)
@@ -269,6 +315,8 @@ class _Writer:
 
     def root(self, name: str, unbound: Err) -> str:
         """The local holding variable `name` (read once, at the function's top)."""
+        if name in self.given:
+            return self.given[name]
         return self._roots.setdefault(name, (f"r{len(self._roots)}", unbound))[0]
 
     def ordering(self, shape: Ordering, node: Fast, indent: int) -> str:
@@ -480,6 +528,47 @@ class _Writer:
                 return member
         a, b = self.emit(shape.left, indent), self.emit(shape.right, indent)
         out = self.temp()
+        memo, key = self.memo(shape, a, b)
+        if memo is not None:  # each key's answer once per loop (see `memo`)
+            self.line(indent, f"{out} = {memo}.get({key}, MISS) if type({key}) is str else MISS")
+            self.line(indent, f"if {out} is MISS:")
+            indent += 1
+        self.apply(shape, a, b, out, indent)
+        if memo is not None:
+            self.line(indent, f"if type({key}) is str:")
+            self.line(indent + 1, f"{memo}[{key}] = {out}")
+        return out
+
+    def memo(self, shape: Relation, a: str, b: str) -> tuple[str | None, str]:
+        """In a loop, a dict for the answers of `x in m` or `m[x]` by string `x`, when `m`
+        is read before the loop (``item.category in profile.affinities``): the profile's
+        maps compute each value they give (a decayed affinity), and fifty items share a
+        few categories. Both operators are pure, so an answer is the same each time."""
+        held = set(self._hoisted_paths.values())
+        if self.hoisted is None:
+            return None, ""
+        if shape.function is contains_value and b in held and a not in held:
+            key = a
+        elif shape.function is index_value and a in held and b not in held:
+            key = b
+        else:
+            return None, ""
+        memo = self.temp()
+        self.hoisted.append(f"    {memo} = {{}}")
+        return memo, key
+
+    def apply(self, shape: Relation, a: str, b: str, out: str, indent: int) -> None:
+        """`out = function(a, b)` of the relation, common cases inline."""
+        if shape.function is contains_value:  # `contains_value`: a string in a map
+            self.line(indent, f"if type({a}) is str and {_mapping(b)}:")
+            self.line(indent + 1, f"{out} = {a} in {b}")
+            self.line(indent, "else:")
+            indent += 1
+        if shape.function is index_value:  # `index_value`: a string key a map holds
+            self.line(indent, f"if type({b}) is str and {_mapping(a)} and {b} in {a}:")
+            self.line(indent + 1, f"{out} = {a}[{b}]")
+            self.line(indent, "else:")
+            indent += 1
         inline = _STRING_TESTS.get(shape.function)
         if inline is not None:  # `test` in fastpath on two strings, at once
             self.line(indent, f"if type({a}) is str and type({b}) is str:")
@@ -487,4 +576,3 @@ class _Writer:
             self.line(indent, "else:")
             indent += 1
         self.line(indent, f"{out} = {self.bind(shape.function)}({a}, {b})")
-        return out

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, JsonValue
 
 from relevo.features.profile import ProfileView
+from relevo.rules import item_loop
 from relevo.rules.codegen import NOW_MS, generate_bucket
 from relevo.rules.expressions import (
     Activation,
@@ -215,7 +216,8 @@ class ItemAdjustments:
         filtered item and never adds an item that is not a candidate: the pipeline includes
         :meth:`RuleSet.pinned_items` in the candidates up front.
         """
-        kept = [(i, self.score(i, s)) for i, s in ranked if i not in self.removed]
+        removed, boost = self.removed, self.multipliers.get  # (`score`, inline: per item)
+        kept = [(i, s * boost(i, 1.0)) for i, s in ranked if i not in removed]
         kept.sort(key=lambda pair: -pair[1])
         order = [i for i, _ in kept if i not in self.buried]
         order += [i for i, _ in kept if i in self.buried]
@@ -470,6 +472,11 @@ class Bucket:
         default_factory=dict, compare=False, repr=False
     )
     """Recurring outcomes, by what `evaluate` gave (see `RuleSet._run_bucket`)."""
+    item_loops: dict[tuple[tuple[int, int], ...], item_loop.ItemLoop | None] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """A decision's item actions as generated loops, by the (rule, action) pairs that run
+    (which depend on the rules whose condition held); None: the general loop."""
 
     @classmethod
     def of(cls, rules: Iterable[CompiledRule]) -> Bucket:
@@ -907,42 +914,18 @@ class RuleSet:
         for pin in pins:
             touched.setdefault(pin.item_id, []).append(pin.rule_id)
         if per_item:
-            for item in items:
-                item_id = item.get("item_id")
-                if item_id is None:
-                    continue
-                item_id = str(item_id)
-                try:
-                    activation.bind("item", item)
-                except ActivationError as exc:
-                    key = ("*", "item", "activation")
-                    item_errors.setdefault(key, [str(exc), 0])[1] += 1
-                    continue
-                for r, ca in per_item:
-                    a, expr = ca.action, ca.expr
-                    assert expr is not None  # filter/boost/bury always carry a condition
-                    try:
-                        hit = expr.evaluate_bool(activation)
-                    except ExpressionEvaluationError as exc:
-                        key = (r.id, exc.field, exc.kind)
-                        item_errors.setdefault(key, [exc.message, 0])[1] += 1
-                        if isinstance(a, Filter) and a.on_error == "drop":
-                            removed[item_id] = r.id
-                            break  # a removed item needs no further actions
-                        continue
-                    if isinstance(a, Filter):
-                        if not hit:
-                            removed[item_id] = r.id
-                            touched.setdefault(item_id, []).append(r.id)
-                            break
-                        continue
-                    if not hit:
-                        continue
-                    if isinstance(a, Boost):
-                        multipliers[item_id] = multipliers.get(item_id, 1.0) * a.by
-                    elif isinstance(a, Bury):
-                        buried.add(item_id)
-                    touched.setdefault(item_id, []).append(r.id)
+            loop = None if activation.converted else _item_loop(bucket, per_item)
+            if loop is None:
+                _each_item(per_item, activation, items, removed, multipliers, buried, touched,
+                           item_errors)  # fmt: skip
+            else:
+
+                def failed(index: int, value: Any) -> None:
+                    r, ca = per_item[index]
+                    assert ca.expr is not None  # filter/boost/bury always carry a condition
+                    _count(item_errors, r.id, ca.expr.failure(value))
+
+                loop(activation.values, items, removed, multipliers, buried, touched, failed)
         for (rule_id, field, kind), (message, count) in item_errors.items():
             errors.append(RuleError(rule_id, field, kind, message, count))
         return ItemAdjustments(
@@ -1033,6 +1016,91 @@ class RuleSet:
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+_ITEM_LOOPS = 64
+"""Generated item loops kept per bucket (one per set of rules that held together)."""
+
+
+def _item_loop(
+    bucket: Bucket, per_item: list[tuple[CompiledRule, _CompiledAction]]
+) -> item_loop.ItemLoop | None:
+    """The generated loop for these item actions (see `relevo.rules.item_loop`), or None
+    when one is off the fast path (or too many combinations were seen): the general way."""
+    key = tuple([(r.order, ca.index) for r, ca in per_item])
+    loops = bucket.item_loops
+    if key in loops:
+        return loops[key]
+    if len(loops) >= _ITEM_LOOPS:
+        return None
+    actions: list[item_loop.ItemAction] = []
+    for r, ca in per_item:
+        a, expr = ca.action, ca.expr
+        if expr is None or expr.fast is None or not isinstance(a, Filter | Boost | Bury):
+            loops[key] = None
+            return None
+        by = a.by if isinstance(a, Boost) else 1.0
+        drop = isinstance(a, Filter) and a.on_error == "drop"
+        actions.append(item_loop.ItemAction(r.id, action_kind(a), expr.fast, by, drop))
+    found = loops[key] = item_loop.generate(actions)
+    return found
+
+
+def _each_item(
+    per_item: list[tuple[CompiledRule, _CompiledAction]],
+    activation: Scope,
+    items: Iterable[Mapping[str, Any]],
+    removed: dict[str, str],
+    multipliers: dict[str, float],
+    buried: set[str],
+    touched: dict[str, list[str]],
+    item_errors: dict[tuple[str, str, str], list[Any]],
+) -> None:
+    """The item actions over the items, one evaluation at a time (the general way)."""
+    for item in items:
+        item_id = item.get("item_id")
+        if item_id is None:
+            continue
+        item_id = str(item_id)
+        try:
+            activation.bind("item", item)
+        except ActivationError as exc:
+            key = ("*", "item", "activation")
+            item_errors.setdefault(key, [str(exc), 0])[1] += 1
+            continue
+        for r, ca in per_item:
+            a, expr = ca.action, ca.expr
+            assert expr is not None  # filter/boost/bury always carry a condition
+            try:
+                hit = expr.evaluate_bool(activation)
+            except ExpressionEvaluationError as exc:
+                _count(item_errors, r.id, exc)
+                if isinstance(a, Filter) and a.on_error == "drop":
+                    removed[item_id] = r.id
+                    break  # a removed item needs no further actions
+                continue
+            if isinstance(a, Filter):
+                if not hit:
+                    removed[item_id] = r.id
+                    touched.setdefault(item_id, []).append(r.id)
+                    break
+                continue
+            if not hit:
+                continue
+            if isinstance(a, Boost):
+                multipliers[item_id] = multipliers.get(item_id, 1.0) * a.by
+            elif isinstance(a, Bury):
+                buried.add(item_id)
+            touched.setdefault(item_id, []).append(r.id)
+
+
+def _count(
+    item_errors: dict[tuple[str, str, str], list[Any]],
+    rule_id: str,
+    exc: ExpressionEvaluationError,
+) -> None:
+    """One more item on which `rule_id`'s action failed so (the first message is kept)."""
+    item_errors.setdefault((rule_id, exc.field, exc.kind), [exc.message, 0])[1] += 1
 
 
 def _condition(rule: CompiledRule, activation: Scope, errors: list[RuleError]) -> bool:

@@ -394,6 +394,11 @@ class Scope:
             self._activation = Activation(self._projection.project(self.values))
         return self._activation
 
+    @property
+    def converted(self) -> bool:
+        """Whether the CEL library's activation was built (then `bind` converts too)."""
+        return self._activation is not None
+
     def bind(self, name: str, value: Any) -> None:
         self.values[name] = value
         if self._activation is not None:
@@ -571,9 +576,7 @@ class Expression:
         if isinstance(scope, Scope) and self.fast is not None:
             value = self.fast(scope.values)
             if type(value) is Err:
-                raise ExpressionEvaluationError(
-                    value.kind, value.message, rule_id=self.rule_id, field=self.field
-                )
+                raise self.failure(value)
             return value
         try:
             if isinstance(scope, Scope):
@@ -594,13 +597,22 @@ class Expression:
         """Evaluate a condition; a non-boolean result is an error, not a truthiness guess."""
         value = self.evaluate(scope)
         if not isinstance(value, bool):
-            raise ExpressionEvaluationError(
-                "not_boolean",
-                f"condition evaluated to {type(value).__name__} {value!r}, expected bool",
-                rule_id=self.rule_id,
-                field=self.field,
-            )
+            raise self.failure(value)
         return value
+
+    def failure(self, value: Any) -> ExpressionEvaluationError:
+        """The error of a condition that gave `value`: the fast path's `Err`, or a value
+        that is not a bool (what `evaluate_bool` raises; a generated loop records it)."""
+        if type(value) is Err:
+            return ExpressionEvaluationError(
+                value.kind, value.message, rule_id=self.rule_id, field=self.field
+            )
+        return ExpressionEvaluationError(
+            "not_boolean",
+            f"condition evaluated to {type(value).__name__} {value!r}, expected bool",
+            rule_id=self.rule_id,
+            field=self.field,
+        )
 
     def explain(self, activation: Activation) -> Explanation:
         """Evaluate the whole, each top-level term and each referenced path; never raises."""

@@ -524,22 +524,27 @@ def _field(target: Fast, name: str) -> Fast:
 
 def _index(target: Fast, key: Fast) -> Fast:
     def index(variables: Mapping[str, Any]) -> Any:
-        value, at = target(variables), key(variables)
-        if type(value) is Err:
-            return value
-        if type(at) is Err:
-            return at
-        if _is_mapping(value):
-            if isinstance(at, bool) or not isinstance(at, str | int):
-                return _type_error(f"a map has no key of type {type(at).__name__}")
-            return value[at] if at in value else Err("missing_key", f"no such key: {at}")
-        if isinstance(value, list) and isinstance(at, int) and not isinstance(at, bool):
-            if not 0 <= at < len(value):
-                return Err("index_out_of_range", f"index out of bounds: {at}")
-            return value[at]
-        return _type_error(f"can't index a {type(value).__name__} with a {type(at).__name__}")
+        return index_value(target(variables), key(variables))
 
+    SHAPES[index] = Relation(index_value, target, key)
     return index
+
+
+def index_value(value: Any, at: Any) -> Any:
+    """`value[at]` once both are evaluated: a map's key or a list's index, like CEL."""
+    if type(value) is Err:
+        return value
+    if type(at) is Err:
+        return at
+    if _is_mapping(value):
+        if isinstance(at, bool) or not isinstance(at, str | int):
+            return _type_error(f"a map has no key of type {type(at).__name__}")
+        return value[at] if at in value else Err("missing_key", f"no such key: {at}")
+    if isinstance(value, list) and isinstance(at, int) and not isinstance(at, bool):
+        if not 0 <= at < len(value):
+            return Err("index_out_of_range", f"index out of bounds: {at}")
+        return value[at]
+    return _type_error(f"can't index a {type(value).__name__} with a {type(at).__name__}")
 
 
 def _has(owner: Fast, name: str) -> Fast:

@@ -178,19 +178,19 @@ class RecommendationService:
                 self.cache.put(key, ranked, now)
         else:  # the ranking is cached, the catalog (stock) is read again
             ranked = cached
-            docs = await self.catalog.items(cached.top(2 * request.pool))
+            docs = await self.catalog.documents(cached.top(2 * request.pool))
         items = await self._finish(ranked, docs, k, category, candidates, request.exclude)
         return Recommendations(
             user_id=user_id,
             items=items,
             model_name=self.model_name,
             model_version=version,
-            fallback=not any(r.source in MODEL_SOURCES for item in items for r in item.reasons),
+            fallback=MODEL_SOURCES.isdisjoint([r.source for item in items for r in item.reasons]),
         )
 
     async def _blend(
         self, request: _Request, model: ServingRecommender | None, version: str | None
-    ) -> tuple[Blend, dict[str, dict[str, Any]]]:
+    ) -> tuple[Blend, Mapping[str, dict[str, Any]]]:
         """Every source's candidates, blended; and the catalog documents read on the way."""
         signals = await self.live.read(
             anchors=request.anchors,
@@ -288,16 +288,16 @@ class RecommendationService:
         known: Mapping[str, Any] | None,
         pool: int,
         exclude: set[str],
-    ) -> dict[str, dict[str, Any]]:
+    ) -> Mapping[str, dict[str, Any]]:
         """Add attribute neighbours of `item_id` (if any); the catalog documents read."""
         doc = known if known is not None and known.get("item_id") == item_id else None
         if item_id is not None and doc is None:
             doc = (await self.catalog.items([item_id])).get(item_id)
         wanted = blend.best(2 * pool)
         if doc is None:
-            return await self.catalog.items(wanted)
+            return await self.catalog.documents(wanted)
         candidates, scored = await self._attribute_neighbours(doc, pool)
-        docs = await self.catalog.items([*wanted, *candidates])
+        docs = await self.catalog.documents([*wanted, *candidates])
         blend.add(
             scored,
             WEIGHTS["attributes"],
@@ -317,9 +317,10 @@ class RecommendationService:
         async def compute() -> tuple[list[str], list[tuple[str, float]]]:
             matches = await self.live.attribute_matches(doc, pool)
             docs = await self.catalog.items(matches.candidates)
-            tokens = attributes.item_tokens
+            tokens, of_item = attributes.item_tokens, self.catalog.of_item
+            similarity = matches.cosine()
             scored = [
-                (c, matches.score(docs[c], self.catalog.of_item(c, docs[c], tokens)))
+                (c, similarity(of_item(c, docs[c], tokens)))
                 for c in matches.candidates
                 if c in docs
             ]
@@ -333,7 +334,7 @@ class RecommendationService:
     async def _finish(
         self,
         ranked: Iterable[Entry],
-        docs: dict[str, dict[str, Any]],
+        docs: Mapping[str, dict[str, Any]],
         k: int,
         category: str | None,
         candidates: Sequence[str] | None,
@@ -351,11 +352,13 @@ class RecommendationService:
                 **docs,
                 **await self.catalog.items([c for c in allowed - docs.keys()]),
             }
-        keep_unknown = not docs and category is None and await self._catalog_is_empty()
+        keep_unknown: bool | None = None  # known when an item has no document (rare)
         items: list[Recommended] = []
         for item, score, reasons in ranked:  # `_acceptable` inlined: it runs per candidate
             doc = docs.get(item)
             if doc is None:
+                if keep_unknown is None:
+                    keep_unknown = not docs and category is None and await self._catalog_is_empty()
                 if not keep_unknown or item in exclude:
                     continue
             elif (
@@ -441,7 +444,7 @@ class RecommendationService:
             items=items,
             model_name=self.model_name,
             model_version=version,
-            fallback=not any(r.source in MODEL_SOURCES for item in items for r in item.reasons),
+            fallback=MODEL_SOURCES.isdisjoint([r.source for item in items for r in item.reasons]),
         )
 
     # -- propensity ---------------------------------------------------------------------

@@ -96,6 +96,7 @@ def compose(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
             lambda t: f"{t[0]}.{t[1]}({t[2]})"
         ),
         st.tuples(paths, st.sampled_from(KEYS)).map(lambda t: f"has({t[0]}.{t[1]})"),
+        st.tuples(paths, inner).map(lambda t: f"{t[0]}[{t[1]}]"),  # a key or index computed
         st.tuples(inner, st.sampled_from(["+", "-"]), inner).map(
             lambda t: f"({t[0]} {t[1]} {t[2]})"
         ),
