@@ -13,7 +13,8 @@ event does not. In one process, on a fresh `redis-server` (AOF ``everysec``):
    the API logs and applies), on a fresh prefix.
 
 Each side reports this process's CPU (``time.process_time``) and the Redis server's
-(``/proc/<pid>/stat``) per event. ``--profile api|worker`` prints a cProfile of that side.
+(``/proc/<pid>/stat``) per event, with the garbage collector tuned as ``relevo serve`` and
+``relevo worker`` tune it. ``--profile api|worker`` prints a cProfile of that side.
 
 CPU time still moves with the machine's load. ``--callgrind`` runs the same under
 ``valgrind --tool=callgrind`` and counts this process's instructions per event of each
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -230,6 +232,7 @@ def main() -> None:
     if args.callgrind and os.environ.get(UNDER_CALLGRIND) != "1":
         report_instructions(args)
         return
+    gc.set_threshold(100_000, 50, 100)  # as `relevo serve` and `relevo worker` do
     events = flatten(make_batches(max(1, args.events // 500)))
     batches = [events[i : i + args.batch] for i in range(0, len(events), args.batch)]
 
