@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relevo.errors import InvalidInput, Unavailable
@@ -40,6 +40,9 @@ from relevo.store.usage import UsageTally
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 """`RELEVO_STORE=redis+cluster://host:port` connects to a Redis Cluster through any node."""
+
+Argument = str | bytes | int | float
+"""What `_pack` writes (as redis-py would: a float as its ``repr``)."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -258,7 +261,7 @@ return 0
 """
 
 
-def _pack(commands: Sequence[Sequence[str | bytes | int]]) -> bytes:
+def _pack(commands: Sequence[Sequence[Argument]]) -> bytes:
     """Commands in the Redis protocol (arrays of bulk strings), as one buffer.
 
     >>> _pack([("GET", "k"), ("EXPIRE", b"k", 10)])
@@ -274,6 +277,8 @@ def _pack(commands: Sequence[Sequence[str | bytes | int]]) -> bytes:
                 data = argument
             elif type(argument) is int:
                 data = b"%d" % argument
+            elif type(argument) is float:
+                data = repr(argument).encode()
             else:
                 raise TypeError(f"cannot send {type(argument).__name__} {argument!r}")
             parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
@@ -354,7 +359,7 @@ class RedisStore:
         return self.prefix + key
 
     async def _send(
-        self, commands: Sequence[Sequence[str | bytes | int]], *, raise_on_error: bool = True
+        self, commands: Sequence[Sequence[Argument]], *, raise_on_error: bool = True
     ) -> list[Any]:
         """Run `commands` in one round trip; their replies as the server gave them (no
         response callbacks: see `_score_pairs`), errors as `ResponseError` values unless
@@ -379,7 +384,7 @@ class RedisStore:
                     raise reply
         return replies
 
-    async def _round_trip(self, commands: Sequence[Sequence[str | bytes | int]]) -> list[Any]:
+    async def _round_trip(self, commands: Sequence[Sequence[Argument]]) -> list[Any]:
         """Write `commands` at once on a pooled connection and read one reply each."""
         pool = self.client.connection_pool
         connection = await pool.get_connection()
@@ -401,14 +406,35 @@ class RedisStore:
         return replies
 
     async def run_scripts(self, calls: Sequence[tuple[Any, list[str], list[Any]]]) -> list[Any]:
-        """Run Lua scripts in one round trip (a pipeline); on a cluster, whose pipelines
-        refuse scripts, concurrently (each goes to the node of its keys)."""
+        """Run Lua scripts in one round trip; on a cluster, whose pipelines refuse
+        scripts, concurrently (each goes to the node of its keys).
+
+        On one node, ``EVALSHA`` commands written by `_round_trip`, not redis-py's
+        pipeline: that asked the server whether the scripts exist (``SCRIPT EXISTS``, a
+        round trip) on every call and encoded each argument through several checks, a
+        third of what a worker spent per event outside the feature code
+        (``bench.worker_cpu --callgrind``). A script the server does not know (first use,
+        or its script cache was emptied by a restart or ``SCRIPT FLUSH``) fails with
+        ``NOSCRIPT`` without running: it is loaded and those calls alone run again, so
+        each call runs exactly once.
+        """
         if self.cluster:
             return list(await asyncio.gather(*(self._bounded(s, k, a) for s, k, a in calls)))
-        async with self.client.pipeline(transaction=False) as pipe:
-            for script, script_keys, args in calls:
-                await script(keys=script_keys, args=args, client=pipe)
-            replies: list[Any] = await pipe.execute()
+        commands = [
+            ("EVALSHA", script.sha, len(script_keys), *script_keys, *args)
+            for script, script_keys, args in calls
+        ]
+        replies = await self._round_trip(commands)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+                await self.client.script_load(script.script)
+            again = await self._round_trip([commands[i] for i in missing])
+            for index, reply in zip(missing, again, strict=True):
+                replies[index] = reply
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
         return replies
 
     async def _bounded(self, script: Any, keys: list[str], args: list[Any]) -> Any:
