@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relevo.features import compact
 from relevo.features.profile import (
@@ -126,3 +128,18 @@ def test_varint_tables_round_trip() -> None:
     table, index = compact._table(times)
     assert compact._untable(table) == sorted(times)
     assert [index[at] for at in sorted(times)] == list(range(len(times)))
+
+
+@settings(max_examples=200)
+@given(
+    offsets=st.lists(st.integers(-40 * DAY_MS, 3 * DAY_MS), min_size=1, max_size=80),
+    kinds=st.lists(st.sampled_from(["view", "click", "purchase"]), min_size=1, max_size=80),
+)
+def test_counters_of_any_history_round_trip_exactly(offsets: list[int], kinds: list[str]) -> None:
+    """Whatever order and spread of events (late ones, gaps of days, bursts in one hour)
+    `WindowCounter.add` kept, the compact layout gives back equal counters."""
+    state = ProfileState(user_id="u")
+    for offset, kind in zip(offsets, kinds, strict=False):
+        state.counts.setdefault(kind, WindowCounter()).add(T0 + offset)
+        state.category_counts.setdefault(kind, {}).setdefault("c", WindowCounter()).add(T0)
+    assert compact.unpack(compact.pack(state)) == state
