@@ -264,9 +264,27 @@ def _times(state: ProfileState) -> set[int]:
 def pack(state: ProfileState) -> bytes:
     """The state in the compact layout, deflated with the preset dictionary."""
     table, index = _table(_times(state))
-    raw = _encoder.encode([table, _layout(state, index.__getitem__)])
-    deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, DICTIONARY_V1)
+    return _deflate(_encoder.encode([table, _layout(state, index.__getitem__)]))
+
+
+def _deflate(raw: bytes) -> bytes:
+    memory = 6 if len(raw) < SMALL_RAW else 9
+    deflater = zlib.compressobj(
+        9, zlib.DEFLATED, -15, memory, zlib.Z_DEFAULT_STRATEGY, DICTIONARY_V1
+    )
     return deflater.compress(raw) + deflater.flush()
+
+
+SMALL_RAW = 4_000
+"""Below this many bytes, `_deflate` with ``memLevel=6`` instead of 9: the same
+bytes, in half the instructions on a profile of one or two events (0.155 → 0.080 M
+under callgrind), since zlib then sets up an eighth of the hash table and a quarter
+of the symbol buffer. Why the same: `memLevel` sizes the symbol buffer (4,096 symbols
+at 6), which forces a new block only when full, and a document shorter than that has
+fewer symbols than bytes; the hash table (8,192 chains) finds the same candidates, all
+positions of the same three bytes being on one chain at any size (only a chain longer
+than level 9's 4,096 could be cut short, and a dictionary and document of 6,000
+bytes cannot fill one). Larger documents keep ``memLevel=9``."""
 
 
 def unpack(blob: bytes | memoryview) -> ProfileState:
