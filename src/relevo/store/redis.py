@@ -265,12 +265,18 @@ return 0
 def _pack(commands: Sequence[Sequence[Argument]]) -> bytes:
     """Commands in the Redis protocol (arrays of bulk strings), as one buffer.
 
+    Each argument is appended as its header, itself and the line end, rather than
+    formatted into one (``b"$%d\\r\\n%s\\r\\n" % ...``): no format string parsed and no
+    copy per argument, and the headers of arguments up to 511 bytes are made once.
+    A worker packs a profile write and a read for each user it applies events to.
+
     >>> _pack([("GET", "k"), ("EXPIRE", b"k", 10)])
     b'*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n*3\\r\\n$6\\r\\nEXPIRE\\r\\n$1\\r\\nk\\r\\n$2\\r\\n10\\r\\n'
     """
     parts: list[bytes] = []
+    append = parts.append
     for command in commands:
-        parts.append(b"*%d\r\n" % len(command))
+        append(b"*%d\r\n" % len(command))
         for argument in command:
             if type(argument) is str:
                 data = argument.encode()
@@ -282,8 +288,14 @@ def _pack(commands: Sequence[Sequence[Argument]]) -> bytes:
                 data = repr(argument).encode()
             else:
                 raise TypeError(f"cannot send {type(argument).__name__} {argument!r}")
-            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+            size = len(data)
+            append(_BULK_HEADERS[size] if size < len(_BULK_HEADERS) else b"$%d\r\n" % size)
+            append(data)
+            append(b"\r\n")
     return b"".join(parts)
+
+
+_BULK_HEADERS = [b"$%d\r\n" % size for size in range(512)]
 
 
 async def _replies(connection: Any, count: int) -> list[Any]:
