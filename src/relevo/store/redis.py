@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
+import hiredis
 import redis.asyncio as aioredis
 from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio.cluster import RedisCluster
@@ -265,37 +266,18 @@ return 0
 def _pack(commands: Sequence[Sequence[Argument]]) -> bytes:
     """Commands in the Redis protocol (arrays of bulk strings), as one buffer.
 
-    Each argument is appended as its header, itself and the line end, rather than
-    formatted into one (``b"$%d\\r\\n%s\\r\\n" % ...``): no format string parsed and no
-    copy per argument, and the headers of arguments up to 511 bytes are made once.
-    A worker packs a profile write and a read for each user it applies events to.
+    Packed by hiredis's C packer (the one redis-py itself uses when hiredis is there),
+    not argument by argument in Python: a worker packs a profile write and a read for
+    each user it applies events to, which cost it 40 k instructions a user in Python.
 
     >>> _pack([("GET", "k"), ("EXPIRE", b"k", 10)])
     b'*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n*3\\r\\n$6\\r\\nEXPIRE\\r\\n$1\\r\\nk\\r\\n$2\\r\\n10\\r\\n'
     """
-    parts: list[bytes] = []
-    append = parts.append
-    for command in commands:
-        append(b"*%d\r\n" % len(command))
-        for argument in command:
-            if type(argument) is str:
-                data = argument.encode()
-            elif type(argument) is bytes:
-                data = argument
-            elif type(argument) is int:
-                data = b"%d" % argument
-            elif type(argument) is float:
-                data = repr(argument).encode()
-            else:
-                raise TypeError(f"cannot send {type(argument).__name__} {argument!r}")
-            size = len(data)
-            append(_BULK_HEADERS[size] if size < len(_BULK_HEADERS) else b"$%d\r\n" % size)
-            append(data)
-            append(b"\r\n")
-    return b"".join(parts)
+    return b"".join([_pack_command(tuple(command)) for command in commands])
 
 
-_BULK_HEADERS = [b"$%d\r\n" % size for size in range(512)]
+_pack_command: Callable[[tuple[Argument, ...]], bytes] = hiredis.pack_command  # type: ignore[assignment]
+"""(hiredis's stub types the command as a tuple of one item)"""
 
 
 async def _replies(connection: Any, count: int) -> list[Any]:
