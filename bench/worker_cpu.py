@@ -13,11 +13,21 @@ event does not. In one process, on a fresh `redis-server` (AOF ``everysec``):
    the API logs and applies), on a fresh prefix.
 
 Each side reports this process's CPU (``time.process_time``) and the Redis server's
-(``/proc/<pid>/stat``) per event. ``--profile api|worker`` prints a cProfile of that side.
+(``/proc/<pid>/stat``) per event, with the garbage collector tuned as ``relevo serve`` and
+``relevo worker`` tune it. ``--profile api|worker`` prints a cProfile of that side.
+
+CPU time still moves with the machine's load. ``--callgrind`` runs the same under
+``valgrind --tool=callgrind`` and counts this process's instructions per event of each
+side instead (only while a side runs, less what switching the count on and off costs;
+string hashing fixed: stable to a percent or so, a few minutes at the default 4,000
+events). Redis's own work is not counted there.
 
     python -m bench.worker_cpu [--events 100000] [--batch 500] [--profile worker]
+    python -m bench.worker_cpu --callgrind [--events 4000]
 
-Last line: ``{"api_cpu_ms_per_event": .., "worker_cpu_ms_per_event": .., ...}``.
+Last line: ``{"api_cpu_ms_per_event": .., "worker_cpu_ms_per_event": .., ...}``, or with
+``--callgrind`` ``{"api_instructions_per_event": .., "worker_instructions_per_event": ..,
+"inline_instructions_per_event": .., ...}``.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -37,7 +48,14 @@ from typing import Any
 import orjson
 
 from bench.ingest import make_batches
-from bench.support import data_dir, print_table, redis_server
+from bench.support import (
+    UNDER_CALLGRIND,
+    callgrind_control,
+    data_dir,
+    print_table,
+    redis_server,
+    run_under_callgrind,
+)
 from relevo.config import Settings
 from relevo.demo.catalog import demo_items
 from relevo.engine import Engine
@@ -45,6 +63,7 @@ from relevo.worker import Worker
 
 CONCURRENT = 4
 TICKS = os.sysconf("SC_CLK_TCK")
+SIDES = ("api", "worker", "inline")
 
 
 @dataclass(slots=True)
@@ -66,12 +85,19 @@ def redis_cpu_seconds(pid: int) -> float:
 async def measured(
     work: Callable[[], Awaitable[int]], redis_pid: int, profile: cProfile.Profile | None
 ) -> Cost:
+    """What `work` costs; under callgrind, its instructions go to a dump of their own."""
+    counting = os.environ.get(UNDER_CALLGRIND) == "1"
+    if counting:
+        callgrind_control("--instr=on")
     wall, cpu, redis = time.perf_counter(), time.process_time(), redis_cpu_seconds(redis_pid)
     if profile is not None:
         profile.enable()
     events = await work()
     if profile is not None:
         profile.disable()
+    if counting:
+        callgrind_control("--instr=off")
+        callgrind_control("--dump")
     return Cost(
         events,
         time.perf_counter() - wall,
@@ -102,6 +128,10 @@ async def drain(worker: Worker) -> int:
     return applied
 
 
+async def nothing() -> int:
+    return 0
+
+
 async def run(
     redis_url: str,
     redis_pid: int,
@@ -121,6 +151,8 @@ async def run(
         worker = Worker(applier, block_ms=5, batch=worker_batch)
         await drain(worker)  # the catalog records, and the worker's leases
         profiles = {side: cProfile.Profile() for side in ("api", "worker") if side == profile}
+        if os.environ.get(UNDER_CALLGRIND) == "1":
+            await measured(nothing, redis_pid, None)  # what measuring costs: subtracted
         costs = {
             "api": await measured(lambda: ingest_all(api, batches), redis_pid, profiles.get("api")),
             "worker": await measured(lambda: drain(worker), redis_pid, profiles.get("worker")),
@@ -136,17 +168,72 @@ async def run(
             await engine.stop()
 
 
+def count_under_callgrind(args: argparse.Namespace) -> dict[str, float]:
+    """This script again, under callgrind: instructions per event of each side."""
+    arguments = ["--events", str(args.events), "--batch", str(args.batch)]
+    arguments += ["--worker-batch", str(args.worker_batch)]
+    totals = [dump["Ir"] for dump in run_under_callgrind("bench.worker_cpu", arguments)]
+    if len(totals) != 1 + len(SIDES):
+        raise RuntimeError(f"expected {1 + len(SIDES)} callgrind dumps, found {len(totals)}")
+    empty = totals.pop(0)
+    events = len(flatten(make_batches(max(1, args.events // 500))))
+    return {side: (total - empty) / events for side, total in zip(SIDES, totals, strict=True)}
+
+
+def report_instructions(args: argparse.Namespace) -> None:
+    counted = count_under_callgrind(args)
+    rows = [
+        [LABELS[side], f"{counted[side] / 1e6:.3f}", f"{counted[side] / counted['inline']:.2f}"]
+        for side in SIDES
+    ]
+    both = counted["api"] + counted["worker"]
+    rows.append(
+        ["worker mode, API + worker", f"{both / 1e6:.3f}", f"{both / counted['inline']:.2f}"]
+    )
+    print_table(
+        f"instructions per event (millions), batches of {args.batch}, under callgrind",
+        ["side", "M instructions/event", "x inline"],
+        rows,
+    )
+    print(
+        json.dumps(
+            {
+                **{f"{side}_instructions_per_event": round(counted[side]) for side in SIDES},
+                "worker_mode_vs_inline_instructions": round(both / counted["inline"], 3),
+                "events": args.events,
+                "batch": args.batch,
+            }
+        )
+    )
+
+
+def flatten(raw: list[bytes]) -> list[Any]:
+    return [event for batch in raw for event in orjson.loads(batch)["events"]]
+
+
+LABELS = {
+    "api": "API, worker mode (validate, log)",
+    "worker": "worker (apply)",
+    "inline": "API, inline mode (validate, log, apply): reference",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--events", type=int, help="100,000; 4,000 with --callgrind")
     parser.add_argument("--batch", type=int, default=500, help="Events per request.")
     parser.add_argument(
         "--worker-batch", type=int, default=1_000, help="Records a worker reads at most per step."
     )
     parser.add_argument("--profile", choices=["api", "worker"])
+    parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     args = parser.parse_args()
-    raw = make_batches(max(1, args.events // 500))
-    events = [event for batch in raw for event in orjson.loads(batch)["events"]]
+    args.events = args.events or (4_000 if args.callgrind else 100_000)
+    if args.callgrind and os.environ.get(UNDER_CALLGRIND) != "1":
+        report_instructions(args)
+        return
+    gc.set_threshold(100_000, 50, 100)  # as `relevo serve` and `relevo worker` do
+    events = flatten(make_batches(max(1, args.events // 500)))
     batches = [events[i : i + args.batch] for i in range(0, len(events), args.batch)]
 
     with redis_server() as redis_url:
@@ -158,9 +245,9 @@ def main() -> None:
     api, worker, inline = costs["api"], costs["worker"], costs["inline"]
     rows = []
     for name, cost in (
-        ("API, worker mode (validate, log)", api),
-        ("worker (apply)", worker),
-        ("API, inline mode (validate, log, apply): reference", inline),
+        (LABELS["api"], api),
+        (LABELS["worker"], worker),
+        (LABELS["inline"], inline),
     ):
         own, redis_ms = cost.per_event_ms()
         rows.append(

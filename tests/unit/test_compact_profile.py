@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relevo.features import compact
 from relevo.features.profile import (
@@ -126,3 +128,45 @@ def test_varint_tables_round_trip() -> None:
     table, index = compact._table(times)
     assert compact._untable(table) == sorted(times)
     assert [index[at] for at in sorted(times)] == list(range(len(times)))
+
+
+@settings(max_examples=200)
+@given(
+    offsets=st.lists(st.integers(-40 * DAY_MS, 3 * DAY_MS), min_size=1, max_size=80),
+    kinds=st.lists(st.sampled_from(["view", "click", "purchase"]), min_size=1, max_size=80),
+)
+def test_counters_of_any_history_round_trip_exactly(offsets: list[int], kinds: list[str]) -> None:
+    """Whatever order and spread of events (late ones, gaps of days, bursts in one hour)
+    `WindowCounter.add` kept, the compact layout gives back equal counters."""
+    state = ProfileState(user_id="u")
+    for offset, kind in zip(offsets, kinds, strict=False):
+        state.counts.setdefault(kind, WindowCounter()).add(T0 + offset)
+        state.category_counts.setdefault(kind, {}).setdefault("c", WindowCounter()).add(T0)
+    assert compact.unpack(compact.pack(state)) == state
+
+
+@settings(max_examples=300)
+@given(
+    raw=st.one_of(
+        st.binary(max_size=compact.SMALL_RAW - 1),
+        st.binary(min_size=1, max_size=9).map(lambda unit: (unit * 4_000)[: compact.SMALL_RAW - 1]),
+    )
+)
+def test_small_documents_deflate_to_the_bytes_of_memlevel_9(raw: bytes) -> None:
+    """`_deflate` sets zlib up smaller for small documents (`compact.SMALL_RAW`): the
+    documents it writes are byte for byte those of ``memLevel=9``, as before."""
+    deflater = zlib.compressobj(
+        9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, compact.DICTIONARY_V1
+    )
+    assert compact._deflate(raw) == deflater.compress(raw) + deflater.flush()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_shoppers_deflate_to_the_bytes_of_memlevel_9(seed: int) -> None:
+    state = shopper(seed, events=seed * 8)
+    table, index = compact._table(compact._times(state))
+    raw = compact._encoder.encode([table, compact._layout(state, index.__getitem__)])
+    deflater = zlib.compressobj(
+        9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, compact.DICTIONARY_V1
+    )
+    assert compact.pack(state) == deflater.compress(raw) + deflater.flush()

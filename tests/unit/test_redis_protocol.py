@@ -1,18 +1,26 @@
 """The Redis store writes its hot commands itself (`relevo.store.redis._pack`): exactly
-the bytes redis-py's own packer writes, for every kind of argument the store sends."""
+the bytes redis-py's own packer writes, for every kind of argument the store sends; its
+scripts go as ``EVALSHA`` alone, and still run when the server forgot them."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.asyncio.connection import Connection
+from redis.exceptions import ResponseError
 
-from relevo.store.redis import _pack
+from relevo.store.redis import RedisStore, _pack
+from tests.conftest import unique_prefix
+from tests.support.servers import RedisServer
 
 arguments = st.one_of(
     st.text(max_size=20),
     st.binary(max_size=40),
     st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
 )
 commands = st.lists(
     st.tuples(st.sampled_from(["GET", "SET", "HINCRBY", "ZREVRANGE", "MGET"])).flatmap(
@@ -26,7 +34,36 @@ commands = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(commands=commands)
 def test_packed_commands_are_the_bytes_redis_py_writes(
-    commands: list[tuple[str | bytes | int, ...]],
+    commands: list[tuple[str | bytes | int | float, ...]],
 ) -> None:
     expected = b"".join(Connection().pack_commands(commands))
     assert _pack(commands) == expected
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
+    store = RedisStore(redis_server.url, prefix=unique_prefix())
+    yield store
+    await store.close()
+
+
+async def test_scripts_the_server_forgot_are_loaded_and_run_once(store: RedisStore) -> None:
+    """`run_scripts` sends ``EVALSHA`` only: after the server's script cache is emptied (a
+    restart, ``SCRIPT FLUSH``), each call of a batch still runs exactly once."""
+    entries = [("hits", 60_000 * n, 1) for n in range(3)] + [("hits", 0, 1)]
+    await store.periodic_add(entries, 60_000, 3_600_000)
+    await store.client.script_flush()
+    await store.periodic_add(entries, 60_000, 3_600_000)
+    assert await store.periodic_sum("hits", 0, 180_000, 60_000) == 8
+    assert await store.client.hgetall(store.k("hits")) == {
+        b"0": b"4",
+        b"1": b"2",
+        b"2": b"2",
+        b"newest": b"2",
+    }
+
+
+async def test_a_failing_script_raises_its_error(store: RedisStore) -> None:
+    await store.client.set(store.k("text"), b"x")
+    with pytest.raises(ResponseError):  # HINCRBY on a string: the script's call fails
+        await store.periodic_add([("text", 0, 1)], 60_000, 3_600_000)
