@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from redis.asyncio.connection import Connection
 from redis.exceptions import ResponseError
 
+from relevo.store import redis as redis_module
 from relevo.store.redis import RedisStore, _pack
 from tests.conftest import unique_prefix
 from tests.support.servers import RedisServer
@@ -67,3 +68,32 @@ async def test_a_failing_script_raises_its_error(store: RedisStore) -> None:
     await store.client.set(store.k("text"), b"x")
     with pytest.raises(ResponseError):  # HINCRBY on a string: the script's call fails
         await store.periodic_add([("text", 0, 1)], 60_000, 3_600_000)
+
+
+async def test_both_reply_readers_read_the_same_replies(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replies are read straight from redis-py's hiredis reader when its internals are
+    there (`redis_module._fast_reader`), else through ``read_response``: both give the
+    same values, errors included, and leave the connection ready for the next call."""
+    connection = await store.client.connection_pool.get_connection()
+    try:
+        assert redis_module._fast_reader(connection._parser)  # the pinned redis-py has them
+    finally:
+        await store.client.connection_pool.release(connection)
+    await store.client.set(store.k("text"), b"x" * 70_000)  # a reply over one socket read
+    commands = [
+        ("GET", store.k("text")),
+        ("HINCRBY", store.k("text"), "f", 1),  # an error in the middle
+        ("MGET", store.k("text"), store.k("none")),
+        ("PING",),
+    ]
+    fast = await store._round_trip(commands)
+    monkeypatch.setattr(redis_module, "_fast_reader", lambda parser: False)
+    slow = await store._round_trip(commands)
+    assert [type(r) for r in fast] == [type(r) for r in slow]
+    assert fast[0] == slow[0] == b"x" * 70_000
+    assert isinstance(fast[1], ResponseError)
+    assert str(fast[1]) == str(slow[1])
+    assert fast[2:] == slow[2:]
+    assert await store._round_trip([("PING",)]) == slow[3:]

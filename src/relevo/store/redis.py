@@ -18,7 +18,6 @@ from typing import Any, ParamSpec, TypeVar
 
 import hiredis
 import redis.asyncio as aioredis
-from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -280,6 +279,24 @@ _pack_command: Callable[[tuple[Argument, ...]], bytes] = hiredis.pack_command  #
 """(hiredis's stub types the command as a tuple of one item)"""
 
 
+try:  # redis-py's internals (8.x): `_replies` checks they are there, else takes its path
+    from redis._parsers import hiredis as _redis_hiredis
+except ImportError:  # pragma: no cover - another redis-py
+    _redis_hiredis = None  # type: ignore[assignment]
+_HIREDIS_PARSER: Any = getattr(_redis_hiredis, "_AsyncHiredisParser", None)
+NOT_ENOUGH_DATA: Any = getattr(_redis_hiredis, "NOT_ENOUGH_DATA", object())
+
+
+def _fast_reader(parser: Any) -> bool:
+    """Whether `parser` is redis-py's hiredis parser with the internals read here."""
+    return (
+        _HIREDIS_PARSER is not None
+        and type(parser) is _HIREDIS_PARSER
+        and getattr(parser, "_reader", None) is not None
+        and hasattr(parser, "_hiredis_PushNotificationType")
+    )
+
+
 async def _replies(connection: Any, count: int) -> list[Any]:
     """The next `count` replies on `connection`, errors as `ResponseError` values.
 
@@ -288,10 +305,11 @@ async def _replies(connection: Any, count: int) -> list[Any]:
     name formatted for a possible error message, protocol and push checks), and a
     worker reads three replies per event (``bench.worker_cpu --profile worker``).
     Push messages (none on these connections, which never subscribe) go to the
-    parser's handler, as redis-py does; any other parser takes redis-py's path.
+    parser's handler, as redis-py does; any other parser, or a redis-py whose parser
+    lacks these internals, takes redis-py's path (re-check them when upgrading it).
     """
-    parser: Any = connection._parser
-    if type(parser) is _AsyncHiredisParser:
+    parser: Any = getattr(connection, "_parser", None)
+    if _fast_reader(parser):
         return await _hiredis_replies(parser, count)
     replies: list[Any] = []
     for _ in range(count):
