@@ -105,7 +105,12 @@ async def engine(settings: Settings, clock: ManualClock) -> AsyncIterator[Engine
     engine = Engine(settings.model_copy(update={"demo_catalog": True}), clock)
     await engine.start(background=False)
     await engine.put_config(
-        "placements", {"placements": [{"id": "kpi_recs", "k": 2, "default_items": ["boo-001"]}]}
+        "placements",
+        {
+            "placements": [
+                {"id": "kpi_recs", "k": 2, "default_items": ["boo-001"], "deadline_ms": 2_000}
+            ]
+        },
     )
     yield engine
     await engine.stop()

@@ -52,7 +52,9 @@ async def test_an_upsert_reaches_another_process_within_the_refresh(
     applying = await make_engine(catalog_refresh=REFRESH, answer_cache_ttl=0)
     other = await make_engine(catalog_refresh=REFRESH, answer_cache_ttl=0)
     await applying.upsert_items(ITEMS)
-    await applying.put_config("placements", {"placements": [{"id": "recs", "k": 4}]})
+    await applying.put_config(
+        "placements", {"placements": [{"id": "recs", "k": 4, "deadline_ms": 2_000}]}
+    )
     await other.placements.refresh()
     await applying.ingest([view("u", "boot-1", T0 - MINUTE)])
     for engine in (applying, other):
