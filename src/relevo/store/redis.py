@@ -655,6 +655,13 @@ class RedisStore:
         return {name.decode(): value for name, value in found.items()}
 
     @_unavailable
+    async def map_all_many(self, keys: Sequence[str]) -> list[dict[str, bytes]]:
+        if not keys:
+            return []
+        replies = await self._send([("HGETALL", self.k(key)) for key in keys])
+        return [_fields(reply) for reply in replies]
+
+    @_unavailable
     async def map_incr(
         self, key: str, increments: Mapping[str, int], ttl_ms: int | None = None
     ) -> dict[str, int]:
@@ -1007,3 +1014,11 @@ def _marked(blob: bytes | None, marks: Sequence[bytes]) -> list[bool]:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _fields(reply: list[bytes] | dict[bytes, bytes]) -> dict[str, bytes]:
+    """A raw ``HGETALL`` reply (flat name, value list; a dict through a cluster pipeline,
+    whose reply callbacks pair them) as `map_all` answers it."""
+    if isinstance(reply, dict):
+        return {name.decode(): value for name, value in reply.items()}
+    return {reply[i].decode(): reply[i + 1] for i in range(0, len(reply), 2)}
