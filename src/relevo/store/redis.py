@@ -212,6 +212,14 @@ return positions
 """
 
 
+_WEIGHT = "%.17g"
+"""How `decayed_add` writes a weight for the script's ``tonumber``: 17 significant digits
+name every double exactly (``float(_WEIGHT % w) == w``, tested), as ``repr`` does, in
+about half the instructions: the weights of a batch are decayed sums, whose shortest
+repr is ``repr``'s slow case (7,000 instructions each under callgrind, 2.4% of a
+worker's)."""
+
+
 # KEYS: decayed zset, its landmark (same hash tag). ARGV: at ms, half-life ms, max len,
 # ttl ms (0 = none), rebase exponent, then (member, weight) pairs. See DECAY_REBASE_EXPONENT.
 _DECAYED_ADD = """
@@ -751,7 +759,7 @@ class RedisStore:
                 DECAY_REBASE_EXPONENT,
             ]
             for member, weight in add.weights.items():
-                args.extend((member, repr(float(weight))))
+                args.extend((member, _WEIGHT % weight))
             calls.append((self._decayed_add, [self.k(add.key), self.k(add.key + ":at")], args))
         await self.run_scripts(calls)
 
