@@ -28,8 +28,11 @@ USERS = 20_000
 TYPES = ["view"] * 14 + ["click"] * 3 + ["add_to_cart", "search", "purchase"]
 
 
-def make_batches(count: int, seed: int = 1) -> list[bytes]:
-    """Pre-serialized batches, so the client spends its time sending, not building."""
+def make_batches(count: int, seed: int = 1, users: int = USERS) -> list[bytes]:
+    """Pre-serialized batches, so the client spends its time sending, not building.
+
+    Events go to `users` users drawn uniformly (fewer users: more of them returning).
+    """
     rng = random.Random(seed)
     items = [item["item_id"] for item in demo_items()]
     now = int(time.time() * 1000)
@@ -42,7 +45,7 @@ def make_batches(count: int, seed: int = 1) -> list[bytes]:
             event: dict[str, object] = {
                 "event_id": f"b{seed}-{number}",
                 "type": kind,
-                "user_id": f"u{rng.randrange(USERS)}",
+                "user_id": f"u{rng.randrange(users)}",
                 "timestamp": now - rng.randrange(3_600_000),
                 "context": {"device": rng.choice(["mobile", "desktop"]), "country": "FR"},
             }

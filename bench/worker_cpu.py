@@ -4,7 +4,7 @@ On a shared machine events/s measure the neighbours as much as relevo; CPU time 
 event does not. In one process, on a fresh `redis-server` (AOF ``everysec``):
 
 1. **API side** (``RELEVO_APPLY=worker``): `Engine.ingest` of batches of ``--batch``
-   synthetic events (``bench.ingest``'s mix, 20,000 users), a few at once as
+   synthetic events (``bench.ingest``'s mix, ``--users`` users, 20,000 by default), a few at once as
    concurrent requests are (the committer groups them): validation, catalog
    enrichment, the log append. No HTTP: that cost is the same in both modes.
 2. **Worker side**: a `Worker` applies everything logged (profiles, rules, live
@@ -24,6 +24,11 @@ events). Redis's own work is not counted there.
 
     python -m bench.worker_cpu [--events 100000] [--batch 500] [--profile worker]
     python -m bench.worker_cpu --callgrind [--events 4000]
+    python -m bench.worker_cpu --callgrind --users 200   # returning users: a steady state
+
+With the default 20,000 users nearly every event meets a new profile, so decoding
+stored profiles barely shows; ``--users 200`` (20 events per user at 4,000 events)
+weighs what a worker does for returning users.
 
 Last line: ``{"api_cpu_ms_per_event": .., "worker_cpu_ms_per_event": .., ...}``, or with
 ``--callgrind`` ``{"api_instructions_per_event": .., "worker_instructions_per_event": ..,
@@ -47,7 +52,7 @@ from typing import Any
 
 import orjson
 
-from bench.ingest import make_batches
+from bench.ingest import USERS, make_batches
 from bench.support import (
     UNDER_CALLGRIND,
     callgrind_control,
@@ -171,12 +176,12 @@ async def run(
 def count_under_callgrind(args: argparse.Namespace) -> dict[str, float]:
     """This script again, under callgrind: instructions per event of each side."""
     arguments = ["--events", str(args.events), "--batch", str(args.batch)]
-    arguments += ["--worker-batch", str(args.worker_batch)]
+    arguments += ["--worker-batch", str(args.worker_batch), "--users", str(args.users)]
     totals = [dump["Ir"] for dump in run_under_callgrind("bench.worker_cpu", arguments)]
     if len(totals) != 1 + len(SIDES):
         raise RuntimeError(f"expected {1 + len(SIDES)} callgrind dumps, found {len(totals)}")
     empty = totals.pop(0)
-    events = len(flatten(make_batches(max(1, args.events // 500))))
+    events = len(flatten(make_batches(max(1, args.events // 500), users=args.users)))
     return {side: (total - empty) / events for side, total in zip(SIDES, totals, strict=True)}
 
 
@@ -202,6 +207,7 @@ def report_instructions(args: argparse.Namespace) -> None:
                 "worker_mode_vs_inline_instructions": round(both / counted["inline"], 3),
                 "events": args.events,
                 "batch": args.batch,
+                "users": args.users,
             }
         )
     )
@@ -225,6 +231,13 @@ def main() -> None:
     parser.add_argument(
         "--worker-batch", type=int, default=1_000, help="Records a worker reads at most per step."
     )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=USERS,
+        help="Users the events go to (20,000: nearly every event meets a new profile; "
+        "200: nearly every one a returning user's, as in a steady state).",
+    )
     parser.add_argument("--profile", choices=["api", "worker"])
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     args = parser.parse_args()
@@ -233,7 +246,7 @@ def main() -> None:
         report_instructions(args)
         return
     gc.set_threshold(100_000, 50, 100)  # as `relevo serve` and `relevo worker` do
-    events = flatten(make_batches(max(1, args.events // 500)))
+    events = flatten(make_batches(max(1, args.events // 500), users=args.users))
     batches = [events[i : i + args.batch] for i in range(0, len(events), args.batch)]
 
     with redis_server() as redis_url:
@@ -286,6 +299,7 @@ def main() -> None:
                 "worker_mode_vs_inline_cpu": round(worker_mode / inline.cpu, 3),
                 "events": api.events,
                 "batch": args.batch,
+                "users": args.users,
             }
         )
     )

@@ -27,6 +27,20 @@ async def test_map_fields_set_get_increment_delete(store: Store) -> None:
     assert await store.map_all("missing") == {}
 
 
+async def test_map_all_many_reads_each_map_as_map_all(store: Store) -> None:
+    await store.map_set("m1", {"a": b"x", "b": b""})
+    await store.map_incr("m2", {"n": 7})
+    keys = ["m1", "missing", "m2", "m1"]
+    assert await store.map_all_many(keys) == [await store.map_all(key) for key in keys]
+    assert await store.map_all_many(keys) == [
+        {"a": b"x", "b": b""},
+        {},
+        {"n": b"7"},
+        {"a": b"x", "b": b""},
+    ]
+    assert await store.map_all_many([]) == []
+
+
 async def test_sorted_set_ranges_by_score(store: Store) -> None:
     await store.zadd("z", {"c": 3, "a": 1, "b": 2, "b2": 2})
     assert await store.zrange_by_score("z", 2, 3) == [("b", 2.0), ("b2", 2.0), ("c", 3.0)]

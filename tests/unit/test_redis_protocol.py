@@ -13,6 +13,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import ResponseError
 
 from relevo.store import redis as redis_module
+from relevo.store.base import DecayedAdd, DecayedRead
 from relevo.store.redis import RedisStore, _pack
 from tests.conftest import unique_prefix
 from tests.support.servers import RedisServer
@@ -97,3 +98,21 @@ async def test_both_reply_readers_read_the_same_replies(
     assert str(fast[1]) == str(slow[1])
     assert fast[2:] == slow[2:]
     assert await store._round_trip([("PING",)]) == slow[3:]
+
+
+@settings(max_examples=2_000, deadline=None)
+@given(weight=st.floats(allow_nan=False, allow_infinity=False))
+def test_decayed_weights_are_written_exactly(weight: float) -> None:
+    """`decayed_add` writes weights with 17 significant digits: every double, exactly."""
+    assert float(redis_module._WEIGHT % weight) == weight
+
+
+async def test_decayed_weights_reach_the_server_exactly(store: RedisStore) -> None:
+    """What the script adds is the weight itself (at the landmark, no decay): the text
+    the store writes is read back by Lua's ``tonumber`` as the same double."""
+    weights = [0.1, 1 / 3, 2.0, 3, 1e-300, 123456.789e10, 0.7071067811865476, 5e-324]
+    weights += [(2 / 3) ** n * 7 for n in range(40)]
+    adds = [DecayedAdd("d", {f"m{n}": w for n, w in enumerate(weights)}, at_ms=1_000)]
+    await store.decayed_add(adds, half_life_ms=60_000, max_len=1_000)
+    found = await store.decayed_top([DecayedRead("d", 60_000, 1_000)], 1_000)
+    assert dict(found[0]) == {f"m{n}": float(w) for n, w in enumerate(weights)}

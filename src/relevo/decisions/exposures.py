@@ -162,8 +162,8 @@ class Exposures:
         by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for event in purchases:
             by_user[profile_key(event)].append(event)
-        for user, bought in by_user.items():
-            assigned = await self.store.map_all(keys.assignments_key(user))
+        everyone = await self.store.map_all_many([keys.assignments_key(u) for u in by_user])
+        for (user, bought), assigned in zip(by_user.items(), everyone, strict=True):
             arms = {
                 name: value.decode()
                 for name, value in assigned.items()

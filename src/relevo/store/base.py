@@ -249,6 +249,14 @@ class Store(Protocol):
 
     async def map_all(self, key: str) -> dict[str, bytes]: ...
 
+    async def map_all_many(self, keys: Sequence[str]) -> list[dict[str, bytes]]:
+        """`map_all` of each key, in one round trip (a missing key gives {}).
+
+        Why: a worker reads the experiment assignments of every purchasing user of a
+        batch; one round trip each cost more than the reads themselves.
+        """
+        ...
+
     async def map_incr(
         self, key: str, increments: Mapping[str, int], ttl_ms: int | None = None
     ) -> dict[str, int]:

@@ -294,6 +294,9 @@ class MemoryStore:
         found: dict[str, Any] = self._live(key) or {}
         return {name: _as_bytes(value) or b"" for name, value in found.items()}
 
+    async def map_all_many(self, keys: Sequence[str]) -> list[dict[str, bytes]]:
+        return [await self.map_all(key) for key in keys]
+
     async def map_incr(
         self, key: str, increments: Mapping[str, int], ttl_ms: int | None = None
     ) -> dict[str, int]:
