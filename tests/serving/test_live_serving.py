@@ -144,3 +144,25 @@ async def test_repeated_requests_reuse_the_blend_but_never_serve_out_of_stock(
     await engine.ingest([view("kid", "toy-003", clock.now_ms() + 1)])  # invalidates
     await engine.recommend("kid", 5)
     assert engine.serving.cache.misses == misses + 1
+
+
+async def test_a_decisions_entries_are_the_recommended_items(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """`recommend_entries` (what a decision reads) gives `recommend`'s items, in order, as
+    (item id, score, reasons) tuples: for users with and without history, in contexts,
+    with seen items kept or excluded, answered fresh or from the answer cache."""
+    await with_catalog(engine)
+    await sessions_a_then_b(engine, clock, "sho-001", "boo-007")
+    serving = engine.serving
+    for user in ("s0", "s3", "nobody"):
+        for context in ({}, {"item_id": "sho-010"}, {"category": "books"}):
+            for exclude_seen in (False, True):
+                for k in (3, 50):
+                    found = await serving.recommend(
+                        user, k, context=context, exclude_seen=exclude_seen
+                    )
+                    entries = await serving.recommend_entries(
+                        user, k, context=context, exclude_seen=exclude_seen
+                    )
+                    assert entries == [(i.item_id, i.score, i.reasons) for i in found.items]

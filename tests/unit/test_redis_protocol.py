@@ -116,3 +116,39 @@ async def test_decayed_weights_reach_the_server_exactly(store: RedisStore) -> No
     await store.decayed_add(adds, half_life_ms=60_000, max_len=1_000)
     found = await store.decayed_top([DecayedRead("d", 60_000, 1_000)], 1_000)
     assert dict(found[0]) == {f"m{n}": float(w) for n, w in enumerate(weights)}
+
+
+async def test_commands_are_written_straight_unless_a_health_check_is_due(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round trip writes on the connection's stream writer (`redis_module._writable`:
+    no ``asyncio.wait_for`` task per write) when redis-py would write at once; when its
+    health check is due, or the connection lacks those internals, through
+    ``send_packed_command`` (which sends the PING first). Both give the same replies."""
+    sent: list[bytes] = []
+    original = Connection.send_packed_command
+
+    async def spy(self: Connection, command: bytes, check_health: bool = True) -> None:
+        sent.append(command)
+        await original(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", spy)
+    await store.client.set(store.k("a"), b"1")
+    assert await store._round_trip([("GET", store.k("a"))]) == [b"1"]  # (a new connection's
+    sent.clear()  # first write checks its health)
+    assert await store._round_trip([("GET", store.k("a"))]) == [b"1"]
+    assert sent == []  # written straight
+    connection = await store.client.connection_pool.get_connection()
+    try:
+        assert redis_module._writable(connection)
+        connection.next_health_check = -1.0  # a check is due
+        assert not redis_module._writable(connection)
+    finally:
+        await store.client.connection_pool.release(connection)
+    assert await store._round_trip([("GET", store.k("a")), ("PING",)]) == [b"1", b"PONG"]
+    assert len(sent) == 2  # redis-py's path: the health check's PING, then the commands
+    assert await store._round_trip([("GET", store.k("a"))]) == [b"1"]
+    assert len(sent) == 2  # the check done, straight again
+    monkeypatch.setattr(redis_module, "_writable", lambda connection: False)
+    assert await store._round_trip([("GET", store.k("a"))]) == [b"1"]
+    assert len(sent) == 3

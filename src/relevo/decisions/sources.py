@@ -40,16 +40,18 @@ class CandidateSources:
     async def personalized(self, user_id: str | None, k: int, context: Mapping[str, Any]) -> Scored:
         if user_id is None:
             return await self.popular(None, k, context)
-        found = await self.serving.recommend(user_id, k, context=context, exclude_seen=False)
+        found = await self.serving.recommend_entries(
+            user_id, k, context=context, exclude_seen=False
+        )
         # Items share a few tuples of reasons (a blend's combinations): each one's names are
         # listed once, and the lists are shared (decisions only read them).
         names: dict[int, list[str]] = {}
         scored: Scored = []
-        for item in found.items:
-            listed = names.get(id(item.reasons))
+        for item_id, score, reasons in found:
+            listed = names.get(id(reasons))
             if listed is None:
-                listed = names[id(item.reasons)] = [reason.source for reason in item.reasons]
-            scored.append((item.item_id, item.score, listed))
+                listed = names[id(reasons)] = [reason.source for reason in reasons]
+            scored.append((item_id, score, listed))
         return scored
 
     async def popular(self, user_id: str | None, k: int, context: Mapping[str, Any]) -> Scored:

@@ -153,6 +153,37 @@ class RecommendationService:
         candidates: Sequence[str] | None = None,
     ) -> Recommendations:
         """Up to `k` items for `user_id` now (see the module docstring for how)."""
+        entries, version = await self._recommend(
+            user_id, k, context, category, exclude_seen, candidates
+        )
+        items = [Recommended(*entry) for entry in entries]
+        return Recommendations(
+            user_id=user_id,
+            items=items,
+            model_name=self.model_name,
+            model_version=version,
+            fallback=MODEL_SOURCES.isdisjoint([r.source for item in items for r in item.reasons]),
+        )
+
+    async def recommend_entries(
+        self, user_id: str, k: int, *, context: Mapping[str, Any] | None, exclude_seen: bool
+    ) -> list[Entry]:
+        """`recommend`'s items as (item id, score, reasons) tuples, for a decision: the
+        same items in the same order, without a `Recommended` built per item (a frozen
+        dataclass, three ``object.__setattr__`` calls each, for the 50 candidates a
+        decision reads)."""
+        return (await self._recommend(user_id, k, context, None, exclude_seen, None))[0]
+
+    async def _recommend(
+        self,
+        user_id: str,
+        k: int,
+        context: Mapping[str, Any] | None,
+        category: str | None,
+        exclude_seen: bool,
+        candidates: Sequence[str] | None,
+    ) -> tuple[list[Entry], str | None]:
+        """The entries of `recommend`, and the model version behind them."""
         served = self.registry.served(self.model_name)  # one version for the whole request
         model = served.model if served and isinstance(served.model, ServingRecommender) else None
         version = served.version if served else None
@@ -179,14 +210,7 @@ class RecommendationService:
         else:  # the ranking is cached, the catalog (stock) is read again
             ranked = cached
             docs = await self.catalog.documents(cached.top(2 * request.pool))
-        items = await self._finish(ranked, docs, k, category, candidates, request.exclude)
-        return Recommendations(
-            user_id=user_id,
-            items=items,
-            model_name=self.model_name,
-            model_version=version,
-            fallback=MODEL_SOURCES.isdisjoint([r.source for item in items for r in item.reasons]),
-        )
+        return await self._finish(ranked, docs, k, category, candidates, request.exclude), version
 
     async def _blend(
         self, request: _Request, model: ServingRecommender | None, version: str | None
@@ -339,7 +363,7 @@ class RecommendationService:
         category: str | None,
         candidates: Sequence[str] | None,
         exclude: set[str],
-    ) -> list[Recommended]:
+    ) -> list[Entry]:
         """Business rules, then the best `k` of `ranked` (best first); the newest catalog
         items fill a short list."""
         if candidates is not None:
@@ -353,8 +377,9 @@ class RecommendationService:
                 **await self.catalog.items([c for c in allowed - docs.keys()]),
             }
         keep_unknown: bool | None = None  # known when an item has no document (rare)
-        items: list[Recommended] = []
-        for item, score, reasons in ranked:  # `_acceptable` inlined: it runs per candidate
+        items: list[Entry] = []
+        for entry in ranked:
+            item = entry[0]  # `_acceptable` inlined: it runs per candidate
             doc = docs.get(item)
             if doc is None:
                 if keep_unknown is None:
@@ -367,7 +392,7 @@ class RecommendationService:
                 or item in exclude
             ):
                 continue
-            items.append(Recommended(item, score, reasons))
+            items.append(entry)
             if len(items) == k:
                 return items
         if candidates is None:
@@ -375,7 +400,7 @@ class RecommendationService:
         return items
 
     async def _fill_from_catalog(
-        self, items: list[Recommended], k: int, category: str | None, exclude: set[str]
+        self, items: list[Entry], k: int, category: str | None, exclude: set[str]
     ) -> None:
         if len(items) >= k:
             return
@@ -385,11 +410,11 @@ class RecommendationService:
         else:
             ids = await self.catalog.derived(("newest", window), lambda: self._newest(window))
         docs = await self.catalog.items(ids)
-        taken = {item.item_id for item in items} | exclude
+        taken = {item[0] for item in items} | exclude
         reason = (Reason("catalog", None),)
         for rank, item in enumerate(ids):
             if item not in taken and _acceptable(docs.get(item), category, False):
-                items.append(Recommended(item, WEIGHTS["catalog"] / (1 + rank), reason))
+                items.append((item, WEIGHTS["catalog"] / (1 + rank), reason))
                 if len(items) == k:
                     return
 
@@ -437,7 +462,8 @@ class RecommendationService:
                 ranked, WEIGHTS["trending"], Reason("trending_category", LIVE), exclude=exclude
             )
         docs = await self._with_attributes(blend, item_id, doc, pool, exclude)
-        items = await self._finish(blend.ranking(), docs, k, None, None, exclude)
+        entries = await self._finish(blend.ranking(), docs, k, None, None, exclude)
+        items = [Recommended(*entry) for entry in entries]
         return Recommendations(
             user_id=None,
             item_id=item_id,

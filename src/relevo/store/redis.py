@@ -305,6 +305,29 @@ def _fast_reader(parser: Any) -> bool:
     )
 
 
+def _writable(connection: Any) -> bool:
+    """Whether `connection` can take a write straight on its stream writer, as redis-py's
+    ``send_packed_command`` would write it after its checks: connected, open, no health
+    check (PING) due.
+
+    Why: ``send_packed_command`` writes under ``asyncio.wait_for``, which on Python 3.11
+    runs the write as a task of its own (a task, a timer and two more turns of the event
+    loop per round trip, and a decision makes about six). Here the write shares the
+    round trip's one timer; failures end as redis-py's would (the connection dropped,
+    `Unavailable` from `_unavailable`). A connection without these internals takes
+    redis-py's path.
+    """
+    writer = getattr(connection, "_writer", None)
+    if writer is None or getattr(connection, "_reader", None) is None:
+        return False
+    if writer.transport.is_closing():
+        return False
+    interval = getattr(connection, "health_check_interval", None)
+    if interval is None:
+        return False
+    return not interval or asyncio.get_running_loop().time() <= connection.next_health_check
+
+
 async def _replies(connection: Any, count: int) -> list[Any]:
     """The next `count` replies on `connection`, errors as `ResponseError` values.
 
@@ -448,8 +471,14 @@ class RedisStore:
         pool = self.client.connection_pool
         connection = await pool.get_connection()
         try:
-            await connection.send_packed_command(_pack(commands))
-            async with asyncio.timeout(self.socket_timeout_s):  # one timer for all replies
+            packed = _pack(commands)
+            async with asyncio.timeout(self.socket_timeout_s):  # one timer for all of it
+                if _writable(connection):
+                    writer = connection._writer
+                    writer.write(packed)
+                    await writer.drain()
+                else:
+                    await connection.send_packed_command(packed)
                 replies = await _replies(connection, len(commands))
         except BaseException:
             # replies may be left unread on the socket: never hand it to the next caller
