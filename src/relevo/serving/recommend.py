@@ -156,9 +156,17 @@ class RecommendationService:
         entries, version = await self._recommend(
             user_id, k, context, category, exclude_seen, candidates
         )
+        return self._answer(entries, version, user_id=user_id)
+
+    def _answer(
+        self, entries: list[Entry], version: str | None, *, user_id: str | None,
+        item_id: str | None = None,
+    ) -> Recommendations:  # fmt: skip
+        """The public answer of `entries`: fallback when no model source gave an item."""
         items = [Recommended(*entry) for entry in entries]
         return Recommendations(
             user_id=user_id,
+            item_id=item_id,
             items=items,
             model_name=self.model_name,
             model_version=version,
@@ -463,15 +471,7 @@ class RecommendationService:
             )
         docs = await self._with_attributes(blend, item_id, doc, pool, exclude)
         entries = await self._finish(blend.ranking(), docs, k, None, None, exclude)
-        items = [Recommended(*entry) for entry in entries]
-        return Recommendations(
-            user_id=None,
-            item_id=item_id,
-            items=items,
-            model_name=self.model_name,
-            model_version=version,
-            fallback=MODEL_SOURCES.isdisjoint([r.source for item in items for r in item.reasons]),
-        )
+        return self._answer(entries, version, user_id=None, item_id=item_id)
 
     # -- propensity ---------------------------------------------------------------------
     async def score_variants(
