@@ -81,11 +81,27 @@ def page(browser: Any, server: RelevoServer) -> Iterator[Any]:
     context.close()
 
 
-def profile(server: RelevoServer, user: str) -> dict[str, Any] | None:
-    response = httpx.get(
-        f"{server.url}/v1/users/{user}", headers={"Authorization": f"Bearer {ADMIN}"}
-    )
+def admin_json(server: RelevoServer, path: str) -> Any:
+    """The answer to an admin GET, or None when it is not 200 (the server rate-limits every
+    key, this one too, at 4 requests/s: a poll loop spends the burst, and a 429 follows)."""
+    response = httpx.get(f"{server.url}{path}", headers={"Authorization": f"Bearer {ADMIN}"})
     return response.json() if response.status_code == 200 else None
+
+
+def admin_put(server: RelevoServer, path: str, body: Any) -> httpx.Response:
+    """An admin PUT's answer, retried while it is 429 (see `admin_json`)."""
+
+    def attempt() -> httpx.Response | None:
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        response = httpx.put(f"{server.url}{path}", json=body, headers=headers)
+        return None if response.status_code == 429 else response
+
+    return wait_until(attempt)
+
+
+def profile(server: RelevoServer, user: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = admin_json(server, f"/v1/users/{user}")
+    return found
 
 
 def total(found: dict[str, Any] | None, kind: str) -> int:
@@ -136,9 +152,7 @@ def test_segment_payloads_and_the_page_hide_beacon(page: Any, server: RelevoServ
     assert [line["item_id"] for line in found["cart"]] == ["sho-002"]
     # a beacon cannot set headers: the (public) write key rides in the query
     assert page.evaluate("beacons.filter(Boolean)") == [f"{server.url}/v1/events?key={BEACON_KEY}"]
-    feed = httpx.get(
-        f"{server.url}/v1/events/recent", headers={"Authorization": f"Bearer {ADMIN}"}
-    ).json()["events"]
+    feed = wait_until(lambda: admin_json(server, "/v1/events/recent"))["events"]
     sent = next(event for event in feed if event["event_id"] == "seg-1")
     assert sent["properties"] == {"price": 10, "coupon": "X"}
     assert sent["context"]["page"] == server.url + "/shop"
@@ -206,10 +220,9 @@ RENDER = """context => relevo.decide('home_hero', context, {k: 3}).then(decision
 def test_decide_renders_the_variant_and_the_click_is_credited(
     page: Any, server: RelevoServer
 ) -> None:
-    admin = {"Authorization": f"Bearer {ADMIN}"}
-    put = httpx.put(f"{server.url}/v1/placements", json={"placements": [HERO]}, headers=admin)
+    put = admin_put(server, "/v1/placements", {"placements": [HERO]})
     assert put.status_code == 200, put.text
-    rules = httpx.put(f"{server.url}/v1/rules", json={"rules": [INSTAGRAM_MOBILE]}, headers=admin)
+    rules = admin_put(server, "/v1/rules", {"rules": [INSTAGRAM_MOBILE]})
     assert rules.status_code == 200, rules.text
     requests: list[Any] = []
     page.on("request", lambda request: requests.append(request))
