@@ -47,11 +47,11 @@ class AttributeMatches:
     idfs: dict[str, float]
     rare_idf: float
 
-    def score(self, item: Mapping[str, Any], tokens: Mapping[str, float] | None = None) -> float:
-        """Similarity of `item` (whose `tokens` may be known already) to the query item."""
-        if tokens is None:
-            tokens = attributes.item_tokens(item)
-        return attributes.cosine(self.tokens, tokens, self.idfs, self.rare_idf)
+    def score(self, item: Mapping[str, Any]) -> float:
+        """Similarity of `item` to the query item."""
+        return attributes.cosine(
+            self.tokens, attributes.item_tokens(item), self.idfs, self.rare_idf
+        )
 
     def cosine(self) -> attributes.Cosine:
         """`score` of many items' tokens, the query's side computed once."""

@@ -204,9 +204,6 @@ class ItemAdjustments:
         default_factory=lambda: MappingProxyType({})
     )
 
-    def score(self, item_id: str, base: float) -> float:
-        return base * self.multipliers.get(item_id, 1.0)
-
     def apply(self, ranked: Sequence[tuple[str, float]]) -> list[str]:
         """Filter, boost, bury and pin a scored candidate list; returns item ids in order.
 
@@ -216,7 +213,7 @@ class ItemAdjustments:
         filtered item and never adds an item that is not a candidate: the pipeline includes
         :meth:`RuleSet.pinned_items` in the candidates up front.
         """
-        removed, boost = self.removed, self.multipliers.get  # (`score`, inline: per item)
+        removed, boost = self.removed, self.multipliers.get
         kept = [(i, s * boost(i, 1.0)) for i, s in ranked if i not in removed]
         kept.sort(key=lambda pair: -pair[1])
         order = [i for i, _ in kept if i not in self.buried]

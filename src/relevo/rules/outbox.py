@@ -51,10 +51,10 @@ class Outbox:
         #: 0: every action is emitted, however old its moment.
         self.max_delay_ms = max_delay_ms
 
-    async def add(self, messages: Sequence[OutboxMessage]) -> int:
-        """Store the messages that are still timely; return how many were too late."""
+    async def add(self, messages: Sequence[OutboxMessage]) -> None:
+        """Store the messages that are still timely (see the module docstring)."""
         if not messages:
-            return 0
+            return
         now = self.clock.now_ms()
         timely = [m for m in messages if not self._late(m, now)]
         late = len(messages) - len(timely)
@@ -74,7 +74,6 @@ class Outbox:
                 DEDUPE_MS,
                 KEPT,
             )
-        return late
 
     def _late(self, message: OutboxMessage, now_ms: int) -> bool:
         return (

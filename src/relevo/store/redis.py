@@ -444,7 +444,7 @@ class RedisStore:
         self, commands: Sequence[Sequence[Argument]], *, raise_on_error: bool = True
     ) -> list[Any]:
         """Run `commands` in one round trip; their replies as the server gave them (no
-        response callbacks: see `_score_pairs`), errors as `ResponseError` values unless
+        response callbacks: see `_decayed`), errors as `ResponseError` values unless
         `raise_on_error`.
 
         Why: redis-py's pipeline costs the API process ~15 µs per command on top of the
