@@ -1023,7 +1023,8 @@ class RedisStore:
     async def sweep_marks(
         self, match: str, cursor: str, before_ms: int, count: int = 1000
     ) -> MarksSweep:
-        return await sweep_round(self, match, cursor, before_ms, count)
+        pattern = self.prefix.translate(_GLOB_SPECIAL) + match
+        return await sweep_round(self, pattern, cursor, before_ms, count)
 
 
 def parse_document(stored: bytes | None) -> tuple[int, bytes | None, bytes]:

@@ -69,20 +69,20 @@ return {seen, swept, freed}
 """
 
 SCAN_PAGE = 500
-"""Keys asked of SCAN at once, and so at most per script: a script over a page of
-documents of ~500 bytes runs in about a millisecond of Redis time."""
+"""Keys SCAN walks at once (its COUNT), and so at most the keys of one script: a page
+of documents of ~500 bytes is about a millisecond of Redis time."""
 
 
 async def sweep_round(
-    store: RedisStore, match: str, cursor: str, before_ms: int, count: int
+    store: RedisStore, pattern: str, cursor: str, before_ms: int, count: int
 ) -> MarksSweep:
-    """One round of `RedisStore.sweep_marks`.
+    """One round of `RedisStore.sweep_marks` over the keys matching `pattern` (prefix
+    included).
 
     The cursor is SCAN's; on a cluster ``<master>:<cursor>``, the masters taken in the
     order of their names (a pass that meets a changed topology may miss or repeat a
     few documents: the next pass takes them).
     """
-    pattern = store.k(match)
     node, position = _parse(cursor)
     nodes = sorted(store.client.get_primaries(), key=lambda n: n.name) if store.cluster else []
     seen = swept = freed = looked = 0
@@ -100,7 +100,7 @@ async def sweep_round(
             position = int(next(iter(found.values())))
         else:  # fewer masters than when the pass began
             return MarksSweep("0", seen, swept, freed)
-        looked += max(len(keys), 1)  # an empty page still costs the server a step
+        looked += page  # what SCAN walks, matches or not: a round's work is bounded
         for found_seen, found_swept, found_freed in await _run(store, keys, before_ms):
             seen, swept, freed = seen + found_seen, swept + found_swept, freed + found_freed
         if position == 0:
