@@ -17,6 +17,8 @@ from tests.support.servers import RedisServer
 
 NOW = 1_767_225_600_000
 HORIZON = 3_600_000
+ALL = 10**9
+"""A sweep round that walks the whole key space (other tests' keys share the server)."""
 
 
 @pytest.fixture
@@ -162,7 +164,7 @@ async def test_a_sweep_rewrites_format_2_documents_only(store: RedisStore) -> No
     await client.set(store.k("{u:b}:profile"), format_1)
     await client.hset(store.k("{u:c}:profile"), mapping={"v": b"2", "d": b"doc"})
     assert await store.docs_write([write(0, b"doc", [b"m1"])]) == [True]
-    found = await store.sweep_marks(keys.PROFILE_DOCUMENTS, "0", NOW + 10 * HORIZON, 1000)
+    found = await store.sweep_marks(keys.PROFILE_DOCUMENTS, "0", NOW + 10 * HORIZON, ALL)
     assert (found.cursor, found.documents, found.swept, found.freed_bytes) == ("0", 1, 1, 9)
     assert await client.get(store.k("{u:a}:profile")) == header(1, b"") + b"doc"
     assert 0 < await client.pttl(store.k("{u:a}:profile")) <= 60_000
@@ -176,7 +178,7 @@ async def test_a_sweep_keeps_a_record_of_a_second_not_wholly_before_the_cutoff(
     """A record keeps seconds: one written at 12:00:00.999 holds marks of up to .999, so a
     cutoff inside its second keeps it."""
     assert await store.docs_write([write(0, b"doc", [b"m1"], now=NOW + 999)]) == [True]
-    found = await store.sweep_marks(keys.PROFILE_DOCUMENTS, "0", NOW + 999, 1000)
+    found = await store.sweep_marks(keys.PROFILE_DOCUMENTS, "0", NOW + 999, ALL)
     assert found.swept == 0
-    found = await store.sweep_marks(keys.PROFILE_DOCUMENTS, "0", NOW + 1000, 1000)
+    found = await store.sweep_marks(keys.PROFILE_DOCUMENTS, "0", NOW + 1000, ALL)
     assert found.swept == 1
