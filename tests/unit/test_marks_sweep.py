@@ -16,6 +16,8 @@ from relevo.engine import Engine
 from relevo.marks_sweep import LEASE, MarksSweeper
 from relevo.store import keys
 from relevo.store.base import DocRead, DocWrite, Store
+from relevo.store.memory import MemoryStore
+from relevo.store.redis import parse_document
 from tests.conftest import StoreHarness
 
 HOUR = 3_600_000
@@ -96,8 +98,6 @@ async def test_after_the_horizon_a_sweep_drops_the_marks_and_the_event_is_new_ag
 async def test_on_redis_the_idle_profile_string_shrinks(engine: Engine, clock: ManualClock) -> None:
     if engine.store.backend != "redis":
         pytest.skip("marks live inside the Redis document")
-    from relevo.store.redis import parse_document
-
     await engine.ingest([event(clock, f"e{n}") for n in range(5)])
     client: Any = engine.store.client  # type: ignore[attr-defined]
     name = engine.settings.redis_prefix + ":" + keys.profile_key("alice")
@@ -190,3 +190,12 @@ async def test_the_server_sweeps_unless_told_not_to(
         assert ("relevo-marks-sweep" in names) is running
     finally:
         await engine.stop()
+
+
+async def test_embedded_marks_are_still_swept_after_a_snapshot(clock: ManualClock) -> None:
+    store = MemoryStore(clock)
+    await fill(store, 3, clock)
+    restored = MemoryStore(clock)
+    restored.load(store.dump())
+    found = await restored.sweep_marks(keys.PROFILE_DOCUMENTS, "0", clock.now_ms() - HORIZON)
+    assert (found.cursor, found.documents, found.swept) == ("0", 3, 3)
