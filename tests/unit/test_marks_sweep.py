@@ -4,11 +4,13 @@ process sweeping at a time, a pass at most once per interval. The clock is drive
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from relevo.clock import ManualClock
 from relevo.config import Settings
@@ -134,9 +136,17 @@ async def fill(store: Store, users: int, clock: ManualClock) -> None:
     clock.advance(1000)  # the first marks are now past the horizon
 
 
-async def test_a_pass_cut_short_is_continued_by_another_process(harness: StoreHarness) -> None:
+def swept_total() -> float:
+    return REGISTRY.get_sample_value("relevo_marks_swept_documents_total") or 0.0
+
+
+async def test_a_pass_cut_short_is_continued_by_another_process(
+    harness: StoreHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="relevo.marks_sweep")
     store, clock = harness.store, harness.clock
     await fill(store, 60, clock)
+    counted = swept_total()
     first = MarksSweeper(store, clock, HORIZON, HOUR, keys_per_round=10)
     assert await first.run(stopping=lambda: True) is None  # stopped after one round
     state = await first.state()
@@ -151,6 +161,9 @@ async def test_a_pass_cut_short_is_continued_by_another_process(harness: StoreHa
     assert done.swept == 60  # over both processes' rounds
     assert done.started_ms == state.started_ms
     assert (await second.state()).finished_ms == clock.now_ms()
+    assert swept_total() - counted == 60
+    assert caplog.text.count("marks sweep:") == 1  # one line per pass
+    assert "60 lost expired marks" in caplog.text
 
 
 async def test_one_process_sweeps_at_a_time(harness: StoreHarness) -> None:
