@@ -37,7 +37,7 @@ LEASE = "marks:sweep:lease"
 LEASE_MS = 60_000
 """Held while sweeping, renewed every round: a process that dies frees it within a minute."""
 KEYS_PER_ROUND = 5_000
-"""About 10 pages of SCAN and scripts on Redis, each a millisecond or so of its time."""
+"""10 pages of SCAN and scripts on Redis, each a few milliseconds of its time at most."""
 CHECK_EVERY_S = 60.0
 """How often a process asks whether a pass is due (or one was left unfinished)."""
 

@@ -69,8 +69,9 @@ return {seen, swept, freed}
 """
 
 SCAN_PAGE = 500
-"""Keys SCAN walks at once (its COUNT), and so at most the keys of one script: a page
-of documents of ~500 bytes is about a millisecond of Redis time."""
+"""Keys SCAN walks at once (its COUNT), and so at most the keys of one script: a script
+over 500 profiles of ~560 bytes took 2.2 ms of Redis when it rewrote them all, 0.8 ms
+when it had nothing to drop (`INFO commandstats`; a SCAN page 0.3-0.4 ms)."""
 
 
 async def sweep_round(
