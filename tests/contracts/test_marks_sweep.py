@@ -93,3 +93,17 @@ async def test_a_pass_in_small_rounds_sweeps_every_document_once(store: Store) -
     assert all(doc.marked == [False] and doc.version == 1 for doc in docs)
     again = await sweep_pass(store, before_ms=NOW + DAY)
     assert (again.swept, again.freed_bytes) == (0, 0)
+
+
+async def test_a_write_planned_before_a_sweep_still_lands_after_it(store: Store) -> None:
+    """The sweep keeps the version: a writer that read before it writes without a
+    conflict, the swept marks do not come back, its own are added, the young stay."""
+    await store.docs_write([write("a", 0, b"v1", [b"old"], now=NOW)])
+    await store.docs_write([write("a", 1, b"v2", [b"young"], now=NOW + HORIZON // 2)])
+    (planned,) = await store.docs_read([read("a", [b"old"])])
+    assert (planned.version, planned.marked) == (2, [True])
+    await sweep_pass(store, before_ms=NOW + 1000)
+    late = write("a", planned.version, b"v3", [b"new"], now=NOW + HORIZON // 2 + 1000)
+    assert await store.docs_write([late]) == [True]
+    (doc,) = await store.docs_read([read("a", [b"old", b"young", b"new"])])
+    assert (doc.version, doc.value, doc.marked) == (3, b"v3", [False, True, True])
