@@ -12,6 +12,13 @@
    is linear. 1M users is extrapolated from that slope unless ``--users 1000000`` asks
    for the real thing. `relevo store stats` gives the breakdown per structure
    (measured with ``MEMORY USAGE``).
+   **At rest**: then the engine's clock moves past `RELEVO_DEDUPE_HORIZON` and one
+   pass of the marks sweep runs as a server runs it (`MarksSweeper.run`): every
+   user's marks go, and `used_memory` is read again. Every user is swept alike (all
+   their marks are past the horizon, and both samples are drawn alike), so the
+   marginal bytes per user at rest are the fresh slope minus the `used_memory` the
+   pass freed per user; the fresh figures stay as they were measured. The pass's time
+   and Redis CPU (``INFO cpu``, user + sys) are reported too.
 2. **Soak.** `relevo serve` on Redis; a closed loop finds the maximum rate of a mix of
    single events (3 in 4 requests) and decisions, then an open loop sends half that
    rate for ``--soak-seconds``; the server's RSS (``/proc/<pid>/status``) is sampled
@@ -20,7 +27,8 @@
 
     python -m bench.memory [--users 100000] [--soak-seconds 600] [--soak-rate R] [--quick]
 
-Last line: ``{"redis_bytes_per_user": .., "soak_rss_growth": .., ...}``.
+Last line: ``{"redis_bytes_per_user": .., "redis_bytes_per_user_at_rest": ..,
+"soak_rss_growth": .., ...}``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import httpx
 import orjson
 
 from bench.support import data_dir, print_table, redis_server, relevo_process
+from relevo.clock import SystemClock
 from relevo.config import Settings
 from relevo.demo.catalog import demo_items
 from relevo.demo.runner import PLACEMENTS, RULES
@@ -99,6 +108,20 @@ def user_history(user: int, items: list[dict[str, Any]], now_ms: int) -> list[di
 
 
 # -- part 1: bytes per user -------------------------------------------------------------------
+class ShiftedClock(SystemClock):
+    """The wall clock moved forward by `advance`: the engine lives a horizon later
+    without the benchmark waiting for it."""
+
+    def __init__(self) -> None:
+        self.shift_ms = 0
+
+    def now_ms(self) -> int:
+        return super().now_ms() + self.shift_ms
+
+    def advance(self, ms: int) -> None:
+        self.shift_ms += ms
+
+
 async def _ingest_users(
     engine: Engine, first: int, last: int, items: list[dict[str, Any]], now_ms: int
 ) -> int:
@@ -119,6 +142,40 @@ async def _ingest_users(
 async def _used_memory(engine: Engine) -> int:
     info = await engine.store.client.info("memory")  # type: ignore[attr-defined]
     return int(info["used_memory"])
+
+
+async def _redis_cpu_s(engine: Engine) -> float:
+    info = await engine.store.client.info("cpu")  # type: ignore[attr-defined]
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def _sweep_at_rest(engine: Engine, clock: ShiftedClock) -> dict[str, Any]:
+    """Move past the dedupe horizon and run one pass of the marks sweep as a server
+    does; `used_memory` after it, with the pass's time and Redis CPU; then the time and
+    Redis CPU of a pass with nothing left to drop."""
+    clock.advance(engine.settings.dedupe_horizon + 60_000)
+    cpu = await _redis_cpu_s(engine)
+    started = time.perf_counter()
+    done = await engine.marks_sweeper.run()
+    elapsed = time.perf_counter() - started
+    if done is None:
+        raise RuntimeError("the marks sweep did not run")
+    found = {
+        "used": await _used_memory(engine),
+        "seconds": elapsed,
+        "redis_cpu_s": await _redis_cpu_s(engine) - cpu,
+        "documents": done.documents,
+        "swept": done.swept,
+        "freed_bytes": done.freed_bytes,
+        "rounds": done.rounds,
+    }
+    # Again at once: the steady state, where a pass finds few marks to drop.
+    cpu = await _redis_cpu_s(engine)
+    started = time.perf_counter()
+    await engine.sweep_marks()
+    found["again_seconds"] = time.perf_counter() - started
+    found["again_redis_cpu_s"] = await _redis_cpu_s(engine) - cpu
+    return found
 
 
 async def _marks_inside(engine: Engine, users: int, sample: int) -> float:
@@ -144,7 +201,8 @@ async def measure_memory(
 ) -> dict[str, Any]:
     directory = data_dir()
     settings = Settings(store=redis_url, data_dir=directory, redis_prefix="relevo")
-    engine = Engine(settings)
+    clock = ShiftedClock()
+    engine = Engine(settings, clock)
     await engine.start(background=False)
     try:
         items = demo_items()
@@ -172,13 +230,18 @@ async def measure_memory(
             )
         report = usage_report(await engine.store.usage(sample))
         marks_inside = await _marks_inside(engine, done, 500)
+        at_rest = await _sweep_at_rest(engine, clock)
     finally:
         await engine.stop()
     (n1, _, m1, _), (n2, e2, m2, _) = points[0], points[-1]
     marginal = (m2 - m1) / (n2 - n1) if n2 > n1 else (m2 - base) / n2
     average = (m2 - base) / n2
     seconds = sum(point[3] for point in points)
+    freed_per_user = (m2 - at_rest["used"]) / n2
     return {
+        "at_rest": at_rest,
+        "marginal_at_rest": marginal - freed_per_user,
+        "average_at_rest": (at_rest["used"] - base) / n2,
         "base": base,
         "points": points,
         "marginal": marginal,
@@ -392,9 +455,11 @@ def main() -> None:
     gib_per_million = per_user * 1_000_000 / 2**30
     # Marks live for RELEVO_DEDUPE_HORIZON (7 days): here every user's are fresh. Inside
     # the profile document (the Redis layout since format 2) they leave at the user's
-    # next write after the horizon; under their own key (earlier layouts) they expired.
+    # next write after the horizon, or at the next marks sweep for an idle user (measured
+    # below: "at rest"); under their own key (earlier layouts) they expired.
     marks = report["kinds"].get("profile marks", {"bytes": 0})["bytes"] / n
     at_rest = per_user - marks - memory["marks_inside"]
+    sweep = memory["at_rest"]
     summary = [
         ["used_memory before users (catalog, config)", f"{memory['base']:,} bytes"],
         *[
@@ -412,6 +477,32 @@ def main() -> None:
         ],
         ["dedupe marks inside a profile document, mean", f"{memory['marks_inside']:,.0f} bytes"],
         ["bytes/user without marks (written again after the horizon)", f"{at_rest:,.0f}"],
+        [
+            f"used_memory at rest: {n:,} users after a marks sweep past the horizon",
+            f"{sweep['used']:,} bytes",
+        ],
+        [
+            "bytes/user at rest, marginal (the slope less what the sweep freed per user)",
+            f"{memory['marginal_at_rest']:,.0f}",
+        ],
+        ["bytes/user at rest, average", f"{memory['average_at_rest']:,.0f}"],
+        [
+            "1M users at rest (extrapolated from the slope)",
+            f"{memory['marginal_at_rest'] * 1_000_000 / 2**30:.3f} GiB",
+        ],
+        [
+            "marks sweep: profiles seen / swept / mark bytes dropped",
+            f"{sweep['documents']:,} / {sweep['swept']:,} / {sweep['freed_bytes']:,} "
+            f"in {sweep['rounds']} rounds",
+        ],
+        [
+            "marks sweep: time / Redis CPU (INFO cpu, user + sys)",
+            f"{sweep['seconds']:.2f} s / {sweep['redis_cpu_s']:.2f} s",
+        ],
+        [
+            "marks sweep again, nothing to drop: time / Redis CPU",
+            f"{sweep['again_seconds']:.2f} s / {sweep['again_redis_cpu_s']:.2f} s",
+        ],
         [
             "site-wide monitoring keys at each sample (bounded, in the slope)",
             " / ".join(f"{size:,}" for size in memory["site_wide"]) + " bytes",
@@ -457,6 +548,11 @@ def main() -> None:
                 else round(soaked["sent"] / soaked["seconds"]),
                 "soak_errors": None if soaked is None else soaked["errors"],
                 "site_wide_monitoring_bytes": memory["site_wide"][-1],
+                "redis_bytes_per_user_at_rest": round(memory["marginal_at_rest"], 1),
+                "average_bytes_per_user_at_rest": round(memory["average_at_rest"], 1),
+                "marks_sweep_seconds": round(sweep["seconds"], 3),
+                "marks_sweep_redis_cpu_seconds": round(sweep["redis_cpu_s"], 3),
+                "marks_sweep_again_redis_cpu_seconds": round(sweep["again_redis_cpu_s"], 3),
             }
         )
     )

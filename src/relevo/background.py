@@ -23,6 +23,11 @@ class Background:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called: a long job checks it between its rounds."""
+        return self._stopping.is_set()
+
     def every(self, seconds: float, work: Callable[[], Awaitable[Any]], name: str) -> None:
         """Run `work` every `seconds` until `stop`; errors are logged, never fatal."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import httpx
 import orjson
@@ -16,6 +17,9 @@ from rich.table import Table
 
 from relevo.config import Settings
 from relevo.errors import RelevoError
+
+if TYPE_CHECKING:
+    from relevo.marks_sweep import SweepPass
 
 app = typer.Typer(
     name="relevo",
@@ -443,6 +447,39 @@ async def _store_usage(
         await engine.stop()
     report["disk"] = _disk_usage(settings.data_dir)
     return report
+
+
+@store_app.command("sweep-marks")
+def sweep_marks(
+    store: Annotated[str | None, typer.Option(help="redis://... (else RELEVO_STORE)")] = None,
+) -> None:
+    """Drop the dedupe marks past RELEVO_DEDUPE_HORIZON from every profile on Redis now (a
+    whole pass; servers run one every RELEVO_MARKS_SWEEP_EVERY) and print its totals (JSON)."""
+    settings = _settings(store=store, data_dir=None)
+    if not settings.is_redis:
+        _fail("the embedded store's marks expire on their own; sweep-marks is for Redis")
+    try:
+        done = asyncio.run(_sweep_marks(settings))
+    except (RelevoError, RuntimeError, OSError) as error:
+        _fail(getattr(error, "message", str(error)))
+    if done is None:
+        _fail("another process is sweeping the marks; try again later")
+    typer.echo(orjson.dumps(dataclasses.asdict(done)).decode())
+
+
+async def _sweep_marks(settings: Settings) -> SweepPass | None:
+    from relevo.clock import SystemClock
+    from relevo.marks_sweep import MarksSweeper
+    from relevo.store.redis import RedisStore
+
+    redis_store = RedisStore(settings.store, prefix=settings.redis_prefix)
+    try:
+        sweeper = MarksSweeper(
+            redis_store, SystemClock(), settings.dedupe_horizon, settings.marks_sweep_every
+        )
+        return await sweeper.run(force=True)
+    finally:
+        await redis_store.close()
 
 
 def _disk_usage(directory: Path) -> dict[str, int]:

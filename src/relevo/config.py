@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         description="How long an event id is remembered (wall-clock time since it arrived): "
         "a retry or a re-import within this horizon is recognized as a duplicate.",
     )
+    marks_sweep_every: DurationMs = Field(
+        parse_duration_ms("1h"),
+        description="How often a pass drops the dedupe marks past RELEVO_DEDUPE_HORIZON "
+        "from idle profiles (a write drops its own; an idle user's would stay until the "
+        "profile expires). One process at a time, in rounds of 5,000 keys; 0 turns it off.",
+    )
     future_tolerance: DurationMs = Field(
         parse_duration_ms("5m"), description="Events further in the future are rejected."
     )

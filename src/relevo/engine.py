@@ -4,7 +4,7 @@ It wires a backend (store + event log), the applier and the group committer, the
 rules (versions, timers, outbox, webhooks, statistics), runs crash recovery at
 start and housekeeping in the background, and offers the verbs: `ingest`,
 `upsert_items`, `item`, `items`, `profile`, `put_rules`, `rollback_rules`,
-`test_rules`, `actions`, `health`, `stats`; and for models: `recommend`,
+`test_rules`, `actions`, `health`, `stats`, `sweep_marks`; and for models: `recommend`,
 `similar_items`, `score_variants`, `train_model`, `promote_model`,
 `rollback_model`, `model_versions` (logic in `relevo.serving` and `relevo.models`).
 """
@@ -48,6 +48,7 @@ from relevo.features.profile import FeatureParams, ProfileState, ProfileView, de
 from relevo.features.windows import WINDOWS_MS
 from relevo.ingest import IngestReport, InvalidBatch, validate_events
 from relevo.live.models import LiveModels
+from relevo.marks_sweep import CHECK_EVERY_S, MarksSweeper, SweepPass
 from relevo.models.registry import ModelRegistry
 from relevo.models.trainer import Trainer
 from relevo.models.training import PROPENSITY, Progress
@@ -217,6 +218,9 @@ class Engine:
             self.clock,
             first_delay_s=settings.webhook_first_retry / 1000,
         )
+        self.marks_sweeper = MarksSweeper(
+            self.store, self.clock, settings.dedupe_horizon, settings.marks_sweep_every
+        )
         self.background = Background()
         self.erasers = erasure.ErasureRegistry(self.clock)
         for eraser in (
@@ -250,6 +254,12 @@ class Engine:
             if self.webhooks.targets:
                 every(1.0, self.webhooks.run_once, "relevo-webhooks")
             every(1.0, self.monitoring.flush, "relevo-monitoring-flush")
+            if self.settings.marks_sweep_every:
+                every(
+                    min(CHECK_EVERY_S, self.settings.marks_sweep_every / 1000),
+                    self._sweep_marks,
+                    "relevo-marks-sweep",
+                )
             every(
                 self.settings.monitoring_every / 1000,
                 self.monitoring.evaluate,
@@ -559,6 +569,14 @@ class Engine:
         """Remove every trace of a user (see `relevo.erasure`); return the receipt."""
         async with self.archiver.lock:
             return await self.committer.exclusive(lambda: self.erasers.erase(user_id))
+
+    async def sweep_marks(self) -> SweepPass | None:
+        """A whole pass of the marks sweep now (`relevo.marks_sweep`); None when another
+        process is sweeping."""
+        return await self.marks_sweeper.run(force=True)
+
+    async def _sweep_marks(self) -> None:
+        await self.marks_sweeper.run(stopping=lambda: self.background.stopping)
 
     async def compact(self, grace_ms: int = DEFAULT_GRACE_MS) -> CompactionReport:
         """Apply erasures to the Parquet files and drop events past their retention."""

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from relevo.features.profile import ProfileState, RecentItem, decode, encode
+from relevo.store import keys
 from relevo.store.base import DocRead, DocWrite
 from relevo.store.redis import RedisStore, parse_document
 from tests.conftest import unique_prefix
@@ -16,6 +17,8 @@ from tests.support.servers import RedisServer
 
 NOW = 1_767_225_600_000
 HORIZON = 3_600_000
+ALL = 10**9
+"""A sweep round that walks the whole key space (other tests' keys share the server)."""
 
 
 @pytest.fixture
@@ -151,3 +154,31 @@ async def test_stale_marks_leave_from_the_head(store: RedisStore) -> None:
     assert marks.startswith(b"\x00\x01\x02")  # a record of one 2-byte mark: m2's
     assert marks[7:9] == b"m2"
     assert len(marks) == 2 * (7 + 2)
+
+
+async def test_a_sweep_rewrites_format_2_documents_only(store: RedisStore) -> None:
+    """Marks past the cutoff leave the string (record headers too); the version, the
+    value and the expiry stay. Format-1 strings and hashes are left to their next write."""
+    client = store.client
+    format_1 = b"\x01" + (3).to_bytes(4, "big") + b"doc"
+    await client.set(store.k("{u:b}:profile"), format_1)
+    await client.hset(store.k("{u:c}:profile"), mapping={"v": b"2", "d": b"doc"})
+    assert await store.docs_write([write(0, b"doc", [b"m1"])]) == [True]
+    found = await store.sweep_marks(keys.PROFILE_DOCUMENTS, "0", NOW + 10 * HORIZON, ALL)
+    assert (found.cursor, found.documents, found.swept, found.freed_bytes) == ("0", 1, 1, 9)
+    assert await client.get(store.k("{u:a}:profile")) == header(1, b"") + b"doc"
+    assert 0 < await client.pttl(store.k("{u:a}:profile")) <= 60_000
+    assert await client.get(store.k("{u:b}:profile")) == format_1
+    assert await client.hgetall(store.k("{u:c}:profile")) == {b"v": b"2", b"d": b"doc"}
+
+
+async def test_a_sweep_keeps_a_record_of_a_second_not_wholly_before_the_cutoff(
+    store: RedisStore,
+) -> None:
+    """A record keeps seconds: one written at 12:00:00.999 holds marks of up to .999, so a
+    cutoff inside its second keeps it."""
+    assert await store.docs_write([write(0, b"doc", [b"m1"], now=NOW + 999)]) == [True]
+    found = await store.sweep_marks(keys.PROFILE_DOCUMENTS, "0", NOW + 999, ALL)
+    assert found.swept == 0
+    found = await store.sweep_marks(keys.PROFILE_DOCUMENTS, "0", NOW + 1000, ALL)
+    assert found.swept == 1

@@ -84,6 +84,14 @@ ACTIONS_LATE = Counter(
     "Rule actions not emitted: their moment was older than RELEVO_ACTION_MAX_DELAY "
     "(a backfill, a replay, a long outage).",
 )
+MARKS_SWEPT_DOCUMENTS = Counter(
+    "relevo_marks_swept_documents",
+    "Profiles whose dedupe marks past RELEVO_DEDUPE_HORIZON a marks sweep dropped.",
+)
+MARKS_SWEPT_BYTES = Counter(
+    "relevo_marks_swept_bytes",
+    "Bytes of dedupe marks past RELEVO_DEDUPE_HORIZON dropped by marks sweeps.",
+)
 STORE_DURATION = Histogram(
     "relevo_store_operation_duration_seconds",
     "Time of one store call, by operation (get_many, docs_write, ...).",

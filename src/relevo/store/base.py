@@ -116,6 +116,20 @@ class DocWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class MarksSweep:
+    """What one round of `Store.sweep_marks` did, and where the next one starts."""
+
+    cursor: str
+    """Pass to the next round; ``"0"`` when this round ended the pass."""
+    documents: int
+    """Documents (or their marks) looked at."""
+    swept: int
+    """Documents that lost marks."""
+    freed_bytes: int
+    """Bytes of marks dropped (Redis: of the document strings)."""
+
+
+@dataclass(frozen=True, slots=True)
 class BucketGrant:
     """The answer of a token bucket: allowed or not, what is left, when to come back."""
 
@@ -378,4 +392,20 @@ class Store(Protocol):
 
     async def docs_write(self, writes: Sequence[DocWrite]) -> list[bool]:
         """Compare-and-set each document; True where it was written."""
+        ...
+
+    async def sweep_marks(
+        self, match: str, cursor: str, before_ms: int, count: int = 1000
+    ) -> MarksSweep:
+        """One round of a pass that forgets the marks recorded before `before_ms` by the
+        documents whose keys match the glob `match`; documents, versions and TTLs stay.
+
+        Why: a write forgets its document's marks past the horizon, so an idle user's
+        last marks would stay until the document expires (on Redis, a fifth of a user's
+        bytes). A pass starts at cursor ``"0"`` and ends when a round answers ``"0"``;
+        a round looks at about `count` keys. A mark recorded before `before_ms` is
+        forgotten (on Redis, which keeps seconds, once the whole second it was
+        recorded in is), never one recorded at or after it. Documents of the earlier
+        Redis layouts (marks under their own key) are left to their next write.
+        """
         ...

@@ -26,6 +26,10 @@ def profile_marks_key(user_id: str) -> str:
     return user_tag(user_id) + ":applied"
 
 
+PROFILE_DOCUMENTS = user_tag("*") + ":profile"
+"""A glob of every profile document's key (`Store.sweep_marks`)."""
+
+
 def event_mark(event_id: str) -> bytes:
     """What a profile remembers of an applied event: 8 bytes instead of the whole id.
 
@@ -147,6 +151,7 @@ _GLOBAL_KINDS: tuple[tuple[str, str], ...] = (
     ("ratelimit:", "rate limits"),
     ("{monitoring}:", "monitoring"),
     ("monitoring:", "monitoring"),
+    ("marks:", "marks sweep"),
 )
 
 

@@ -11,6 +11,8 @@ import heapq
 import pickle
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -28,6 +30,7 @@ from relevo.store.base import (
     DocRead,
     DocWrite,
     MapIncr,
+    MarksSweep,
     StoreUsage,
     StreamEntry,
 )
@@ -40,6 +43,20 @@ class _Document:
     def __init__(self, version: int, value: bytes) -> None:
         self.version = version
         self.value = value
+
+
+class _Marks(dict[bytes, int]):
+    """A document's marks (mark -> ms recorded, in time order), kept under their own
+    key, naming their document so `MemoryStore.sweep_marks` can match it.
+
+    (Marks in a snapshot of an earlier version are plain dicts: no sweep sees them,
+    and they go when their key expires, a horizon after their last write.)"""
+
+    __slots__ = ("document",)
+
+    def __init__(self, document: str) -> None:
+        super().__init__()
+        self.document = document
 
 
 class _SortedSet:
@@ -488,7 +505,7 @@ class MemoryStore:
             if write.marks:
                 marks: dict[bytes, int] | None = self._live(write.marks_key)
                 if marks is None:
-                    marks = self._data[write.marks_key] = {}
+                    marks = self._data[write.marks_key] = _Marks(write.key)
                 for mark in write.marks:
                     marks[mark] = write.now_ms
                 _forget_before(marks, write.now_ms - write.marks_horizon_ms)
@@ -496,9 +513,37 @@ class MemoryStore:
             results.append(True)
         return results
 
+    async def sweep_marks(
+        self, match: str, cursor: str, before_ms: int, count: int = 1000
+    ) -> MarksSweep:
+        """The cursor is a position in the keys' order: a key removed meanwhile shifts
+        the rest, so a pass may miss a few marks (the next pass takes them).
 
-def _forget_before(marks: dict[Any, int], cutoff: int) -> None:
-    """Drop marks older than `cutoff`; marks are inserted in time order, so stop early."""
+        Marks past the horizon of an idle document mostly go anyway when their key
+        expires (a horizon after its last write); this drops those that share a key
+        with younger ones, as on Redis.
+        """
+        start = int(cursor)
+        now = self._clock.now_ms()
+        chunk = list(islice(self._data.items(), start, start + count))
+        seen = swept = freed = 0
+        for key, value in chunk:
+            if not isinstance(value, _Marks) or not fnmatchcase(value.document, match):
+                continue
+            expires = self._expires.get(key)
+            if expires is not None and expires <= now:
+                continue
+            seen += 1
+            if dropped := _forget_before(value, before_ms):
+                swept += 1
+                freed += sum(len(mark) for mark in dropped)
+        end = start + len(chunk)
+        return MarksSweep("0" if len(chunk) < count else str(end), seen, swept, freed)
+
+
+def _forget_before(marks: dict[Any, int], cutoff: int) -> list[Any]:
+    """Drop marks older than `cutoff` (and return them); marks are inserted in time
+    order, so stop early."""
     stale = []
     for mark, at in marks.items():
         if at >= cutoff:
@@ -506,6 +551,7 @@ def _forget_before(marks: dict[Any, int], cutoff: int) -> None:
         stale.append(mark)
     for mark in stale:
         del marks[mark]
+    return stale
 
 
 _BY_SCORE_THEN_MEMBER = itemgetter(1, 0)

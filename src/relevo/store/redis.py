@@ -34,9 +34,11 @@ from relevo.store.base import (
     DocRead,
     DocWrite,
     MapIncr,
+    MarksSweep,
     StoreUsage,
     StreamEntry,
 )
+from relevo.store.redis_marks import SWEEP_MARKS, sweep_round
 from relevo.store.usage import UsageTally
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
@@ -56,7 +58,8 @@ T = TypeVar("T")
 # marks of one write that have the same length: 0 (1 byte), how many (1 byte), their
 # length (1 byte), the second they were written (uint32), the marks end to end: 7 bytes
 # per write and 8 per event. Each write drops the records older than the horizon from
-# the head; an idle user's last marks stay until the document expires (a longer memory
+# the head; an idle user's are dropped by a sweep (`relevo.store.redis_marks`, run by
+# `relevo.marks_sweep`), or at the latest when the document expires (a longer memory
 # than the horizon, never a shorter one: exactly-once holds).
 #
 # Earlier layouts are read, and converted on the next write: a format-1 string (no
@@ -436,6 +439,7 @@ class RedisStore:
         self._release = self.client.register_script(_RELEASE)
         self._take_tokens = self.client.register_script(_TAKE_TOKENS)
         self._decayed_add = self.client.register_script(_DECAYED_ADD)
+        self.sweep_script = self.client.register_script(SWEEP_MARKS)
 
     def k(self, key: str) -> str:
         return self.prefix + key
@@ -488,7 +492,9 @@ class RedisStore:
             await pool.release(connection)
         return replies
 
-    async def run_scripts(self, calls: Sequence[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+    async def run_scripts(
+        self, calls: Sequence[tuple[Any, Sequence[str | bytes], list[Any]]]
+    ) -> list[Any]:
         """Run Lua scripts in one round trip; on a cluster, whose pipelines refuse
         scripts, concurrently (each goes to the node of its keys).
 
@@ -520,7 +526,7 @@ class RedisStore:
                 raise reply
         return replies
 
-    async def _bounded(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    async def _bounded(self, script: Any, keys: Sequence[str | bytes], args: list[Any]) -> Any:
         """One script of a batch, at most `CLUSTER_CONCURRENCY` at once: a batch of
         1,000 users must not ask the client for 1,000 connections (MaxConnectionsError)."""
         async with self._in_flight:
@@ -1012,6 +1018,13 @@ class RedisStore:
             ]
         )
         return [reply == 1 for reply in replies]
+
+    @_unavailable
+    async def sweep_marks(
+        self, match: str, cursor: str, before_ms: int, count: int = 1000
+    ) -> MarksSweep:
+        pattern = self.prefix.translate(_GLOB_SPECIAL) + match
+        return await sweep_round(self, pattern, cursor, before_ms, count)
 
 
 def parse_document(stored: bytes | None) -> tuple[int, bytes | None, bytes]:
