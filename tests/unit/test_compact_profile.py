@@ -9,6 +9,7 @@ MessagePack it replaces. Older layouts (deflated and plain MessagePack) still de
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import random
 import statistics
@@ -17,14 +18,17 @@ from typing import Any
 
 import msgspec
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relevo.features import compact, dictionaries
+from relevo.features.dictionaries import Dictionaries
 from relevo.features.profile import (
     COMPACT_V1,
     COMPACT_V2,
     DEFLATED,
+    MAX_CATEGORIES,
     ArmedTimer,
     FeatureParams,
     ProfileState,
@@ -168,3 +172,119 @@ def test_counters_of_any_history_round_trip_exactly(offsets: list[int], kinds: l
         state.counts.setdefault(kind, WindowCounter()).add(T0 + offset)
         state.category_counts.setdefault(kind, {}).setdefault("c", WindowCounter()).add(T0)
     assert compact.unlayout(compact.layout(state)) == state
+
+
+@functools.cache
+def site_dictionaries() -> Dictionaries:
+    """Dictionary 0 and a trained one (7), active, as a store's process holds them."""
+    layouts = [compact.layout(shopper(seed, events=20)) for seed in range(1_000, 1_400)]
+    known = Dictionaries()
+    known.add(7, zstandard.train_dictionary(4_096, layouts, level=dictionaries.LEVEL).as_bytes())
+    known.activate(7)
+    return known
+
+
+EVENT = st.fixed_dictionaries(
+    {
+        "offset": st.integers(-3 * HOUR_MS, 40 * DAY_MS),
+        "type": st.sampled_from(["view", "click", "purchase", "search", "add_to_cart"]),
+        "categories": st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=3),
+        "item": st.integers(0, 30),
+    }
+)
+
+
+def _folded(events: list[dict[str, Any]]) -> ProfileState:
+    """Events of any type with 0-3 categories (search: none; purchases: several)."""
+    state = ProfileState(user_id="u")
+    at = T0
+    for number, event in enumerate(events):
+        at += max(event["offset"], 0)
+        record: dict[str, Any] = {
+            "event_id": f"e{number}",
+            "type": event["type"],
+            "timestamp": at + min(event["offset"], 0),  # some late
+            "session_id": "s",
+        }
+        categories = event["categories"]
+        if event["type"] != "search":
+            record["item_id"] = f"sku-{event['item']}"
+            if categories:
+                record["category"] = categories[0]
+            record["items"] = [
+                {"item_id": f"sku-{event['item'] + k}", "quantity": 1, "category": category}
+                for k, category in enumerate(categories[1:], start=1)
+            ]
+        apply_event(state, record, PARAMS)
+    return state
+
+
+@settings(max_examples=300)
+@given(events=st.lists(EVENT, max_size=60))
+def test_v2_documents_round_trip_exactly_with_the_built_in_and_a_site_dictionary(
+    events: list[dict[str, Any]],
+) -> None:
+    state = _folded(events)
+    for known in (None, site_dictionaries()):
+        blob = encode(state, dictionaries=known)
+        if blob[0] == COMPACT_V2:
+            assert blob[1] == (0 if known is None else 7)
+        assert decode(blob, known) == state
+    assert compact.unlayout(compact.layout(state)) == state
+
+
+@settings(max_examples=200)
+@given(
+    offsets=st.lists(st.integers(-2 * DAY_MS, 3 * DAY_MS), min_size=1, max_size=80),
+    categories=st.lists(st.sampled_from("abcde"), min_size=1, max_size=80),
+)
+def test_derived_counts_what_the_type_counter_kept(
+    offsets: list[int], categories: list[str]
+) -> None:
+    """Events of one category each: the type's counter is `compact.derived` from its
+    categories' (late events, bursts, buckets dropped at different newest times)."""
+    counter, by_category = WindowCounter(), {}
+    at = T0
+    for offset, category in zip(offsets, categories, strict=False):
+        at += max(offset, 0)
+        counter.add(at + min(offset, 0))
+        by_category.setdefault(category, WindowCounter()).add(at + min(offset, 0))
+    assert compact.derived(by_category.values()) == counter
+
+
+def test_type_counters_are_written_only_when_their_categories_do_not_imply_them() -> None:
+    state = _folded(
+        [
+            {"offset": HOUR_MS, "type": "view", "categories": ["a"], "item": 1},
+            {"offset": DAY_MS, "type": "view", "categories": ["b"], "item": 2},
+            {"offset": 1, "type": "search", "categories": [], "item": 0},
+            {"offset": 1, "type": "purchase", "categories": ["a", "b"], "item": 3},
+        ]
+    )
+    _, fields = msgspec.msgpack.decode(compact.layout(state))
+    kinds = list(state.category_counts)
+    assert fields[4][0] == kinds.index("view")  # derived: its position alone
+    assert fields[4][1:3:2] == ["search"]
+    assert fields[4][3] == "purchase"
+    assert compact.unlayout(compact.layout(state)) == state
+
+
+def test_a_type_counter_of_an_evicted_category_is_written_out() -> None:
+    state = ProfileState(user_id="u")
+    for number in range(MAX_CATEGORIES + 3):
+        record = {"event_id": f"e{number}", "type": "view", "timestamp": T0 + number}
+        apply_event(state, record | {"category": f"c{number}", "item_id": "x"}, PARAMS)
+    assert len(state.category_counts["view"]) == MAX_CATEGORIES
+    _, fields = msgspec.msgpack.decode(compact.layout(state))
+    assert fields[4][0] == "view"
+    assert decode(encode(state)) == state
+
+
+def test_the_built_in_dictionary_and_a_site_one_shrink_shoppers() -> None:
+    """The built-in dictionary beats V1's deflate; a site's own beats the built-in."""
+    states = [shopper(seed, events=15) for seed in range(2_000, 2_060)]
+    v2 = statistics.fmean(len(encode(state)) for state in states)
+    site = statistics.fmean(
+        len(encode(state, dictionaries=site_dictionaries())) for state in states
+    )
+    assert site < v2, (site, v2)
