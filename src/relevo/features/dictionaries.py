@@ -29,11 +29,12 @@ import zstandard
 
 from relevo.errors import Unavailable
 from relevo.features.profile import COMPACT_V2
+from relevo.store import keys
 
 BUILTIN = 0
 LEVEL = 3
 """zstd's default level: 3 µs a profile; higher levels gain a byte or two for 3x the time."""
-KEY_PREFIX = "profile-dictionary:"
+KEY_PREFIX = keys.PROFILE_DICTIONARIES
 ACTIVE_KEY = KEY_PREFIX + "active"
 """The number of the dictionary new documents use (absent: the built-in one)."""
 LAST_KEY = KEY_PREFIX + "last"
