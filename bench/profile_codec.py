@@ -1,6 +1,6 @@
 """What a profile document costs: bytes, and instructions to encode and decode it.
 
-    python -m bench.profile_codec [--callgrind] [--users 200]
+    python -m bench.profile_codec [--callgrind] [--users 200] [--events N]
 
 `bench.memory`'s synthetic shoppers (15 events each over 30 days, the demo catalog,
 categories filled in as the catalog does) folded through the feature code; each is
@@ -31,13 +31,14 @@ from relevo.features.profile import FeatureParams, ProfileState, apply_event, de
 NOW_MS = 1_767_225_600_000
 
 
-def shoppers(users: range) -> list[ProfileState]:
+def shoppers(users: range, events: int | None = None) -> list[ProfileState]:
+    """Shoppers of `bench.memory`'s histories (their first `events` events only)."""
     items = demo_items()
     categories = {item["item_id"]: item["category"] for item in items}
     states = []
     for user in users:
         state = ProfileState(user_id=f"user-{user}")
-        for record in user_history(user, items, NOW_MS):
+        for record in user_history(user, items, NOW_MS)[:events]:
             if "item_id" in record:
                 record["category"] = categories[record["item_id"]]
             for line in record.get("items", ()):
@@ -93,14 +94,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--events", type=int, help="Each shopper's first N events only.")
     args = parser.parse_args()
     if args.callgrind and os.environ.get(UNDER_CALLGRIND) != "1":
         arguments = ["--users", str(args.users), "--callgrind"]
+        arguments += [] if args.events is None else ["--events", str(args.events)]
         _report(
             args, [dump["Ir"] for dump in run_under_callgrind("bench.profile_codec", arguments)]
         )
         return
-    states = shoppers(range(args.users))
+    states = shoppers(range(args.users), args.events)
     table: list[list[str]] = []
     for name, work, documents in rows(states):
         if os.environ.get(UNDER_CALLGRIND) == "1":
@@ -121,7 +124,7 @@ def main() -> None:
 
 def _report(args: argparse.Namespace, totals: list[int]) -> None:
     """The child's windows (instructions) beside the bytes, computed again here."""
-    measured = rows(shoppers(range(args.users)))
+    measured = rows(shoppers(range(args.users), args.events))
     empty = totals[0]
     table: list[list[str]] = []
     found: dict[str, float] = {}

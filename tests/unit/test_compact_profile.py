@@ -138,7 +138,7 @@ def test_the_dictionaries_never_change() -> None:
     digest = hashlib.sha256(compact.DICTIONARY_V1).hexdigest()
     assert digest == "abec10d8cad5db4f16cadfc8dcaf0cd5970e5466f4ed6cdac1b5443a9089ff7a"
     digest = hashlib.sha256(dictionaries.builtin_data()).hexdigest()
-    assert digest == "7bd63a9ef8d9f2919956df87fd88a1657a042bfcc6e38102bb1af8a5a4d1ce06"
+    assert digest == "b0a0dc6e505d73240af652b65f9184694417ab42309d41bbcf665b2d5a469ca0"
 
 
 def test_the_compact_layout_is_smaller_than_deflated_messagepack() -> None:

@@ -207,7 +207,12 @@ def _counts(state: ProfileState, t: Times) -> list[Any]:
     found: list[Any] = []
     for kind, counter in state.counts.items():
         position = positions.get(kind)
-        if position is not None and derived(state.category_counts[kind].values()) == counter:
+        by_category = state.category_counts[kind] if position is not None else {}
+        if (
+            position is not None
+            and counter.total == sum(c.total for c in by_category.values())  # cheap: first
+            and derived(by_category.values()) == counter
+        ):
             found.append(position)
         else:
             found += (kind, _counter(counter, t))
@@ -237,7 +242,11 @@ def derived(counters: Iterable[WindowCounter]) -> WindowCounter:
     """The counter of every event the `counters` hold, as `WindowCounter.add` would have
     kept it: the newest of all; the recent events within the exact horizon of that
     newest (a counter whose newest is older keeps its own horizon, a superset); the
-    hour and day buckets still kept at that newest, summed; the totals summed.
+    hour and day buckets still kept at that newest, summed; the totals summed. One
+    counter is copied as it is (`add` keeps nothing outside its own horizons).
+
+    Exactness does not rest on this being `add`'s rule: `_counts` writes a counter out
+    whenever this differs from it, and reading computes the same.
 
     >>> a, b = WindowCounter(), WindowCounter()
     >>> for at in (0, HOUR_MS // 2):
@@ -250,33 +259,28 @@ def derived(counters: Iterable[WindowCounter]) -> WindowCounter:
     True
     """
     counters = list(counters)
+    if len(counters) == 1:  # the common case: a type seen in one category
+        (only,) = counters
+        return WindowCounter(
+            list(only.recent), dict(only.hours), dict(only.days), only.total, only.newest
+        )
     if not counters:
         return WindowCounter()
     newest = max(counter.newest for counter in counters)
     cut = newest - EXACT_HORIZON_MS
     first_hour = newest // HOUR_MS - (HOURS_KEPT - 1)
     first_day = newest // DAY_MS - (DAYS_KEPT - 1)
-    if len(counters) == 1:  # the common case: a type seen in one category
-        (only,) = counters
-        return WindowCounter(
-            [at for at in only.recent if at > cut],
-            {b: n for b, n in only.hours.items() if b >= first_hour},
-            {b: n for b, n in only.days.items() if b >= first_day},
-            only.total,
-            newest,
-        )
-    recent: list[int] = []
+    recent = sorted([at for counter in counters for at in counter.recent if at > cut])
     hours: dict[int, int] = {}
     days: dict[int, int] = {}
+    hour, day = hours.get, days.get
     for counter in counters:
-        recent += [at for at in counter.recent if at > cut]
         for bucket, count in counter.hours.items():
             if bucket >= first_hour:
-                hours[bucket] = hours.get(bucket, 0) + count
+                hours[bucket] = hour(bucket, 0) + count
         for bucket, count in counter.days.items():
             if bucket >= first_day:
-                days[bucket] = days.get(bucket, 0) + count
-    recent.sort()
+                days[bucket] = day(bucket, 0) + count
     return WindowCounter(recent, hours, days, sum(c.total for c in counters), newest)
 
 

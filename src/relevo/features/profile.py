@@ -134,8 +134,9 @@ _SMALL = 96
 def encode(
     state: ProfileState, *, deflate: bool = True, dictionaries: Dictionaries | None = None
 ) -> bytes:
-    """The compact layout (about 1/2.2 of the MessagePack on a typical profile with the
-    built-in dictionary, 1/2.6 with a site's), or plain MessagePack when that is smaller.
+    """The compact layout, compressed (on a shopper of 15 events, 1/3.6 of the
+    MessagePack with the built-in dictionary, 1/4.9 with a site's), or plain
+    MessagePack when that is smaller.
 
     `deflate=False` keeps it plain: the embedded store trades memory for the time the
     compact layout costs per write (its profiles live in the process, not in a shared
