@@ -8,8 +8,8 @@ what it saves comes from a dictionary of what profiles repeat. Two kinds:
   (``profile-dictionary-0.zdict``, made by ``python -m bench.profile_dictionary``).
   Every process has it: the first documents of a new store use it.
 - **1, 2, ...: the site's**: trained from the store's own profiles (its item ids,
-  categories, user id shapes, session patterns), a fifth smaller on the memory
-  benchmark. Stored in the store under its number (`key`), made the one new
+  categories, user id shapes, session patterns): documents a quarter smaller on the
+  memory benchmark. Stored in the store under its number (`key`), made the one new
   documents use by the active pointer (`ACTIVE_KEY`); see `relevo.features.site_dictionaries`.
 
 A document names its dictionary (a varint after its first byte). A dictionary is never

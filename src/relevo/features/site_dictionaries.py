@@ -3,7 +3,7 @@
 The built-in dictionary (0) knows what every profile repeats; a site's profiles also
 repeat its own item ids, categories, user and session id shapes, which only its own
 profiles can teach: a dictionary trained on ~2,000 of them makes documents about a
-fifth smaller (docs/operations.md, "Profile dictionaries").
+quarter smaller (docs/operations.md, "Profile dictionaries").
 
 - `train` samples profiles (`Store.sample_keys`), trains a 16 KB zstd dictionary on
   their compact layout, stores it under a new number (`dictionaries.key`, numbers from
@@ -45,7 +45,8 @@ from relevo.store.base import DocRead, Store
 log = logging.getLogger(__name__)
 
 SAMPLE = 2_000
-"""Profiles a dictionary is trained on (a fifth more are sampled to measure it)."""
+"""Profiles a dictionary is trained on; a quarter more are sampled, and every fifth one
+sampled is held out to measure it on (500 beside 2,000)."""
 SIZE = 16_384
 """Bytes of a trained dictionary: 8 KB gives documents ~3% larger, 32 KB ~1% smaller."""
 MIN_SAMPLE = 200
