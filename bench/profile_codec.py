@@ -56,7 +56,8 @@ def site_dictionaries() -> Any:
         from relevo.features import compact, dictionaries, site_dictionaries
     except ImportError:
         return None
-    layouts = [compact.layout(state) for state in shoppers(range(100_000, 102_000))]
+    others = shoppers(range(100_000, 102_000))
+    layouts = [compact.layout(site_dictionaries.impersonal(state)) for state in others]
     known = dictionaries.Dictionaries()
     trained = zstandard.train_dictionary(
         site_dictionaries.SIZE, layouts, level=dictionaries.LEVEL, threads=1

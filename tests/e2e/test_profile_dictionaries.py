@@ -181,6 +181,9 @@ async def test_the_first_site_dictionary_is_trained_once_by_one_process(
     assert trained[0].number == 1
     assert trained[0].activated
     assert await first.store.counter(dictionaries.LAST_KEY) == 1
+    (data,) = await first.store.get_many([dictionaries.key(1)])
+    assert data is not None
+    assert b"user-" not in data  # no user or session id: a dictionary is never erased
     assert await both[0].run_once() is None  # never again: the operator trains the next
     for engine in (first, second):
         assert await site_dictionaries.refresh(engine.store) == 1

@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relevo.features import compact, dictionaries
+from relevo.features import site_dictionaries as site_dictionaries_module
 from relevo.features.dictionaries import Dictionaries
 from relevo.features.profile import (
     COMPACT_V1,
@@ -288,3 +289,15 @@ def test_the_built_in_dictionary_and_a_site_one_shrink_shoppers() -> None:
         len(encode(state, dictionaries=site_dictionaries())) for state in states
     )
     assert site < v2, (site, v2)
+
+
+def test_dictionaries_are_trained_on_profiles_without_what_identifies_a_person() -> None:
+    state = shopper(5)
+    state.attributes = {"email": "ann@example.com"}
+    kept = site_dictionaries_module.impersonal(state)
+    raw = compact.layout(kept)
+    for personal in (b"u5", b"ann@example.com", b"e3"):
+        assert personal not in raw
+    assert state.user_id == "u5"  # the stored state is left as it was
+    assert kept.recent_items == state.recent_items
+    assert kept.counts == state.counts
