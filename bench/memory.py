@@ -10,8 +10,12 @@
    user (the slope between the two) leaves out what the catalog and its item-level
    aggregates cost once, and the slope is checked against the average to show growth
    is linear. 1M users is extrapolated from that slope unless ``--users 1000000`` asks
-   for the real thing. `relevo store stats` gives the breakdown per structure
-   (measured with ``MEMORY USAGE``).
+   for the real thing. After the first sample the engine's automatic training runs
+   once, as a server's background job would (`site_dictionaries.AutoTraining`: past
+   ``RELEVO_PROFILE_DICTIONARY_MIN_PROFILES``, 10,000 by default): the users of the
+   second sample are written with the site's own profile dictionary, those of the first
+   with the built-in one, so the slope is what a site pays once it has trained one.
+   `relevo store stats` gives the breakdown per structure (measured with ``MEMORY USAGE``).
    **At rest**: then the engine's clock moves past `RELEVO_DEDUPE_HORIZON` and one
    pass of the marks sweep runs as a server runs it (`MarksSweeper.run`): every
    user's marks go, and `used_memory` is read again. Every user is swept alike (all
@@ -52,6 +56,8 @@ from relevo.config import Settings
 from relevo.demo.catalog import demo_items
 from relevo.demo.runner import PLACEMENTS, RULES
 from relevo.engine import Engine
+from relevo.features import site_dictionaries
+from relevo.features.profile import COMPACT_V2
 from relevo.store.redis import parse_document
 from relevo.store.usage import usage_report
 
@@ -186,6 +192,17 @@ async def _marks_inside(engine: Engine, users: int, sample: int) -> float:
     return statistics.fmean(len(parse_document(blob)[2]) for blob in blobs) if blobs else 0.0
 
 
+async def _profile_values(engine: Engine, users: range, sample: int) -> tuple[float, list[int]]:
+    """Mean bytes of profile values (without marks) of a sample of `users`, and which
+    dictionaries they name (-1: not a `COMPACT_V2` document)."""
+    client = engine.store.client  # type: ignore[attr-defined]
+    chosen = random.Random(7).sample(users, min(sample, len(users)))
+    blobs = await client.mget([f"relevo:{{u:user-{user}}}:profile" for user in chosen])
+    values = [parse_document(blob)[1] or b"" for blob in blobs]
+    named = sorted({value[1] if value[:1] == bytes((COMPACT_V2,)) else -1 for value in values})
+    return statistics.fmean(len(value) for value in values), named
+
+
 async def _site_wide_bytes(engine: Engine) -> int:
     """MEMORY USAGE of the monitoring keys: site-wide and bounded (the observations
     stream keeps about 5,000 values per feature), shown apart from the per-user slope."""
@@ -215,7 +232,9 @@ async def measure_memory(
         base = await _used_memory(engine)
         points: list[tuple[int, int, int, float]] = []  # users, events, used_memory, seconds
         site_wide: list[int] = []  # monitoring bytes at each point
-        done = events = 0
+        done = events = first = 0
+        trained: site_dictionaries.Trained | None = None
+        values: list[tuple[float, list[int]]] = []  # profile values of each sample's users
         for size in sizes:
             started = time.perf_counter()
             events += await _ingest_users(engine, done, size, items, now_ms)
@@ -228,6 +247,15 @@ async def measure_memory(
                 f"({elapsed:.0f} s for this step)",
                 file=sys.stderr,
             )
+            if trained is None:  # what a server's background job does (once) past the threshold
+                trained = await engine.dictionary_training.run_once()
+                if trained is not None:
+                    print(f"  trained {trained.to_dict()}", file=sys.stderr)
+                else:
+                    print("  no site dictionary trained (below the threshold)", file=sys.stderr)
+                points[-1] = (size, events, await _used_memory(engine), elapsed)
+            values.append(await _profile_values(engine, range(first, size), 500))
+            first = size
         report = usage_report(await engine.store.usage(sample))
         marks_inside = await _marks_inside(engine, done, 500)
         at_rest = await _sweep_at_rest(engine, clock)
@@ -253,6 +281,8 @@ async def measure_memory(
         "users": n2,
         "site_wide": site_wide,
         "marks_inside": marks_inside,
+        "trained": trained,
+        "values": values,
     }
 
 
@@ -476,6 +506,24 @@ def main() -> None:
             f"{gib_per_million:.3f} GiB (target ≤ 0.3, Metarank 0.8)",
         ],
         ["dedupe marks inside a profile document, mean", f"{memory['marks_inside']:,.0f} bytes"],
+        *[
+            [
+                f"profile value (no marks), mean, users {first:,}-{size:,} (dictionaries {named})",
+                f"{mean:,.1f} bytes",
+            ]
+            for first, size, (mean, named) in zip(
+                [0, *sizes], sizes, memory["values"], strict=False
+            )
+        ],
+        [
+            "site dictionary trained after the first sample",
+            "none"
+            if memory["trained"] is None
+            else f"{memory['trained'].number} ({memory['trained'].bytes:,} bytes, on "
+            f"{memory['trained'].profiles:,} profiles: held-out documents "
+            f"{memory['trained'].mean_bytes_before:.1f} -> {memory['trained'].mean_bytes_after:.1f}"
+            " bytes)",
+        ],
         ["bytes/user without marks (written again after the horizon)", f"{at_rest:,.0f}"],
         [
             f"used_memory at rest: {n:,} users after a marks sweep past the horizon",
@@ -553,6 +601,10 @@ def main() -> None:
                 "marks_sweep_seconds": round(sweep["seconds"], 3),
                 "marks_sweep_redis_cpu_seconds": round(sweep["redis_cpu_s"], 3),
                 "marks_sweep_again_redis_cpu_seconds": round(sweep["again_redis_cpu_s"], 3),
+                "profile_value_bytes": [round(mean, 1) for mean, _ in memory["values"]],
+                "site_dictionary": None
+                if memory["trained"] is None
+                else memory["trained"].to_dict(),
             }
         )
     )

@@ -214,6 +214,7 @@ class Applier:
     ) -> list[_UserPlan]:
         now = self.clock.now_ms()
         rules = self.rules.current
+        dictionaries = self.store.dictionaries
         plans = []
         for user in users:
             doc = docs[user]
@@ -227,7 +228,11 @@ class Applier:
                     marks.append(keys.event_mark(event_id) if mark is None else mark)
             if not fresh:
                 continue
-            state = decode(doc.value) if doc.value is not None else ProfileState(user_id=user)
+            state = (
+                decode(doc.value, dictionaries)
+                if doc.value is not None
+                else ProfileState(user_id=user)
+            )
             effects = Effects()
             notes = {}
             for index in fresh:
@@ -238,7 +243,7 @@ class Applier:
                 key=keys.profile_key(user),
                 marks_key=keys.profile_marks_key(user),
                 expected_version=doc.version,
-                value=encode(state, deflate=self._deflate),
+                value=encode(state, deflate=self._deflate, dictionaries=dictionaries),
                 now_ms=now,
                 marks=marks,
                 ttl_ms=self.retention.profile_ttl_ms,

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     archive_dir: Path | None = Field(
         None, description="Parquet archive directory (default: `<data_dir>/archive`)."
     )
+    profile_dictionary_min_profiles: int = Field(
+        10_000,
+        ge=0,
+        description="Redis: once the store holds this many profiles and has never had a site "
+        "dictionary, one process trains one from them and every process writes with it "
+        "(docs/operations.md); 0: only `relevo store train-dictionary` trains one.",
+    )
 
     session_timeout: DurationMs = Field(
         parse_duration_ms("30m"), description="Inactivity that ends a session."

@@ -44,6 +44,8 @@ from relevo.eventlog.base import LogRecord
 from relevo.eventlog.compaction import DEFAULT_GRACE_MS, CompactionReport
 from relevo.events import Limits
 from relevo.experiments.stats import ExperimentReport
+from relevo.features import site_dictionaries
+from relevo.features.dictionaries import MissingDictionary
 from relevo.features.profile import FeatureParams, ProfileState, ProfileView, decode, render
 from relevo.features.windows import WINDOWS_MS
 from relevo.ingest import IngestReport, InvalidBatch, validate_events
@@ -222,6 +224,9 @@ class Engine:
             self.store, self.clock, settings.dedupe_horizon, settings.marks_sweep_every
         )
         self.background = Background()
+        self.dictionary_training = site_dictionaries.AutoTraining(
+            self.store, settings.profile_dictionary_min_profiles
+        )
         self.erasers = erasure.ErasureRegistry(self.clock)
         for eraser in (
             erasure.ArchiveEraser(settings.archive_path, self.clock),
@@ -238,10 +243,21 @@ class Engine:
         """Recover state from the log, then accept work (and run housekeeping if asked)."""
         await self.backend.open(self._apply_records, self._refresh_configs)
         await self.models.refresh()
+        if self.settings.is_redis:
+            await self._refresh_dictionaries()  # write with the site's dictionary from the start
         self.committer.start()
         self.started = True
         if background:
             every = self.background.every
+            if self.settings.is_redis:
+                every(
+                    site_dictionaries.REFRESH_S, self._refresh_dictionaries, "relevo-dictionaries"
+                )
+                every(
+                    site_dictionaries.TRAINING_CHECK_S,
+                    self.dictionary_training.run_once,
+                    "relevo-dictionary-training",
+                )
             every(self.backend.maintenance_every_s, self._maintain, "relevo-maintenance")
             every(self.settings.archive_flush_every / 1000, self.archiver.flush, "relevo-archiver")
             every(1.0, self.scheduler.run_once, "relevo-timers")
@@ -291,6 +307,14 @@ class Engine:
         await self.trainer.close()
         await self.webhooks.close()
         await self.backend.close()
+
+    async def _refresh_dictionaries(self) -> None:
+        """Follow the store's active profile dictionary. One missing (a restore without
+        it) is logged, not fatal: documents that name it cannot be read, the rest can."""
+        try:
+            await site_dictionaries.refresh(self.store)
+        except MissingDictionary as error:
+            log.error("%s", error.message)
 
     async def _maintain(self) -> None:
         await self.backend.maintain(self._apply_records)
@@ -427,7 +451,7 @@ class Engine:
         )
         if doc.value is None:
             return None
-        return render(decode(doc.value), self.clock.now_ms(), self.params)
+        return render(decode(doc.value, self.store.dictionaries), self.clock.now_ms(), self.params)
 
     # -- rules --------------------------------------------------------------------------
     async def put_rules(self, raw: Any) -> dict[str, Any]:
@@ -547,7 +571,7 @@ class Engine:
         (doc,) = await self.store.docs_read(
             [DocRead(keys.profile_key(user_id), keys.profile_marks_key(user_id))]
         )
-        return {} if doc.value is None else dict(decode(doc.value).consent)
+        return {} if doc.value is None else dict(decode(doc.value, self.store.dictionaries).consent)
 
     async def personalization_allowed(self, user_id: str) -> bool:
         """May a decision for this user be personalized? The contract for decisions.

@@ -24,3 +24,15 @@ async def test_glob_characters_in_a_prefix_are_literal(store: Store) -> None:
     await store.set_many({"{u:*}:kv": b"1", "{u:a}:kv": b"2", "{u:[a]}:kv": b"3"})
     assert await store.keys_with_prefix("{u:*}") == ["{u:*}:kv"]
     assert await store.keys_with_prefix("{u:[a]}") == ["{u:[a]}:kv"]
+
+
+async def test_sample_keys_finds_up_to_limit_keys_of_the_prefix_and_suffix(store: Store) -> None:
+    await store.set_many({f"{{u:{n}}}:profile": b"p" for n in range(30)})
+    await store.set_many({f"{{u:{n}}}:other": b"o" for n in range(30)} | {"x:profile": b"x"})
+    everything = await store.sample_keys("{u:", "}:profile", 100)
+    assert sorted(everything) == sorted(f"{{u:{n}}}:profile" for n in range(30))
+    some = await store.sample_keys("{u:", "}:profile", 7)
+    assert len(some) == 7
+    assert set(some) <= set(everything)
+    assert await store.sample_keys("{u:", "}:profile", 0) == []
+    assert await store.sample_keys("{u:*", "*", 5) == []  # glob characters are literal

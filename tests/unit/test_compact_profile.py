@@ -8,6 +8,8 @@ MessagePack it replaces. Older layouts (deflated and plain MessagePack) still de
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import random
 import statistics
@@ -16,13 +18,18 @@ from typing import Any
 
 import msgspec
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relevo.features import compact
+from relevo.features import compact, dictionaries
+from relevo.features import site_dictionaries as site_dictionaries_module
+from relevo.features.dictionaries import Dictionaries
 from relevo.features.profile import (
     COMPACT_V1,
+    COMPACT_V2,
     DEFLATED,
+    MAX_CATEGORIES,
     ArmedTimer,
     FeatureParams,
     ProfileState,
@@ -78,8 +85,8 @@ def test_the_layout_knows_every_field_of_the_profile() -> None:
 def test_profiles_round_trip_exactly(seed: int) -> None:
     state = shopper(seed, events=seed * 5)
     blob = encode(state)
-    if len(blob) > 96:
-        assert blob[0] == COMPACT_V1
+    assert blob[0] == COMPACT_V2 or blob == msgspec.msgpack.encode(state)  # plain if smaller
+    assert seed == 0 or blob[0] == COMPACT_V2
     assert decode(blob) == state
     assert msgspec.msgpack.encode(decode(blob)) is not None
     now = T0 + 50 * DAY_MS
@@ -106,10 +113,33 @@ def test_documents_of_earlier_layouts_still_decode() -> None:
     assert decode(deflated) == state
 
 
-def test_the_dictionary_never_changes() -> None:
-    """Documents written with it must stay readable: a new dictionary is a new version."""
+V1_DOCUMENT = base64.b64decode(
+    """
+Apt0xPDL5Vfbths3fNgU1HDxFEfD3duMIMwI4vRevxLwecY9xkag5IMrzEAEkgLG+qJSYwZuHmhkT2QFVi+g
+OosVtdID5ykstSX3hEksTAzcsFQALFWnsDAyMTFwQWN9SUZiSTG0ilxanJGfWgyNmSVJienF0PhCqQKhEtgt
+bIKaB7IWWM3CTASnBmhZDtEPcglICRdMCbjoh+oGF9+wpIFiO9DzmPUtE9R7k9i4kAuNRcWGnNzMhzkgfgTG
+PauqzLyzBcrsYBcA+fJbHG+7sPNCnQAUYEv7vsy3RgJYZAssLc4u1TXkWgaijM04wbSRMQeENmeH0KZsEHkD
+VghtzAymDc0YG6EMoHsnLi7LLGhcX5BaVJyfl5iTWZVYkpmfd7h5SUlmatGS9PyclKUFGfl5qecZGOQm/n4z
+x3RJCch5CxNP2/+AeKVxZWJSYl4KUE3KZJ5FqcbcEwA=
+"""
+)
+"""`encode(shopper(3, events=12))` as the first compact layout wrote it (before V2)."""
+
+
+def test_documents_of_the_first_compact_layout_still_decode() -> None:
+    assert V1_DOCUMENT[0] == COMPACT_V1
+    state = decode(V1_DOCUMENT)
+    assert state == shopper(3, events=12)
+    assert decode(encode(state)) == state  # and are rewritten in the current one
+
+
+def test_the_dictionaries_never_change() -> None:
+    """Documents written with them must stay readable: a new dictionary is a new version
+    (`DICTIONARY_V1` of `COMPACT_V1`, the built-in zstd dictionary 0 of `COMPACT_V2`)."""
     digest = hashlib.sha256(compact.DICTIONARY_V1).hexdigest()
     assert digest == "abec10d8cad5db4f16cadfc8dcaf0cd5970e5466f4ed6cdac1b5443a9089ff7a"
+    digest = hashlib.sha256(dictionaries.builtin_data()).hexdigest()
+    assert digest == "b0a0dc6e505d73240af652b65f9184694417ab42309d41bbcf665b2d5a469ca0"
 
 
 def test_the_compact_layout_is_smaller_than_deflated_messagepack() -> None:
@@ -142,31 +172,132 @@ def test_counters_of_any_history_round_trip_exactly(offsets: list[int], kinds: l
     for offset, kind in zip(offsets, kinds, strict=False):
         state.counts.setdefault(kind, WindowCounter()).add(T0 + offset)
         state.category_counts.setdefault(kind, {}).setdefault("c", WindowCounter()).add(T0)
-    assert compact.unpack(compact.pack(state)) == state
+    assert compact.unlayout(compact.layout(state)) == state
+
+
+@functools.cache
+def site_dictionaries() -> Dictionaries:
+    """Dictionary 0 and a trained one (7), active, as a store's process holds them."""
+    layouts = [compact.layout(shopper(seed, events=20)) for seed in range(1_000, 1_400)]
+    known = Dictionaries()
+    known.add(7, zstandard.train_dictionary(4_096, layouts, level=dictionaries.LEVEL).as_bytes())
+    known.activate(7)
+    return known
+
+
+EVENT = st.fixed_dictionaries(
+    {
+        "offset": st.integers(-3 * HOUR_MS, 40 * DAY_MS),
+        "type": st.sampled_from(["view", "click", "purchase", "search", "add_to_cart"]),
+        "categories": st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=3),
+        "item": st.integers(0, 30),
+    }
+)
+
+
+def _folded(events: list[dict[str, Any]]) -> ProfileState:
+    """Events of any type with 0-3 categories (search: none; purchases: several)."""
+    state = ProfileState(user_id="u")
+    at = T0
+    for number, event in enumerate(events):
+        at += max(event["offset"], 0)
+        record: dict[str, Any] = {
+            "event_id": f"e{number}",
+            "type": event["type"],
+            "timestamp": at + min(event["offset"], 0),  # some late
+            "session_id": "s",
+        }
+        categories = event["categories"]
+        if event["type"] != "search":
+            record["item_id"] = f"sku-{event['item']}"
+            if categories:
+                record["category"] = categories[0]
+            record["items"] = [
+                {"item_id": f"sku-{event['item'] + k}", "quantity": 1, "category": category}
+                for k, category in enumerate(categories[1:], start=1)
+            ]
+        apply_event(state, record, PARAMS)
+    return state
 
 
 @settings(max_examples=300)
+@given(events=st.lists(EVENT, max_size=60))
+def test_v2_documents_round_trip_exactly_with_the_built_in_and_a_site_dictionary(
+    events: list[dict[str, Any]],
+) -> None:
+    state = _folded(events)
+    for known in (None, site_dictionaries()):
+        blob = encode(state, dictionaries=known)
+        if blob[0] == COMPACT_V2:
+            assert blob[1] == (0 if known is None else 7)
+        assert decode(blob, known) == state
+    assert compact.unlayout(compact.layout(state)) == state
+
+
+@settings(max_examples=200)
 @given(
-    raw=st.one_of(
-        st.binary(max_size=compact.SMALL_RAW - 1),
-        st.binary(min_size=1, max_size=9).map(lambda unit: (unit * 4_000)[: compact.SMALL_RAW - 1]),
-    )
+    offsets=st.lists(st.integers(-2 * DAY_MS, 3 * DAY_MS), min_size=1, max_size=80),
+    categories=st.lists(st.sampled_from("abcde"), min_size=1, max_size=80),
 )
-def test_small_documents_deflate_to_the_bytes_of_memlevel_9(raw: bytes) -> None:
-    """`_deflate` sets zlib up smaller for small documents (`compact.SMALL_RAW`): the
-    documents it writes are byte for byte those of ``memLevel=9``, as before."""
-    deflater = zlib.compressobj(
-        9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, compact.DICTIONARY_V1
-    )
-    assert compact._deflate(raw) == deflater.compress(raw) + deflater.flush()
+def test_derived_counts_what_the_type_counter_kept(
+    offsets: list[int], categories: list[str]
+) -> None:
+    """Events of one category each: the type's counter is `compact.derived` from its
+    categories' (late events, bursts, buckets dropped at different newest times)."""
+    counter, by_category = WindowCounter(), {}
+    at = T0
+    for offset, category in zip(offsets, categories, strict=False):
+        at += max(offset, 0)
+        counter.add(at + min(offset, 0))
+        by_category.setdefault(category, WindowCounter()).add(at + min(offset, 0))
+    assert compact.derived(by_category.values()) == counter
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_shoppers_deflate_to_the_bytes_of_memlevel_9(seed: int) -> None:
-    state = shopper(seed, events=seed * 8)
-    table, index = compact._table(compact._times(state))
-    raw = compact._encoder.encode([table, compact._layout(state, index.__getitem__)])
-    deflater = zlib.compressobj(
-        9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, compact.DICTIONARY_V1
+def test_type_counters_are_written_only_when_their_categories_do_not_imply_them() -> None:
+    state = _folded(
+        [
+            {"offset": HOUR_MS, "type": "view", "categories": ["a"], "item": 1},
+            {"offset": DAY_MS, "type": "view", "categories": ["b"], "item": 2},
+            {"offset": 1, "type": "search", "categories": [], "item": 0},
+            {"offset": 1, "type": "purchase", "categories": ["a", "b"], "item": 3},
+        ]
     )
-    assert compact.pack(state) == deflater.compress(raw) + deflater.flush()
+    _, fields = msgspec.msgpack.decode(compact.layout(state))
+    kinds = list(state.category_counts)
+    assert fields[4][0] == kinds.index("view")  # derived: its position alone
+    assert fields[4][1:3:2] == ["search"]
+    assert fields[4][3] == "purchase"
+    assert compact.unlayout(compact.layout(state)) == state
+
+
+def test_a_type_counter_of_an_evicted_category_is_written_out() -> None:
+    state = ProfileState(user_id="u")
+    for number in range(MAX_CATEGORIES + 3):
+        record = {"event_id": f"e{number}", "type": "view", "timestamp": T0 + number}
+        apply_event(state, record | {"category": f"c{number}", "item_id": "x"}, PARAMS)
+    assert len(state.category_counts["view"]) == MAX_CATEGORIES
+    _, fields = msgspec.msgpack.decode(compact.layout(state))
+    assert fields[4][0] == "view"
+    assert decode(encode(state)) == state
+
+
+def test_the_built_in_dictionary_and_a_site_one_shrink_shoppers() -> None:
+    """The built-in dictionary beats V1's deflate; a site's own beats the built-in."""
+    states = [shopper(seed, events=15) for seed in range(2_000, 2_060)]
+    v2 = statistics.fmean(len(encode(state)) for state in states)
+    site = statistics.fmean(
+        len(encode(state, dictionaries=site_dictionaries())) for state in states
+    )
+    assert site < v2, (site, v2)
+
+
+def test_dictionaries_are_trained_on_profiles_without_what_identifies_a_person() -> None:
+    state = shopper(5)
+    state.attributes = {"email": "ann@example.com"}
+    kept = site_dictionaries_module.impersonal(state)
+    raw = compact.layout(kept)
+    for personal in (b"u5", b"ann@example.com", b"e3"):
+        assert personal not in raw
+    assert state.user_id == "u5"  # the stored state is left as it was
+    assert kept.recent_items == state.recent_items
+    assert kept.counts == state.counts

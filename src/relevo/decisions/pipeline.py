@@ -248,7 +248,9 @@ class DecisionPipeline:
         (doc,) = await self.store.docs_read(
             [DocRead(keys.profile_key(user_id), keys.profile_marks_key(user_id))]
         )
-        return doc.version, None if doc.value is None else decode(doc.value)
+        return doc.version, None if doc.value is None else decode(
+            doc.value, self.store.dictionaries
+        )
 
     async def _arm(
         self, experiment: Experiment, user_id: str, decision: Decision

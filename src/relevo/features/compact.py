@@ -1,20 +1,22 @@
-"""The compact profile layout: what Redis stores per user, 2/3 of the deflated MessagePack.
+"""The compact profile layout: what Redis stores per user, about 0.45 of the MessagePack.
 
 A typical profile is mostly millisecond timestamps: each event's time appears in its
 type's counter, its category's counter, `seen`, the affinity, the recent items, the
-session... 9 bytes each in MessagePack, and deflate can do little with them (their
+session... 9 bytes each in MessagePack, and a compressor can do little with them (their
 low bytes are noise). Here every distinct timestamp is written once, in a table
 (sorted, as varint deltas: 3 bytes for events a minute apart), and the document
 refers to it by index (1 byte up to 127 distinct times). Hour and day buckets are
-stored relative to their counter's newest event (1 byte). The result is then
-deflated with a preset dictionary (`DICTIONARY_V1`) holding what every profile
-repeats (event type names, the layout's recurring bytes), which deflate would
-otherwise spend its first occurrences on: small documents gain most from it.
+stored relative to their counter's newest event (1 byte), and a type's counter that
+its categories' counters imply (`derived`) is not written at all (`_counts`).
 
-Nothing is rounded: `unpack(pack(state)) == state` for every state (the tests check
-it field by field, and that every field of `ProfileState` is known here). The layout
-and the dictionary are versioned by the document's first byte (`profile.COMPACT_V1`):
-a later layout or dictionary takes a new byte, and this one stays readable.
+`layout` gives that MessagePack; `relevo.features.dictionaries` compresses it with
+zstd and a dictionary (`profile.COMPACT_V2`). Documents of the first version
+(`profile.COMPACT_V1`: every counter written out, deflated with `DICTIONARY_V1`) are
+still read by `unpack`.
+
+Nothing is rounded: `unlayout(layout(state)) == state` for every state (the tests
+check it field by field, and that every field of `ProfileState` is known here). A
+later layout takes a new first byte, and this one stays readable.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import base64
 import operator
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import accumulate
 from typing import Any
 
@@ -37,7 +39,14 @@ from relevo.features.profile import (
     Seen,
 )
 from relevo.features.sessions import Session
-from relevo.features.windows import DAY_MS, HOUR_MS, WindowCounter
+from relevo.features.windows import (
+    DAY_MS,
+    DAYS_KEPT,
+    EXACT_HORIZON_MS,
+    HOUR_MS,
+    HOURS_KEPT,
+    WindowCounter,
+)
 
 KNOWN_FIELDS = (
     "user_id",
@@ -187,6 +196,94 @@ def _uncounter(packed: list[Any], times: list[int]) -> WindowCounter:
     return WindowCounter(recent, hours, days, rest + sum(days.values()), newest)
 
 
+def _counts(state: ProfileState, t: Times) -> list[Any]:
+    """`counts` without the counters their categories imply (`derived`), in order: a
+    derived one is the position of its kind in `category_counts` (one byte), any other
+    is its kind then its counter. Derived is the rule: an event of one category counts
+    the same in its type's counter and its category's. Written out when the counters
+    differ: events without a category (search), with several (a purchase of two
+    categories), categories evicted past `MAX_CATEGORIES`, a counter saturated."""
+    positions = {kind: position for position, kind in enumerate(state.category_counts)}
+    found: list[Any] = []
+    for kind, counter in state.counts.items():
+        position = positions.get(kind)
+        by_category = state.category_counts[kind] if position is not None else {}
+        if (
+            position is not None
+            and counter.total == sum(c.total for c in by_category.values())  # cheap: first
+            and derived(by_category.values()) == counter
+        ):
+            found.append(position)
+        else:
+            found += (kind, _counter(counter, t))
+    return found
+
+
+def _uncounts(
+    packed: list[Any], category_counts: dict[str, dict[str, WindowCounter]], times: list[int]
+) -> dict[str, WindowCounter]:
+    """`_counts` undone, from the category counters already read."""
+    kinds = list(category_counts)
+    counts: dict[str, WindowCounter] = {}
+    i = 0
+    while i < len(packed):
+        entry = packed[i]
+        if type(entry) is int:
+            kind = kinds[entry]
+            counts[kind] = derived(category_counts[kind].values())
+            i += 1
+        else:
+            counts[entry] = _uncounter(packed[i + 1], times)
+            i += 2
+    return counts
+
+
+def derived(counters: Iterable[WindowCounter]) -> WindowCounter:
+    """The counter of every event the `counters` hold, as `WindowCounter.add` would have
+    kept it: the newest of all; the recent events within the exact horizon of that
+    newest (a counter whose newest is older keeps its own horizon, a superset); the
+    hour and day buckets still kept at that newest, summed; the totals summed. One
+    counter is copied as it is (`add` keeps nothing outside its own horizons).
+
+    Exactness does not rest on this being `add`'s rule: `_counts` writes a counter out
+    whenever this differs from it, and reading computes the same.
+
+    >>> a, b = WindowCounter(), WindowCounter()
+    >>> for at in (0, HOUR_MS // 2):
+    ...     a.add(at)
+    >>> b.add(2 * HOUR_MS)
+    >>> both = WindowCounter()
+    >>> for at in (0, HOUR_MS // 2, 2 * HOUR_MS):
+    ...     both.add(at)
+    >>> derived([a, b]) == both
+    True
+    """
+    counters = list(counters)
+    if len(counters) == 1:  # the common case: a type seen in one category
+        (only,) = counters
+        return WindowCounter(
+            list(only.recent), dict(only.hours), dict(only.days), only.total, only.newest
+        )
+    if not counters:
+        return WindowCounter()
+    newest = max(counter.newest for counter in counters)
+    cut = newest - EXACT_HORIZON_MS
+    first_hour = newest // HOUR_MS - (HOURS_KEPT - 1)
+    first_day = newest // DAY_MS - (DAYS_KEPT - 1)
+    recent = sorted([at for counter in counters for at in counter.recent if at > cut])
+    hours: dict[int, int] = {}
+    days: dict[int, int] = {}
+    hour, day = hours.get, days.get
+    for counter in counters:
+        for bucket, count in counter.hours.items():
+            if bucket >= first_hour:
+                hours[bucket] = hour(bucket, 0) + count
+        for bucket, count in counter.days.items():
+            if bucket >= first_day:
+                days[bucket] = day(bucket, 0) + count
+    return WindowCounter(recent, hours, days, sum(c.total for c in counters), newest)
+
+
 def _items(entries: list[RecentItem], t: Times) -> list[Any]:
     return [x for entry in entries for x in (entry.item_id, t(entry.at))]
 
@@ -202,7 +299,7 @@ def _layout(state: ProfileState, t: Times) -> list[Any]:
         t(state.created_at),
         t(state.updated_at),
         state.events,
-        {kind: _counter(counter, t) for kind, counter in state.counts.items()},
+        _counts(state, t),
         {
             kind: {category: _counter(counter, t) for category, counter in by_category.items()}
             for kind, by_category in state.category_counts.items()
@@ -261,39 +358,49 @@ def _times(state: ProfileState) -> set[int]:
     return found
 
 
-def pack(state: ProfileState) -> bytes:
-    """The state in the compact layout, deflated with the preset dictionary."""
+def layout(state: ProfileState) -> bytes:
+    """The state in the compact layout of `COMPACT_V2` (MessagePack, not compressed yet).
+
+    Raises ValueError or TypeError for a state it cannot hold exactly (see `_counter`,
+    `_times`): the caller writes the deflated MessagePack instead.
+    """
     table, index = _table(_times(state))
-    return _deflate(_encoder.encode([table, _layout(state, index.__getitem__)]))
+    return _encoder.encode([table, _layout(state, index.__getitem__)])
 
 
-def _deflate(raw: bytes) -> bytes:
-    memory = 6 if len(raw) < SMALL_RAW else 9
-    deflater = zlib.compressobj(
-        9, zlib.DEFLATED, -15, memory, zlib.Z_DEFAULT_STRATEGY, DICTIONARY_V1
-    )
-    return deflater.compress(raw) + deflater.flush()
-
-
-SMALL_RAW = 4_000
-"""Below this many bytes, `_deflate` with ``memLevel=6`` instead of 9: the same
-bytes, in half the instructions on a profile of one or two events (0.155 → 0.080 M
-under callgrind), since zlib then sets up an eighth of the hash table and a quarter
-of the symbol buffer. Why the same: `memLevel` sizes the symbol buffer (4,096 symbols
-at 6), which forces a new block only when full, and a document shorter than that has
-fewer symbols than bytes; the hash table (8,192 chains) finds the same candidates, all
-positions of the same three bytes being on one chain at any size (only a chain longer
-than level 9's 4,096 could be cut short, and a dictionary and document of 6,000
-bytes cannot fill one). Larger documents keep ``memLevel=9``."""
+def unlayout(raw: bytes) -> ProfileState:
+    """`layout` undone."""
+    table, fields = _decoder.decode(raw)
+    times = _untable(table)
+    category_counts = _uncategories(fields[5], times)
+    return _state(fields, times, _uncounts(fields[4], category_counts, times), category_counts)
 
 
 def unpack(blob: bytes | memoryview) -> ProfileState:
+    """A `COMPACT_V1` document (after its first byte): every counter written out, the
+    layout deflated with `DICTIONARY_V1`. Read, never written any more."""
     inflater = zlib.decompressobj(-15, DICTIONARY_V1)
     table, fields = _decoder.decode(inflater.decompress(blob) + inflater.flush())
     times = _untable(table)
-    (user_id, created, updated, events, counts, category_counts, seen, purchases, monetary) = (
-        fields[:9]
-    )
+    counts = {kind: _uncounter(packed, times) for kind, packed in fields[4].items()}
+    return _state(fields, times, counts, _uncategories(fields[5], times))
+
+
+def _uncategories(packed: dict[str, Any], times: list[int]) -> dict[str, dict[str, WindowCounter]]:
+    return {
+        kind: {category: _uncounter(counter, times) for category, counter in by.items()}
+        for kind, by in packed.items()
+    }
+
+
+def _state(
+    fields: list[Any],
+    times: list[int],
+    counts: dict[str, WindowCounter],
+    category_counts: dict[str, dict[str, WindowCounter]],
+) -> ProfileState:
+    """The state from the fields `_layout` wrote, its counters already read."""
+    (user_id, created, updated, events, _, _, seen, purchases, monetary) = fields[:9]
     (last_purchase, session, sessions, affinities, recent, cart) = fields[9:15]
     (segments, consent, attributes, timers, purchased) = fields[15:]
     return ProfileState(
@@ -301,11 +408,8 @@ def unpack(blob: bytes | memoryview) -> ProfileState:
         created_at=times[created],
         updated_at=times[updated],
         events=events,
-        counts={kind: _uncounter(packed, times) for kind, packed in counts.items()},
-        category_counts={
-            kind: {category: _uncounter(packed, times) for category, packed in by.items()}
-            for kind, by in category_counts.items()
-        },
+        counts=counts,
+        category_counts=category_counts,
         seen={kind: Seen(times[first], times[last]) for kind, (first, last) in seen.items()},
         purchases=purchases,
         monetary=monetary,

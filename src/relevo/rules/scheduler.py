@@ -53,7 +53,9 @@ class TimerScheduler:
             [DocRead(keys.profile_key(user), keys.profile_marks_key(user)) for user in users]
         )
         states = {
-            user: decode(doc.value) for user, doc in zip(users, docs, strict=True) if doc.value
+            user: decode(doc.value, self.store.dictionaries)
+            for user, doc in zip(users, docs, strict=True)
+            if doc.value
         }
         firings, stale, moved = [], [], {}
         for member, (user, rule_id) in zip(members, targets, strict=True):

@@ -111,7 +111,11 @@ async def _state(engine: Engine, request: RuleTest) -> ProfileState | None:
     (doc,) = await engine.store.docs_read(
         [DocRead(keys.profile_key(request.user_id), keys.profile_marks_key(request.user_id))]
     )
-    return decode(doc.value) if doc.value is not None else ProfileState(user_id=request.user_id)
+    return (
+        decode(doc.value, engine.store.dictionaries)
+        if doc.value is not None
+        else ProfileState(user_id=request.user_id)
+    )
 
 
 async def _items(engine: Engine, given: list[str | dict[str, Any]]) -> list[dict[str, Any]]:

@@ -550,7 +550,9 @@ class RecommendationService:
         except Unavailable:
             log.warning("profile of %s unavailable; answering without it", user_id)
             return -1, None
-        return doc.version, None if doc.value is None else decode(doc.value)
+        return doc.version, None if doc.value is None else decode(
+            doc.value, self.store.dictionaries
+        )
 
     def _favourite_categories(self, state: ProfileState | None) -> list[str]:
         if state is None or not state.affinities:

@@ -31,7 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from relevo.features.dictionaries import Dictionaries
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,9 @@ class Store(Protocol):
     """What relevo needs from a state backend."""
 
     backend: str
+    dictionaries: Dictionaries
+    """The profile dictionaries this process knows (`relevo.features.dictionaries`):
+    `docs_read` loads the ones its documents name before answering, so they decode."""
 
     async def ping(self) -> None:
         """Raise `relevo.errors.Unavailable` when the backend can't be reached."""
@@ -378,6 +384,15 @@ class Store(Protocol):
         """
         ...
 
+    async def sample_keys(self, prefix: str, suffix: str, limit: int) -> list[str]:
+        """Up to `limit` live keys that start with `prefix` and end with `suffix`, in no
+        particular order (on Redis, SCAN's: its hash table's, an unbiased sample).
+
+        The scan stops once it has them: a sample of profiles costs what it finds, not
+        the key space (training a profile dictionary, `relevo.features.site_dictionaries`).
+        """
+        ...
+
     async def usage(self, sample_per_kind: int = 100) -> StoreUsage:
         """Keys, bytes and keys without expiry per kind of key (`relevo.store.keys.key_kind`).
 
@@ -388,7 +403,10 @@ class Store(Protocol):
         ...
 
     # -- documents ----------------------------------------------------------------------
-    async def docs_read(self, reads: Sequence[DocRead]) -> list[Doc]: ...
+    async def docs_read(self, reads: Sequence[DocRead]) -> list[Doc]:
+        """The documents; the profile dictionaries they name that `dictionaries` did not
+        know are loaded from the store first (one more round trip, once per process)."""
+        ...
 
     async def docs_write(self, writes: Sequence[DocWrite]) -> list[bool]:
         """Compare-and-set each document; True where it was written."""

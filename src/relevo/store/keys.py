@@ -127,7 +127,12 @@ USER_KINDS: dict[str, str] = {
 }
 """Per-user keys by suffix; every one of them must carry a TTL."""
 
+PROFILE_DICTIONARIES = "profile-dictionary:"
+"""Prefix of the profile dictionaries' keys (`relevo.features.dictionaries`): back them up
+with the profiles, which cannot be read without them."""
+
 _GLOBAL_KINDS: tuple[tuple[str, str], ...] = (
+    (PROFILE_DICTIONARIES, "profile dictionaries"),
     ("item:", "items"),
     (ITEMS_INDEX, "items"),
     (CATALOG_GENERATION, "items"),

@@ -20,6 +20,8 @@ from sortedcontainers import SortedList
 
 from relevo.clock import Clock, SystemClock
 from relevo.errors import InvalidInput
+from relevo.features import site_dictionaries
+from relevo.features.dictionaries import Dictionaries
 from relevo.store import bucket
 from relevo.store.base import (
     DECAY_REBASE_EXPONENT,
@@ -156,6 +158,7 @@ class MemoryStore:
 
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
+        self.dictionaries = Dictionaries()
         self._data: dict[str, Any] = {}
         self._expires: dict[str, int] = {}
 
@@ -457,6 +460,15 @@ class MemoryStore:
         return grant
 
     # -- scanning -----------------------------------------------------------------------
+    async def sample_keys(self, prefix: str, suffix: str, limit: int) -> list[str]:
+        found: list[str] = []
+        for key in list(self._data):
+            if len(found) >= limit:
+                break
+            if key.startswith(prefix) and key.endswith(suffix) and self._live(key) is not None:
+                found.append(key)
+        return found
+
     async def keys_with_prefix(self, prefix: str) -> list[str]:
         return [
             key
@@ -490,6 +502,7 @@ class MemoryStore:
                 docs.append(Doc(0, None, marked))
             else:
                 docs.append(Doc(document.version, document.value, marked))
+        await site_dictionaries.learn(self, [doc.value for doc in docs])
         return docs
 
     async def docs_write(self, writes: Sequence[DocWrite]) -> list[bool]:

@@ -9,6 +9,7 @@ Connection failures surface as `relevo.errors.Unavailable`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import struct
@@ -24,6 +25,8 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relevo.errors import InvalidInput, Unavailable
+from relevo.features import site_dictionaries
+from relevo.features.dictionaries import Dictionaries
 from relevo.store import bucket
 from relevo.store.base import (
     DECAY_REBASE_EXPONENT,
@@ -431,6 +434,7 @@ class RedisStore:
         else:
             self.client = aioredis.Redis.from_url(url, health_check_interval=10, **options)
         self.client_ready = not self.cluster
+        self.dictionaries = Dictionaries()
         self._in_flight = asyncio.Semaphore(CLUSTER_CONCURRENCY)
         self._doc_cas = self.client.register_script(_DOC_CAS)
         self._periodic_add = self.client.register_script(_PERIODIC_ADD)
@@ -879,6 +883,19 @@ class RedisStore:
         return found
 
     @_unavailable
+    async def sample_keys(self, prefix: str, suffix: str, limit: int) -> list[str]:
+        pattern = self.k(prefix).translate(_GLOB_SPECIAL) + "*" + suffix.translate(_GLOB_SPECIAL)
+        found: list[str] = []
+        if limit <= 0:
+            return found
+        async with contextlib.aclosing(self.client.scan_iter(match=pattern, count=1000)) as keys:
+            async for name in keys:
+                found.append(name.decode()[len(self.prefix) :])
+                if len(found) >= limit:
+                    break
+        return found
+
+    @_unavailable
     async def usage(self, sample_per_kind: int = 100) -> StoreUsage:
         tally = UsageTally(sample_per_kind)
         pattern = self.prefix.translate(_GLOB_SPECIAL) + "*"
@@ -952,6 +969,7 @@ class RedisStore:
             found = await self._docs_read_older([reads[i] for i in older])
             for index, doc in zip(older, found, strict=True):
                 docs[index] = doc
+        await site_dictionaries.learn(self, [doc.value for doc in docs])
         return docs
 
     async def _docs_read_older(self, reads: Sequence[DocRead]) -> list[Doc]:
