@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import AsyncIterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -20,6 +22,7 @@ from relevo.errors import RelevoError
 
 if TYPE_CHECKING:
     from relevo.marks_sweep import SweepPass
+    from relevo.store.redis import RedisStore
 
 app = typer.Typer(
     name="relevo",
@@ -449,18 +452,25 @@ async def _train_dictionary(
     settings: Settings, sample: int, size: int, activate: bool
 ) -> dict[str, Any]:
     from relevo.features import site_dictionaries
-    from relevo.store.redis import RedisStore
 
-    redis_store = RedisStore(settings.store, prefix=settings.redis_prefix)
-    try:
-        await redis_store.ready()
+    async with _redis_store(settings) as redis_store:
         await site_dictionaries.refresh(redis_store)
         trained = await site_dictionaries.train(
             redis_store, sample=sample, size=size, activate=activate
         )
+    return trained.to_dict()
+
+
+@contextlib.asynccontextmanager
+async def _redis_store(settings: Settings) -> AsyncIterator[RedisStore]:
+    """The Redis store alone, for a command on its keys: no engine, nothing recovered."""
+    from relevo.store.redis import RedisStore
+
+    redis_store = RedisStore(settings.store, prefix=settings.redis_prefix)
+    try:
+        yield redis_store
     finally:
         await redis_store.close()
-    return trained.to_dict()
 
 
 async def _store_usage(
@@ -477,13 +487,8 @@ async def _store_usage(
     from relevo.store.usage import usage_report
 
     if settings.is_redis:  # the store alone: nothing to recover, nothing started
-        from relevo.store.redis import RedisStore
-
-        redis_store = RedisStore(settings.store, prefix=settings.redis_prefix)
-        try:
+        async with _redis_store(settings) as redis_store:
             return usage_report(await redis_store.usage(sample))
-        finally:
-            await redis_store.close()
     from relevo.engine import Engine
 
     engine = Engine(settings)  # embedded: the state is rebuilt from the snapshot and the log
@@ -517,16 +522,12 @@ def sweep_marks(
 async def _sweep_marks(settings: Settings) -> SweepPass | None:
     from relevo.clock import SystemClock
     from relevo.marks_sweep import MarksSweeper
-    from relevo.store.redis import RedisStore
 
-    redis_store = RedisStore(settings.store, prefix=settings.redis_prefix)
-    try:
+    async with _redis_store(settings) as redis_store:
         sweeper = MarksSweeper(
             redis_store, SystemClock(), settings.dedupe_horizon, settings.marks_sweep_every
         )
         return await sweeper.run(force=True)
-    finally:
-        await redis_store.close()
 
 
 def _disk_usage(directory: Path) -> dict[str, int]:
