@@ -17,17 +17,27 @@ the median over rounds, with the garbage collector tuned as ``relevo serve`` and
 ``relevo worker`` tune it (the archiver runs in one of them). ``--callgrind`` counts
 instructions per record of each instead (stable to a percent or so on a busy machine).
 
+``--log`` measures instead what reading an archive batch from the Redis log costs (on a
+fresh `redis-server`): `RedisStreamLog.archive_batch` and `archive_done` of ``--batch``
+records (the archiver asks for up to 50,000), against the reference: the same reads
+through redis-py's ``xreadgroup`` (its reply callback builds a dict per record) and the
+acknowledgement through its pipeline, as they were.
+
     python -m bench.archive [--batch 1000] [--rounds 30]
     python -m bench.archive --callgrind [--rounds 3]
+    python -m bench.archive --log [--batch 50000] [--rounds 5]
 
-Last line: ``{"reference_cpu_ms_per_1000": .., "columnar_cpu_ms_per_1000": .., ...}``, or
-with ``--callgrind`` ``{"reference_instructions_per_record": .., ...}``.
+Last line: ``{"reference_cpu_ms_per_1000": .., "columnar_cpu_ms_per_1000": .., ...}``, with
+``--callgrind`` ``{"reference_instructions_per_record": .., ...}``, with ``--log``
+``{"reference_read_cpu_ms_per_1000": .., "read_cpu_ms_per_1000": .., ...}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
+import itertools
 import json
 import os
 import shutil
@@ -41,14 +51,26 @@ import orjson
 from tests.support.archive_reference import row_tables, row_write
 
 from bench.ingest import make_batches
-from bench.support import UNDER_CALLGRIND, callgrind_control, print_table, run_under_callgrind
+from bench.support import (
+    UNDER_CALLGRIND,
+    callgrind_control,
+    print_table,
+    redis_server,
+    run_under_callgrind,
+)
+from relevo.archiver import ARCHIVE_BATCH
 from relevo.demo.catalog import demo_items
 from relevo.eventlog.archive import ArchiveWriter, write_atomically
 from relevo.eventlog.base import LogRecord
+from relevo.eventlog.redis_stream import ARCHIVE_GROUP, RedisStreamLog, _by_partition, _record
 from relevo.events import Limits
 from relevo.ingest import validate_events
+from relevo.store.redis import RedisStore
 
 WAYS = ("reference", "columnar", "parquet")
+LOG_WAYS = ("reference", "log")
+STEPS = ("read", "done")
+LOG_LABELS = {"read": "read (archive_batch)", "done": "acknowledge (archive_done)"}
 LABELS = {
     "reference": "row dicts, from_pylist (before): reference",
     "columnar": "msgspec structs, columns (ArchiveWriter)",
@@ -162,6 +184,97 @@ def report(unit: str, key: str, cost: dict[str, float], args: argparse.Namespace
     )
 
 
+async def reference_archive_batch(log: RedisStreamLog, limit: int) -> list[LogRecord]:
+    """`RedisStreamLog.archive_batch` as it was (with records in every partition)."""
+    records: list[LogRecord] = []
+    for partition, stream in enumerate(log.streams):
+        if len(records) >= limit:
+            break
+        for start in ("0", ">"):
+            reply = await log.client.xreadgroup(
+                ARCHIVE_GROUP, log.consumer, {stream: start}, count=limit - len(records)
+            )
+            entries = reply[0][1] if reply else []
+            if entries:
+                records.extend(_record(partition, i, f) for i, f in entries if f)
+                break
+    return records
+
+
+async def reference_archive_done(log: RedisStreamLog, records: list[LogRecord]) -> None:
+    """`RedisStreamLog.archive_done` as it was."""
+    by_partition = _by_partition([r.position for r in records])
+    async with log.client.pipeline(transaction=False) as pipe:
+        for partition, ids in by_partition.items():
+            pipe.xack(log.streams[partition], ARCHIVE_GROUP, *ids)
+        await pipe.execute()
+    for partition in by_partition:
+        await log._trim(partition)
+
+
+async def log_reads(url: str, records: list[LogRecord], rounds: int) -> dict[str, list[float]]:
+    """CPU seconds of each way's read and acknowledgement of `records` per round, each
+    round and way on a fresh prefix holding just those records."""
+    spent: dict[str, list[float]] = {f"{way}_{step}": [] for way in LOG_WAYS for step in STEPS}
+    prefixes = itertools.count()
+    for _ in range(rounds):
+        for way in LOG_WAYS:
+            store = RedisStore(url, prefix=f"bench-archive-{next(prefixes)}")
+            log = RedisStreamLog(store, workers=True)
+            try:
+                await log.open()
+                for start in range(0, len(records), 1_000):
+                    await log.append(records[start : start + 1_000])
+                started = time.process_time()
+                if way == "reference":
+                    read = await reference_archive_batch(log, len(records))
+                else:
+                    read = await log.archive_batch(len(records))
+                spent[f"{way}_read"].append(time.process_time() - started)
+                if len(read) != len(records):
+                    raise RuntimeError(f"{way}: read {len(read)} of {len(records)} records")
+                started = time.process_time()
+                if way == "reference":
+                    await reference_archive_done(log, read)
+                else:
+                    await log.archive_done(read)
+                spent[f"{way}_done"].append(time.process_time() - started)
+            finally:
+                await store.close()
+    return spent
+
+
+def report_log(args: argparse.Namespace, spent: dict[str, list[float]]) -> None:
+    ms = {key: statistics.median(values) / args.batch * 1e6 for key, values in spent.items()}
+    rows = []
+    for step in STEPS:
+        reference, ours = ms[f"reference_{step}"], ms[f"log_{step}"]
+        rows.append([LOG_LABELS[step], amount(reference), amount(ours), f"{ours / reference:.2f}"])
+    both = {way: ms[f"{way}_read"] + ms[f"{way}_done"] for way in LOG_WAYS}
+    ratio = both["log"] / both["reference"]
+    rows.append(["both", amount(both["reference"]), amount(both["log"]), f"{ratio:.2f}"])
+    print_table(
+        f"Redis log, archive batches of {args.batch:,} records, {args.rounds} rounds: "
+        "CPU ms/1,000 records (median)",
+        ["step", "redis-py (before): reference", "RedisStreamLog", "x reference"],
+        rows,
+    )
+    print(
+        json.dumps(
+            {
+                **{
+                    f"reference_{step}_cpu_ms_per_1000": round(ms[f"reference_{step}"], 4)
+                    for step in STEPS
+                },
+                **{f"{step}_cpu_ms_per_1000": round(ms[f"log_{step}"], 4) for step in STEPS},
+                "log_vs_reference": round(ratio, 3),
+                "batch": args.batch,
+                "rounds": args.rounds,
+            }
+        )
+    )
+
+
 def amount(value: float) -> str:
     """Instructions whole, milliseconds to the microsecond."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.3f}"
@@ -169,13 +282,26 @@ def amount(value: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch", type=int, default=1_000, help="Records per archive write.")
+    parser.add_argument(
+        "--batch", type=int, help="Records per archive write (1,000; with --log 50,000)."
+    )
     parser.add_argument("--batches", type=int, default=5, help="Batches per round.")
     parser.add_argument("--rounds", type=int, help="30; 3 with --callgrind")
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
+    parser.add_argument("--log", action="store_true", help="measure the Redis log's reads")
     args = parser.parse_args()
-    args.rounds = args.rounds or (3 if args.callgrind else 30)
+    args.rounds = args.rounds or (3 if args.callgrind else 5 if args.log else 30)
+    args.batch = args.batch or (ARCHIVE_BATCH if args.log else 1_000)
     records = args.batch * args.batches
+    if args.log:
+        gc.set_threshold(100_000, 50, 100)
+        logged = [
+            LogRecord(r.kind, r.key, r.body)
+            for r in logged_events(args.batch, int(time.time() * 1000))
+        ]
+        with redis_server() as url:
+            report_log(args, asyncio.run(log_reads(url, logged, args.rounds)))
+        return
     if args.callgrind and os.environ.get(UNDER_CALLGRIND) != "1":
         counted = count_under_callgrind(args)
         per_record = {way: total / records for way, total in counted.items()}
