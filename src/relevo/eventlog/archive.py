@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -73,39 +75,157 @@ ITEM_SCHEMA = pa.schema(
 )
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+_DAY_MS = 86_400_000
+_NULL = msgspec.Raw(b"null")
 
 
-def _event_row(record: dict[str, Any], position: str) -> dict[str, Any]:
-    return {
-        "event_id": record["event_id"],
-        "type": record["type"],
-        "user_id": record.get("user_id"),
-        "anonymous_id": record.get("anonymous_id"),
-        "session_id": record.get("session_id"),
-        "timestamp": to_datetime(record["timestamp"]),
-        "item_id": record.get("item_id"),
-        "items": record.get("items"),
-        "category": record.get("category"),
-        "value": record.get("value"),
-        "decision_id": record.get("decision_id"),
-        "context": _json(record.get("context")),
-        "properties": _json(record.get("properties")),
-        "position": position,
+class _Event(msgspec.Struct, gc=False):
+    """What the archive keeps of a logged event, decoded straight from its JSON body.
+
+    Why not `orjson.loads` into a dict: msgspec fills only these fields (it skips the
+    others) and leaves `context` and `properties` as their JSON text, which is what the
+    archive stores. Log bodies are orjson's output (`relevo.committer`), so that text is
+    exactly what `orjson.dumps` of the parsed value gives. The flat fields stay `Any`:
+    the values are whatever the body holds, as `orjson.loads` gave them.
+    (No reference cycles can come out of JSON, so the collector need not track these.)
+    """
+
+    event_id: Any
+    type: Any
+    timestamp: Any
+    user_id: Any = None
+    anonymous_id: Any = None
+    session_id: Any = None
+    item_id: Any = None
+    items: Any = None
+    category: Any = None
+    value: Any = None
+    decision_id: Any = None
+    context: msgspec.Raw = _NULL
+    properties: msgspec.Raw = _NULL
+
+
+class _Item(msgspec.Struct, gc=False):
+    """What the archive keeps of an item upsert besides its whole document (the body)."""
+
+    item_id: Any
+    updated_at: Any
+    category: Any = None
+    price: Any = None
+    in_stock: Any = None
+
+
+_EVENTS = msgspec.json.Decoder(list[_Event])
+_ITEMS = msgspec.json.Decoder(list[_Item])
+
+
+def _joined(records: Sequence[LogRecord]) -> bytes:
+    """The records' bodies as one JSON array: one decoder call costs less than one a body."""
+    return b"[" + b",".join(record.body for record in records) + b"]"
+
+
+def _json_text(rows: Sequence[_Event], name: str) -> list[bytes | None]:
+    """A free-form field's JSON text per row (null when absent or null); Arrow takes the
+    UTF-8 bytes for a string column as they are."""
+    texts: list[bytes | None] = []
+    for raw in map(attrgetter(name), rows):
+        text = bytes(raw)
+        texts.append(None if text == b"null" else text)
+    return texts
+
+
+def _table(
+    schema: pa.Schema, rows: Sequence[msgspec.Struct], given: dict[str, list[Any]]
+) -> pa.Table:
+    """A table of `schema` built column by column: the `given` columns, the others from
+    the rows' attributes of the same name.
+
+    Why not `pa.Table.from_pylist` of row dicts: a dict (and a datetime) per record cost
+    the archiving process more than Arrow's conversion itself. Arrow takes epoch
+    milliseconds as they are for a `timestamp("ms")` column, so the values are the same.
+    """
+    columns = []
+    for field in schema:
+        values = given.get(field.name)
+        if values is None:
+            values = list(map(attrgetter(field.name), rows))
+        columns.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _event_table(records: Sequence[LogRecord]) -> tuple[pa.Table, list[int]]:
+    """The events' table and their timestamps (epoch ms) (a chunk of them: `_in_chunks`)."""
+    rows = _EVENTS.decode(_joined(records))
+    given: dict[str, list[Any]] = {
+        "position": [record.position for record in records],
+        "context": _json_text(rows, "context"),
+        "properties": _json_text(rows, "properties"),
     }
+    return _table(EVENT_SCHEMA, rows, given), [row.timestamp for row in rows]
 
 
-def _item_row(record: dict[str, Any], position: str) -> dict[str, Any]:
-    return {
-        "item_id": record["item_id"],
-        "updated_at": to_datetime(record["updated_at"]),
-        "category": record.get("category"),
-        "price": record.get("price"),
-        "in_stock": record.get("in_stock"),
-        "document": orjson.dumps(record).decode(),
-        "position": position,
+def _item_table(records: Sequence[LogRecord]) -> tuple[pa.Table, list[int]]:
+    """The item upserts' table (each body is its document: orjson's output, see `_Event`)
+    and their update times (epoch ms) (a chunk of them: `_in_chunks`)."""
+    rows = _ITEMS.decode(_joined(records))
+    given: dict[str, list[Any]] = {
+        "position": [record.position for record in records],
+        "document": [record.body for record in records],
     }
+    return _table(ITEM_SCHEMA, rows, given), [row.updated_at for row in rows]
+
+
+Builder = Callable[[Sequence[LogRecord]], tuple[pa.Table, list[int]]]
+"""Records to their table and the epoch ms that gives each one's day."""
+
+_CHUNK = 2_000
+
+
+def _in_chunks(build: Builder, records: Sequence[LogRecord]) -> tuple[pa.Table, list[int]]:
+    """`build` of `records`, `_CHUNK` records at a time, the tables joined into one array
+    per column.
+
+    Why: an archive batch is up to `relevo.archiver.ARCHIVE_BATCH` records. Built at once,
+    its Python objects outgrow the CPU's caches and every column's pass over them misses:
+    building 50,000 events cost 1.7 times what 1,000 did per event (`bench.archive`).
+    Joining the chunks is one copy of each column in Arrow, and the table is the same.
+    """
+    tables, stamps = [], []
+    for start in range(0, len(records), _CHUNK):
+        table, chunk_stamps = build(records[start : start + _CHUNK])
+        tables.append(table)
+        stamps += chunk_stamps
+    if len(tables) == 1:
+        return tables[0], stamps
+    return pa.concat_tables(tables).combine_chunks(), stamps
+
+
+def _by_day(table: pa.Table, stamps: list[int]) -> dict[str, pa.Table]:
+    """The table's rows split by the UTC day of `stamps` (epoch ms), in their order.
+
+    Days are whole multiples of `_DAY_MS` since the epoch (UTC has no leap seconds in
+    epoch time), so a day is integer arithmetic; only its name goes through a datetime.
+    A batch is nearly always one day, checked without a list.
+    """
+    first, last = min(stamps) // _DAY_MS, max(stamps) // _DAY_MS
+    if first == last:
+        return {_day_name(first): table}
+    rows: dict[int, list[int]] = defaultdict(list)
+    for index, stamp in enumerate(stamps):
+        rows[stamp // _DAY_MS].append(index)
+    return {_day_name(day): table.take(indices) for day, indices in rows.items()}
+
+
+def _day_name(day: int) -> str:
+    return to_datetime(day * _DAY_MS).strftime("%Y-%m-%d")
+
+
+_KINDS: tuple[tuple[str, str, Builder], ...] = (
+    ("event", "events", _event_table),
+    ("item", "items", _item_table),
+)
+"""What is archived: record kind, folder, the builder of its table (and its days).
+(Timer firings and configuration changes are state, not history: not archived.)"""
 
 
 class ArchiveWriter:
@@ -116,29 +236,20 @@ class ArchiveWriter:
 
     def write(self, records: Sequence[LogRecord]) -> list[Path]:
         """Write records, one file per (kind, day); return the files written."""
-        partitions: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for record in records:
-            if record.kind not in ("event", "item"):
-                continue  # timer firings and rule changes are state, not history
-            body = orjson.loads(record.body)
-            if record.kind == "event":
-                row = _event_row(body, record.position)
-                day = row["timestamp"].strftime("%Y-%m-%d")
-                partitions[("events", day)].append(row)
-            else:
-                row = _item_row(body, record.position)
-                day = row["updated_at"].strftime("%Y-%m-%d")
-                partitions[("items", day)].append(row)
+        partitions: dict[tuple[str, str], pa.Table] = {}
+        for kind, folder, build in _KINDS:
+            chosen = [record for record in records if record.kind == kind]
+            if chosen:
+                table, stamps = _in_chunks(build, chosen)
+                for day, part in _by_day(table, stamps).items():
+                    partitions[(folder, day)] = part
         written = []
-        for (kind, day), rows in sorted(partitions.items()):
-            schema = EVENT_SCHEMA if kind == "events" else ITEM_SCHEMA
-            directory = self.root / kind / f"date={day}"
+        for (folder, day), table in sorted(partitions.items()):
+            directory = self.root / folder / f"date={day}"
             directory.mkdir(parents=True, exist_ok=True)
-            first = rows[0]["position"].replace("-", "_").replace("/", "_")
+            first = table["position"][0].as_py().replace("-", "_").replace("/", "_")
             name = f"part-{first}-{uuid.uuid4().hex[:8]}.parquet"
-            written.append(
-                write_atomically(pa.Table.from_pylist(rows, schema=schema), directory / name)
-            )
+            written.append(write_atomically(table, directory / name))
         return written
 
 
