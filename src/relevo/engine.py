@@ -297,7 +297,12 @@ class Engine:
         await self.committer.stop()
         await self.decisions.drain()
         if self.started:
-            for final in (self.archiver.flush, self.rule_stats.flush, self.monitoring.flush):
+            for final in (
+                self.archiver.flush,
+                self.rule_stats.flush,
+                self.monitoring.flush,
+                self.scheduler.release,
+            ):
                 try:
                     await final()
                 except Exception:  # stopping must not fail: what's left is in the log

@@ -17,7 +17,7 @@ from relevo.clock import ManualClock
 from relevo.config import Settings
 from relevo.engine import Engine
 from relevo.rules.effects import timer_member
-from relevo.rules.scheduler import STALE_GRACE_MS
+from relevo.rules.scheduler import LEASE, STALE_GRACE_MS
 from relevo.store import keys
 from tests.rules.conftest import MINUTE, T0, EngineFactory, event
 from tests.support.polling import eventually
@@ -112,17 +112,40 @@ async def test_two_processes_fire_it_once(
     await second.rules.refresh()
     await add_to_cart(first, "cart-5", T0)
     clock.set(T0 + 15 * MINUTE)
-    fired = await first.scheduler.run_once() + await second.scheduler.run_once()
-    assert fired >= 1
+    assert await first.scheduler.run_once() == 1
+    assert await second.scheduler.run_once() == 0  # first holds the lease: second reads nothing
     assert len(await abandoned(first)) == 1
+
+
+async def test_the_lease_holder_alone_fires_until_it_hands_over(
+    make_engine: EngineFactory, clock: ManualClock, settings: Settings
+) -> None:
+    """One process at a time reads the due index; a process that stops hands the lease
+    over, so another fires what falls due next without waiting for the lease to expire."""
+    if not settings.is_redis:
+        pytest.skip("two processes share one store only on Redis")
+    clock.set(T0)
+    first, second = await make_engine(), await make_engine()
+    await first.put_rules({"rules": [ABANDONED]})
+    await second.rules.refresh()
+    assert await first.scheduler.run_once() == 0
+    assert await first.store.get(LEASE) is None  # nothing due: no lease taken
+    await add_to_cart(second, "cart-6", T0)
+    await add_to_cart(second, "cart-7", T0 + 5 * MINUTE)
+    assert await at(first, clock, T0 + 15 * MINUTE) == 1
+    assert await at(second, clock, T0 + 20 * MINUTE) == 0  # first holds the lease
+    await first.stop()
+    assert await second.scheduler.run_once() == 1
+    assert len(await abandoned(second)) == 2
 
 
 async def test_a_scheduler_forgets_stale_entries_another_process_dropped(
     make_engine: EngineFactory, clock: ManualClock, settings: Settings
 ) -> None:
     """An index entry without its timer is watched for a grace period, then dropped, by
-    whichever process gets there first; the others must forget it too (a long-running
-    process would otherwise hold every such entry it ever saw)."""
+    the process holding the lease; when the lease has moved in between, the former
+    holder must forget the entries too (a long-running process would otherwise hold
+    every such entry it ever saw)."""
     if not settings.is_redis:
         pytest.skip("two processes share one store only on Redis")
     clock.set(T0)
@@ -131,9 +154,11 @@ async def test_a_scheduler_forgets_stale_entries_another_process_dropped(
     await first.store.zadd(keys.TIMERS_DUE, orphans)
     assert await at(first, clock, T0) == 0  # first sees them stale, starts the grace period
     assert len(first.scheduler._stale_since) == 3
+    await first.scheduler.release()  # the lease moves to second
     await second.scheduler.run_once()
     assert await at(second, clock, T0 + STALE_GRACE_MS) == 0  # second drops them
     assert await first.store.zrange_by_score(keys.TIMERS_DUE, 0, float("inf")) == []
+    await second.scheduler.release()  # and back to first
     assert await at(first, clock, T0 + STALE_GRACE_MS + 1_000) == 0
     assert first.scheduler._stale_since == {}
 
