@@ -79,3 +79,22 @@ def test_a_record_read_by_place_is_the_record_read_by_name() -> None:
     assert expected == LogRecord("event", "ü", b'{"a":1}', "2/1-0")
     assert _flat_record(2, b"1-0", ordered) == expected
     assert _flat_record(2, b"1-0", shuffled) == expected
+
+
+async def test_a_partition_whose_pending_entries_were_all_erased_moves_on(
+    log: RedisStreamLog,
+) -> None:
+    """The archiver crashed after reading a partition's entries, then they were all erased:
+    their ids stay pending, with no record behind them, and must not hide what comes next."""
+    gone = "gone"
+    kept = next(
+        u
+        for u in (f"kept-{n}" for n in range(100))
+        if log.partition_of(u) == log.partition_of(gone)
+    )
+    await log.append([LogRecord("event", gone, orjson.dumps({"event_id": "g", "user_id": gone}))])
+    assert len(await log.archive_batch(1_000)) == 1  # delivered, never acknowledged
+    assert await log.erase(gone) == 1
+    later = LogRecord("event", kept, orjson.dumps({"event_id": "k", "user_id": kept}))
+    (position,) = await log.append([later])
+    assert await log.archive_batch(1_000) == [LogRecord("event", kept, later.body, position)]

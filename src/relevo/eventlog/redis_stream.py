@@ -312,9 +312,11 @@ class RedisStreamLog:
                 break
             # First what this consumer was given but never acknowledged, then new records.
             for start in ("0", ">"):
-                entries = await self._read_archive(partition, start, limit - len(records))
+                entries, erased = await self._read_archive(partition, start, limit - len(records))
+                if erased:  # deleted since delivered (`erase`): nothing to archive, ever
+                    await self.client.xack(stream, ARCHIVE_GROUP, *erased)
                 if entries:
-                    records.extend(entry for entry in entries if entry is not None)
+                    records.extend(entries)
                     break
             else:
                 claimed = await self.client.xautoclaim(
@@ -323,9 +325,14 @@ class RedisStreamLog:
                 records.extend(_record(partition, i, f) for i, f in claimed[1] if f)
         return records
 
-    async def _read_archive(self, partition: int, start: str, count: int) -> list[LogRecord | None]:
+    async def _read_archive(
+        self, partition: int, start: str, count: int
+    ) -> tuple[list[LogRecord], list[bytes]]:
         """Up to `count` entries of the partition for the archive group, from `start`: their
-        records, None for an entry deleted since it was delivered (`erase`).
+        records, and apart the ids of entries deleted since they were delivered (`erase`),
+        which only an acknowledgement takes out of the pending list (else a partition
+        whose pending entries were all erased is read again and again, its new records
+        never).
 
         Sent and parsed here on one node, as `read_new` does: redis-py's reply callbacks
         build a dict per record, which cost the archiving process about as much as writing
@@ -337,13 +344,15 @@ class RedisStreamLog:
                 ARCHIVE_GROUP, self.consumer, {stream: start}, count=count
             )
             entries = reply[0][1] if reply else []
-            return [_record(partition, i, f) if f else None for i, f in entries]
-        command: list[str | int] = ["XREADGROUP", "GROUP", ARCHIVE_GROUP, self.consumer]
-        command += ["COUNT", count, "STREAMS", stream, start]
-        (reply,) = await self.store._send([command])
-        # a map of streams under RESP3 (redis-py's default here), pairs under RESP2
-        pairs = reply.values() if isinstance(reply, dict) else [e for _, e in reply or []]
-        return [_flat_record(partition, i, f) if f else None for e in pairs for i, f in e]
+        else:
+            command: list[str | int] = ["XREADGROUP", "GROUP", ARCHIVE_GROUP, self.consumer]
+            command += ["COUNT", count, "STREAMS", stream, start]
+            (reply,) = await self.store._send([command])
+            # a map of streams under RESP3 (redis-py's default here), pairs under RESP2
+            streams = reply.values() if isinstance(reply, dict) else [e for _, e in reply or []]
+            entries = [entry for found in streams for entry in found]
+        read = _record if self.store.cluster else _flat_record
+        return [read(partition, i, f) for i, f in entries if f], [i for i, f in entries if not f]
 
     @_unavailable
     async def archive_done(self, records: Sequence[LogRecord]) -> None:
