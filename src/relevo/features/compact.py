@@ -203,20 +203,28 @@ def _counts(state: ProfileState, t: Times) -> list[Any]:
     the same in its type's counter and its category's. Written out when the counters
     differ: events without a category (search), with several (a purchase of two
     categories), categories evicted past `MAX_CATEGORIES`, a counter saturated."""
-    positions = {kind: position for position, kind in enumerate(state.category_counts)}
+    category_counts = state.category_counts
+    positions = {kind: position for position, kind in enumerate(category_counts)}
     found: list[Any] = []
     for kind, counter in state.counts.items():
         position = positions.get(kind)
-        by_category = state.category_counts[kind] if position is not None else {}
-        if (
-            position is not None
-            and counter.total == sum(c.total for c in by_category.values())  # cheap: first
-            and derived(by_category.values()) == counter
-        ):
+        if position is not None and _implied(category_counts[kind], counter):
             found.append(position)
         else:
             found += (kind, _counter(counter, t))
     return found
+
+
+def _implied(by_category: dict[str, WindowCounter], counter: WindowCounter) -> bool:
+    """Whether `derived` of the category counters is `counter`. Of one category (the
+    common case) it is a copy of that counter: compared as it is, not copied first."""
+    if len(by_category) == 1:
+        (only,) = by_category.values()
+        return only == counter
+    return (
+        counter.total == sum(c.total for c in by_category.values())  # cheap: first
+        and derived(by_category.values()) == counter
+    )
 
 
 def _uncounts(
