@@ -69,7 +69,9 @@ class ApplyHook(Protocol):
     async def items_applied(self, items: Sequence[dict[str, Any]]) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: made per user of every batch, where a frozen dataclass's `__init__` (each
+# field set through `object.__setattr__`) cost three times a plain one's.
+@dataclass(slots=True)
 class _UserPlan:
     user: str
     fresh: list[int]
@@ -78,7 +80,7 @@ class _UserPlan:
     notes: dict[int, tuple[Any, ...]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see `_UserPlan`
 class ProfileDoc:
     """A profile document as read, with the ids (of those asked about) it already absorbed,
     and the marks of those ids (computed once: checked now, recorded by the write)."""
