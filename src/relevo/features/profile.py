@@ -328,7 +328,10 @@ def _recent(state: ProfileState, item_ids: list[str], ts: int) -> None:
 def _remember(recent: list[RecentItem], item_ids: list[str], ts: int, most: int) -> None:
     """Keep the newest time per item, newest first, at most `most` items."""
     for item_id in item_ids:
-        if recent and recent[0].item_id == item_id and recent[0].at <= ts:
+        if not recent:  # a new profile's first item
+            recent.append(RecentItem(item_id, ts))
+            continue
+        if recent[0].item_id == item_id and recent[0].at <= ts:
             recent[0].at = ts  # the common case: the same item again, newest
             continue
         known = next((i for i, entry in enumerate(recent) if entry.item_id == item_id), None)
