@@ -98,6 +98,7 @@ def _bump(buckets: dict[int, int], bucket: int, previous: int, newest: int, kept
     oldest_kept = newest - (kept - 1)
     if bucket >= oldest_kept:
         buckets[bucket] = buckets.get(bucket, 0) + 1
-    if newest != previous:
+    # the common case, nothing stale, is seen by `min` in C, without a comprehension
+    if newest != previous and min(buckets, default=oldest_kept) < oldest_kept:
         for stale in [b for b in buckets if b < oldest_kept]:
             del buckets[stale]
