@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, Protocol
@@ -69,7 +69,9 @@ class ApplyHook(Protocol):
     async def items_applied(self, items: Sequence[dict[str, Any]]) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: made per user of every batch, where a frozen dataclass's `__init__` (each
+# field set through `object.__setattr__`) cost three times a plain one's.
+@dataclass(slots=True)
 class _UserPlan:
     user: str
     fresh: list[int]
@@ -78,7 +80,7 @@ class _UserPlan:
     notes: dict[int, tuple[Any, ...]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see `_UserPlan`
 class ProfileDoc:
     """A profile document as read, with the ids (of those asked about) it already absorbed,
     and the marks of those ids (computed once: checked now, recorded by the write)."""
@@ -128,6 +130,10 @@ class Applier:
         by_user: dict[str, list[str]] = defaultdict(list)
         for record in events:
             by_user[profile_key(record)].append(record["event_id"])
+        return await self._read(by_user)
+
+    async def _read(self, by_user: Mapping[str, list[str]]) -> dict[str, ProfileDoc]:
+        """`read` of event ids already grouped by user."""
         users = list(by_user)
         marks = {user: [keys.event_mark(event_id) for event_id in by_user[user]] for user in users}
         docs = await self.store.docs_read(
@@ -147,7 +153,7 @@ class Applier:
         docs: dict[str, ProfileDoc] | None = None,
     ) -> None:
         """Apply records of any kind in log order (a rule change applies to what follows)."""
-        for kind, run in groupby(entries, key=lambda entry: _family(entry[0])):
+        for kind, run in groupby(entries, key=_family):
             records = [record for _, record in run]
             if kind == "profile":
                 await self.apply_events(records, docs)
@@ -174,7 +180,7 @@ class Applier:
         applied = [False] * len(events)
         notes: dict[int, tuple[Any, ...]] = {}
         if docs is None:
-            docs = await self.read(events)
+            docs = await self._read(_event_ids(events, by_user, by_user))
         pending = list(by_user)
         for _ in range(MAX_ATTEMPTS):
             plans = self._plan(pending, by_user, docs, events)
@@ -193,7 +199,7 @@ class Applier:
             if not conflicted:
                 break
             pending = conflicted
-            docs = await self.read([events[i] for user in conflicted for i in by_user[user]])
+            docs = await self._read(_event_ids(events, by_user, conflicted))
         else:
             raise Unavailable("profile updates keep conflicting; try again")
         await self._aggregate(
@@ -341,8 +347,16 @@ class Applier:
         await self.store.incr(keys.CATALOG_GENERATION)
 
 
-def _family(kind: RecordKind) -> str:
+def _family(entry: tuple[RecordKind, dict[str, Any]]) -> str:
+    kind = entry[0]
     return "profile" if kind in PROFILE_KINDS else kind
+
+
+def _event_ids(
+    events: Sequence[dict[str, Any]], by_user: Mapping[str, list[int]], users: Iterable[str]
+) -> dict[str, list[str]]:
+    """The event ids of `users`, from the events' positions grouped by user."""
+    return {user: [events[index]["event_id"] for index in by_user[user]] for user in users}
 
 
 def _absorbed(doc: Doc, event_ids: list[str], marks: list[bytes]) -> ProfileDoc:

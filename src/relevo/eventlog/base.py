@@ -19,7 +19,10 @@ RecordKind = Literal["event", "item", "timer", "config", "models"]
 timer firings update profiles."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per record appended and per record read (a worker's every
+# event), and a frozen dataclass's `__init__` (each field set through
+# `object.__setattr__`) cost three times a plain one's. Never changed once made.
+@dataclass(slots=True)
 class LogRecord:
     """One entry, keyed by its user (events, timer firings) or its subject (items, config).
 

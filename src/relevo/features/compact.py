@@ -203,20 +203,28 @@ def _counts(state: ProfileState, t: Times) -> list[Any]:
     the same in its type's counter and its category's. Written out when the counters
     differ: events without a category (search), with several (a purchase of two
     categories), categories evicted past `MAX_CATEGORIES`, a counter saturated."""
-    positions = {kind: position for position, kind in enumerate(state.category_counts)}
+    category_counts = state.category_counts
+    positions = {kind: position for position, kind in enumerate(category_counts)}
     found: list[Any] = []
     for kind, counter in state.counts.items():
         position = positions.get(kind)
-        by_category = state.category_counts[kind] if position is not None else {}
-        if (
-            position is not None
-            and counter.total == sum(c.total for c in by_category.values())  # cheap: first
-            and derived(by_category.values()) == counter
-        ):
+        if position is not None and _implied(category_counts[kind], counter):
             found.append(position)
         else:
             found += (kind, _counter(counter, t))
     return found
+
+
+def _implied(by_category: dict[str, WindowCounter], counter: WindowCounter) -> bool:
+    """Whether `derived` of the category counters is `counter`. Of one category (the
+    common case) it is a copy of that counter: compared as it is, not copied first."""
+    if len(by_category) == 1:
+        (only,) = by_category.values()
+        return only == counter
+    return (
+        counter.total == sum(c.total for c in by_category.values())  # cheap: first
+        and derived(by_category.values()) == counter
+    )
 
 
 def _uncounts(
@@ -333,27 +341,37 @@ def _layout(state: ProfileState, t: Times) -> list[Any]:
 
 
 def _times(state: ProfileState) -> set[int]:
-    """Every timestamp `_layout` writes (what its `t` is called with)."""
+    """Every timestamp `_layout` writes (what its `t` is called with).
+
+    Added through bound methods and from lists, not tuples and generators: this runs
+    for every document written, a few dozen small additions each."""
     found = {state.created_at, state.updated_at}
-    counters = list(state.counts.values())
+    add, update = found.add, found.update
+    for counter in state.counts.values():
+        update(counter.recent)
+        add(counter.newest)
     for by_category in state.category_counts.values():
-        counters.extend(by_category.values())
-    for counter in counters:
-        found.update(counter.recent)
-        found.add(counter.newest)
+        for counter in by_category.values():
+            update(counter.recent)
+            add(counter.newest)
     for seen in state.seen.values():
-        found.update((seen.first, seen.last))
+        add(seen.first)
+        add(seen.last)
     if state.last_purchase_at is not None:
-        found.add(state.last_purchase_at)
+        add(state.last_purchase_at)
     if state.session is not None:
-        found.update((state.session.started_at, state.session.last_at))
-    found.update(affinity.at for affinity in state.affinities.values())
-    found.update(entry.at for entry in state.recent_items)
-    found.update(line.added_at for line in state.cart.values())
+        add(state.session.started_at)
+        add(state.session.last_at)
+    update([affinity.at for affinity in state.affinities.values()])
+    update([entry.at for entry in state.recent_items])
+    if state.cart:
+        update([line.added_at for line in state.cart.values()])
     for timer in state.timers.values():
-        found.update((timer.due_at, timer.armed_at))
-    found.update(entry.at for entry in state.purchased)
-    if not all(type(at) is int for at in found):
+        add(timer.due_at)
+        add(timer.armed_at)
+    if state.purchased:
+        update([entry.at for entry in state.purchased])
+    if set(map(type, found)) != {int}:  # in C: not a generator's call per timestamp
         raise TypeError("a timestamp that is not an int")
     return found
 

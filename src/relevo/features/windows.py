@@ -58,12 +58,16 @@ class WindowCounter(msgspec.Struct, array_like=True):
         """
         self.total += 1
         previous = self.newest
-        self.newest = newest = max(previous, ts_ms)
-        insort(self.recent, ts_ms)
-        horizon = bisect_right(self.recent, newest - EXACT_HORIZON_MS)
-        overflow = len(self.recent) - MAX_EXACT
+        self.newest = newest = ts_ms if ts_ms > previous else previous
+        recent = self.recent
+        if recent and ts_ms < recent[-1]:
+            insort(recent, ts_ms)
+        else:  # the common case, events in time order: where `insort` would put it
+            recent.append(ts_ms)
+        horizon = bisect_right(recent, newest - EXACT_HORIZON_MS)
+        overflow = len(recent) - MAX_EXACT
         if horizon or overflow > 0:
-            del self.recent[: max(horizon, overflow)]
+            del recent[: max(horizon, overflow)]
         _bump(self.hours, ts_ms // HOUR_MS, previous // HOUR_MS, newest // HOUR_MS, HOURS_KEPT)
         _bump(self.days, ts_ms // DAY_MS, previous // DAY_MS, newest // DAY_MS, DAYS_KEPT)
 
@@ -94,6 +98,7 @@ def _bump(buckets: dict[int, int], bucket: int, previous: int, newest: int, kept
     oldest_kept = newest - (kept - 1)
     if bucket >= oldest_kept:
         buckets[bucket] = buckets.get(bucket, 0) + 1
-    if newest != previous:
+    # the common case, nothing stale, is seen by `min` in C, without a comprehension
+    if newest != previous and min(buckets, default=oldest_kept) < oldest_kept:
         for stale in [b for b in buckets if b < oldest_kept]:
             del buckets[stale]

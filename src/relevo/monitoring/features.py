@@ -101,10 +101,12 @@ chi-square test see clustered values as independent ones (false warnings)."""
 def observed_features(state: ProfileState, record: Mapping[str, Any]) -> dict[str, Value]:
     """Every monitored feature of an event just folded into `state` (live and replay)."""
     found = event_features(record)
-    if state.session is not None and state.session.events > 1:
+    session = state.session
+    if session is not None and session.events > 1:
         for name in SESSION_FEATURES:
             del found[name]
-    return found | profile_features(state)
+    found.update(profile_features(state))  # in place: `found` is this call's own
+    return found
 
 
 def observed(record: Mapping[str, Any]) -> bool:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -114,34 +114,44 @@ class Observations:
         self.dropped = 0
 
     def add(self, values: Mapping[str, Value]) -> None:
+        """Add one observation's values (see `add_all`)."""
+        self.add_all((values,))
+
+    def add_all(self, observations: Iterable[Mapping[str, Value]]) -> None:
         """Reservoir sampling, per feature: each value seen since the flush is kept with
         the same odds.
 
         Written as one loop (no call per value) with one ``random()`` per value dropped
-        (``randrange`` costs five Python calls): a worker observes about ten values per
-        event, and this was a tenth of its CPU (``bench.worker_cpu --profile worker``).
-        ``int(random() * seen)`` is uniform over ``range(seen)`` to within seen / 2**53.
+        (``randrange`` costs five Python calls), over a whole batch's observations at
+        once: a worker observes about ten values per event, and this was a tenth of its
+        CPU (``bench.worker_cpu --profile worker``). ``int(random() * seen)`` is uniform
+        over ``range(seen)`` to within seen / 2**53. A feature's buffer holds
+        ``min(seen, MESSAGE_VALUES)`` values (`flush` keeps the two in step), so the
+        count alone says whether there is room.
         """
         buffer, counts, draw = self._buffer, self._seen, self._random.random
-        for name, value in values.items():
-            seen = counts.get(name, 0) + 1
-            counts[name] = seen
-            found = buffer.get(name)
-            if found is None:
-                buffer[name] = [value]
-            elif len(found) < MESSAGE_VALUES:
-                found.append(value)
-            else:
-                self.dropped += 1
-                slot = int(draw() * seen)
-                if slot < MESSAGE_VALUES:
-                    found[slot] = value
+        dropped = 0
+        for values in observations:
+            for name, value in values.items():
+                found = buffer.get(name)
+                if found is None:
+                    buffer[name] = [value]
+                    counts[name] = 1
+                    continue
+                seen = counts[name] + 1
+                counts[name] = seen
+                if seen <= MESSAGE_VALUES:
+                    found.append(value)
+                else:
+                    dropped += 1
+                    slot = int(draw() * seen)
+                    if slot < MESSAGE_VALUES:
+                        found[slot] = value
+        self.dropped += dropped
 
     def add_columns(self, columns: Mapping[str, Sequence[Value]]) -> None:
         """Add many values per feature at once (a replay, a test)."""
-        for name, values in columns.items():
-            for value in values:
-                self.add({name: value})
+        self.add_all({name: value} for name, values in columns.items() for value in values)
 
     @property
     def buffered(self) -> int:

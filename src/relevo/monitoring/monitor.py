@@ -141,9 +141,7 @@ class Monitoring:
         """Hand the batch's observed values to the shared stream now (one append per
         applied batch): the values are pooled by the time the events are, and the store
         never changes later, on a timer, because of an earlier request."""
-        for _, note in noted:
-            if note is not None:
-                self.observations.add(note)
+        self.observations.add_all(note for _, note in noted if note is not None)
         try:
             await self.observations.flush()
         except RelevoError as error:  # kept in the buffer; the background flush retries
@@ -154,7 +152,8 @@ class Monitoring:
 
     def _sampled(self, event_id: str) -> bool:
         # By event id, so a replay observes the same events and every process agrees.
-        return zlib.crc32(event_id.encode()) % 10_000 < self._sample
+        # Sampling everything (the default) needs no hash: every remainder is below it.
+        return self._sample >= 10_000 or zlib.crc32(event_id.encode()) % 10_000 < self._sample
 
     # -- pooled state ----------------------------------------------------------------------
     async def flush(self) -> None:
