@@ -23,6 +23,7 @@ from bisect import bisect_left
 from collections import Counter as CounterOf
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from prometheus_client import (
@@ -128,13 +129,16 @@ def event_type_label(kind: object) -> str:
     return kind if isinstance(kind, str) and kind in KNOWN_EVENT_TYPES else "custom"
 
 
-def count_events(outcomes: Iterable[tuple[object, str]], lags_s: Sequence[float] = ()) -> None:
+def count_events(outcomes: Iterable[tuple[str, str]], lags_s: Sequence[float] = ()) -> None:
     """Count events by (type, status), and observe the lag of the accepted ones."""
-    # One increment per (type, status) of the batch: label lookups cost more than adds.
-    grouped = CounterOf((event_type_label(kind), status) for kind, status in outcomes)
+    # Counted as they come, then labelled and added once per distinct (type, status): label
+    # lookups and increments cost more than counting, and this runs for every event.
+    grouped: CounterOf[tuple[str, str]] = CounterOf()
+    for (kind, status), count in CounterOf(outcomes).items():
+        grouped[event_type_label(kind), status] += count
     for (kind, status), count in grouped.items():
         EVENTS.labels(kind, status).inc(count)
-    observe_many(EVENT_LAG, [max(lag, 0.0) for lag in lags_s])
+    observe_many(EVENT_LAG, [lag if lag > 0.0 else 0.0 for lag in lags_s])
 
 
 def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
@@ -155,7 +159,7 @@ def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
         return
     if not amounts:
         return
-    for index, count in CounterOf(bisect_left(bounds, amount) for amount in amounts).items():
+    for index, count in CounterOf(map(bisect_left, repeat(bounds), amounts)).items():
         buckets[index].inc(count)
     total.inc(sum(amounts))
 
