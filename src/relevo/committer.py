@@ -143,27 +143,27 @@ class Committer:
             docs = await self._applier.read(
                 [entry.record for entry in entries if entry.kind in PROFILE_KINDS]
             )
-        new = [True] * len(entries)
+        # One pass: each entry's key and body are computed once, for the new ones only.
+        new: list[bool] = []
+        fresh: list[Entry] = []
+        logged: list[LogRecord] = []
         taken: set[str] = set()
-        for index, entry in enumerate(entries):
-            if entry.kind not in PROFILE_KINDS:
-                continue
-            event_id = entry.record["event_id"]
-            doc = docs.get(profile_key(entry.record))
-            if event_id in taken or (doc is not None and event_id in doc.absorbed):
-                new[index] = False
-            taken.add(event_id)
-        fresh = [entry for entry, is_new in zip(entries, new, strict=True) if is_new]
-        positions = await self._append(
-            [
-                LogRecord(
-                    kind=entry.kind,
-                    key=_record_key(entry),
-                    body=orjson.dumps(entry.record),
-                )
-                for entry in fresh
-            ]
-        )
+        for entry in entries:
+            record = entry.record
+            if entry.kind in PROFILE_KINDS:
+                key = profile_key(record)
+                event_id = record["event_id"]
+                doc = docs.get(key)
+                if event_id in taken or (doc is not None and event_id in doc.absorbed):
+                    new.append(False)
+                    continue
+                taken.add(event_id)
+            else:
+                key = str(record.get("item_id") or record.get("of"))
+            new.append(True)
+            fresh.append(entry)
+            logged.append(LogRecord(entry.kind, key, orjson.dumps(record)))
+        positions = await self._append(logged)
         if self.apply_profiles:
             await self._applier.apply([(entry.kind, entry.record) for entry in fresh], docs)
             await self._applied(positions)
@@ -172,9 +172,3 @@ class Committer:
                 [(e.kind, e.record) for e in fresh if e.kind not in PROFILE_KINDS]
             )
         return new
-
-
-def _record_key(entry: Entry) -> str:
-    if entry.kind in PROFILE_KINDS:
-        return profile_key(entry.record)
-    return str(entry.record.get("item_id") or entry.record.get("of"))

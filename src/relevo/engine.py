@@ -410,10 +410,12 @@ class Engine:
             raise InvalidBatch(report)
         valid = [record for record in records if record is not None]
         await catalog.enrich(self.store, valid)
-        outcome = iter(await self.committer.submit([Entry("event", r) for r in valid]))
-        for result in report.results:
-            if result.status == "accepted" and not next(outcome):
-                result.status = "duplicate"
+        new = await self.committer.submit([Entry("event", r) for r in valid])
+        if not all(new):  # duplicates are rare: the loop only when there are some
+            outcome = iter(new)
+            for result in report.results:
+                if result.status == "accepted" and not next(outcome):
+                    result.status = "duplicate"
         self.monitoring.ingested(
             raws, records, [result.status for result in report.results], limits.now_ms
         )

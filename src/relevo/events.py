@@ -42,6 +42,7 @@ STANDARD_EVENT_TYPES = (
 )
 CART_EVENT_TYPES = frozenset({"add_to_cart", "remove_from_cart"})
 EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything earlier is a unit mistake (seconds?)
+_YEAR_3000_MS = 32_503_680_000_000
 
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
 Id = Annotated[str, Field(min_length=1, max_length=256, pattern=_NO_CONTROL)]
@@ -70,6 +71,8 @@ class Limits:
 
 def _timestamp_ms(value: Any) -> Any:
     """ISO-8601 with a zone, or epoch milliseconds → epoch milliseconds."""
+    if type(value) is int and EARLIEST_MS <= value <= _YEAR_3000_MS:  # the common case, first
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -84,7 +87,7 @@ def _timestamp_ms(value: Any) -> Any:
                 "timestamp is before 2000-01-01; epoch milliseconds are expected "
                 "(this looks like seconds)"
             )
-        if value > 32_503_680_000_000:  # year 3000
+        if value > _YEAR_3000_MS:
             raise ValueError("timestamp is implausibly far in the future")
         return value
     if isinstance(value, datetime):
@@ -178,7 +181,10 @@ class Context(BaseModel):
 
     @model_validator(mode="after")
     def _bounded_extras(self) -> Context:
-        extra = self.model_extra or {}
+        # The attribute, not the `model_extra` property: this runs for every event's context.
+        extra = self.__pydantic_extra__
+        if not extra:
+            return self
         if len(extra) > 20:
             raise ValueError("at most 20 custom context keys are allowed")
         for key, value in extra.items():
@@ -364,16 +370,17 @@ def parse_event(raw: Any, limits: Limits, prefix: str = "") -> Event:
 
 def _check_who_and_what(event: Event, prefix: str) -> None:
     """Rules across fields, checked after the schema so the error can name a field."""
-
-    def problem(field: str, message: str) -> InvalidInput:
-        return InvalidInput(
-            message, field=f"{prefix}.{field}" if prefix else field, code="invalid_event"
-        )
-
     if event.user_id is None and event.anonymous_id is None:
-        raise problem("user_id", "user_id or anonymous_id is required")
+        raise _problem(prefix, "user_id", "user_id or anonymous_id is required")
     if event.type in CART_EVENT_TYPES and event.item_id is None and not event.items:
-        raise problem("item_id", f"{event.type} events need item_id or items")
+        raise _problem(prefix, "item_id", f"{event.type} events need item_id or items")
+
+
+def _problem(prefix: str, field: str, message: str) -> InvalidInput:
+    # A module function, not a closure made for every event checked (most pass).
+    return InvalidInput(
+        message, field=f"{prefix}.{field}" if prefix else field, code="invalid_event"
+    )
 
 
 _EVENT_LIST = TypeAdapter(list[Event])

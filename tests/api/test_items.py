@@ -48,3 +48,14 @@ def test_events_get_category_and_price_from_the_catalog(api: Api) -> None:
     profile = api.client.get("/v1/users/buyer-1").json()
     assert profile["rfm"]["monetary"] == 25.0
     assert profile["category_counts"]["purchase"]["toys"]["total"] == 1
+
+
+def test_events_get_the_category_the_catalog_has_now(api: Api) -> None:
+    """Enrichment keeps decoded documents (`relevo.catalog`), never past a change."""
+    api.client.post("/v1/items", json={"item_id": "moving", "category": "before"})
+    view = {"type": "view", "user_id": "viewer-1", "item_id": "moving"}
+    assert api.client.post("/v1/events", json={**view, "event_id": "v1"}).json()["accepted"] == 1
+    api.client.post("/v1/items", json={"item_id": "moving", "category": "after"})
+    assert api.client.post("/v1/events", json={**view, "event_id": "v2"}).json()["accepted"] == 1
+    counts = api.client.get("/v1/users/viewer-1").json()["category_counts"]["view"]
+    assert (counts["before"]["total"], counts["after"]["total"]) == (1, 1)

@@ -19,14 +19,14 @@ RecordKind = Literal["event", "item", "timer", "config", "models"]
 timer firings update profiles."""
 
 
-# Not frozen: one is made per record appended and per record read (a worker's every
-# event), and a frozen dataclass's `__init__` (each field set through
-# `object.__setattr__`) cost three times a plain one's. Never changed once made.
 @dataclass(slots=True)
 class LogRecord:
     """One entry, keyed by its user (events, timer firings) or its subject (items, config).
 
-    `body` is the record as JSON; `position` is set once the log has stored it.
+    `body` is the record as JSON; `position` is set once the log has stored it. Nothing
+    changes a record once made. Not a frozen dataclass all the same: its ``__init__``
+    costs 3.4 times as much (7,100 instructions against 2,100), and every event's record
+    is made twice (logged by the API, read back by a worker).
     """
 
     kind: RecordKind

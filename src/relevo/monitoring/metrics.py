@@ -19,9 +19,11 @@ raw path), event types outside the known ones are reported as ``custom``.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections import Counter as CounterOf
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from prometheus_client import (
@@ -127,14 +129,39 @@ def event_type_label(kind: object) -> str:
     return kind if isinstance(kind, str) and kind in KNOWN_EVENT_TYPES else "custom"
 
 
-def count_events(outcomes: Iterable[tuple[object, str]], lags_s: Sequence[float] = ()) -> None:
+def count_events(outcomes: Iterable[tuple[str, str]], lags_s: Sequence[float] = ()) -> None:
     """Count events by (type, status), and observe the lag of the accepted ones."""
-    # One increment per (type, status) of the batch: label lookups cost more than adds.
-    grouped = CounterOf((event_type_label(kind), status) for kind, status in outcomes)
+    # Counted as they come, then labelled and added once per distinct (type, status): label
+    # lookups and increments cost more than counting, and this runs for every event.
+    grouped: CounterOf[tuple[str, str]] = CounterOf()
+    for (kind, status), count in CounterOf(outcomes).items():
+        grouped[event_type_label(kind), status] += count
     for (kind, status), count in grouped.items():
         EVENTS.labels(kind, status).inc(count)
-    for lag in lags_s:
-        EVENT_LAG.observe(max(lag, 0.0))
+    observe_many(EVENT_LAG, [lag if lag > 0.0 else 0.0 for lag in lags_s])
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """`histogram.observe` of each amount, with one increment per bucket and one of the sum.
+
+    Why: `observe` takes a lock per value and bucket it touches, and a batch of 1,000
+    events observed its lags one by one (3% of an API process's CPU while ingesting).
+    The counts are the ones `observe` would make (a value goes to the first bucket whose
+    bound is >= it); the sum may differ in its last bits (added once, not value by
+    value). Reads the library's bucket values; a version without them gets `observe`.
+    """
+    bounds: list[float] | None = getattr(histogram, "_upper_bounds", None)
+    buckets: list[Any] | None = getattr(histogram, "_buckets", None)
+    total: Any = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    if not amounts:
+        return
+    for index, count in CounterOf(map(bisect_left, repeat(bounds), amounts)).items():
+        buckets[index].inc(count)
+    total.inc(sum(amounts))
 
 
 @dataclass(slots=True)

@@ -96,14 +96,18 @@ class Monitoring:
         received_ms: int,
     ) -> None:
         """Count a request's events by type and outcome; the lag of the accepted ones."""
-        outcomes = []
-        lags = []
-        for raw, record, status in zip(raws, records, statuses, strict=False):
-            kind = record["type"] if record is not None else _raw_type(raw)
-            outcomes.append((kind, status))
-            if status == "accepted" and record is not None:
-                lags.append((received_ms - int(record["timestamp"])) / 1000)
-        metrics.count_events(outcomes, lags)
+        # Comprehensions, not one loop appending to two lists: this runs for every event
+        # ingested (a record's timestamp is always an int: see `relevo.events`).
+        kinds = [
+            _raw_type(raw) if record is None else record["type"]
+            for raw, record in zip(raws, records, strict=False)
+        ]
+        lags = [
+            (received_ms - record["timestamp"]) / 1000
+            for record, status in zip(records, statuses, strict=False)
+            if status == "accepted" and record is not None
+        ]
+        metrics.count_events(zip(kinds, statuses, strict=False), lags)
 
     def rejected(self, raws: Sequence[Any]) -> None:
         metrics.count_events((_raw_type(raw), "rejected") for raw in raws)
@@ -296,5 +300,6 @@ class Monitoring:
         )
 
 
-def _raw_type(raw: Any) -> object:
-    return raw.get("type") if isinstance(raw, dict) else None
+def _raw_type(raw: Any) -> str:
+    """The type label of an event that may not be valid (anything unknown: ``custom``)."""
+    return metrics.event_type_label(raw.get("type") if isinstance(raw, dict) else None)
