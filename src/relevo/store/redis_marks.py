@@ -7,17 +7,19 @@ SCANs the documents (every master of a cluster, one after the other) and runs
 `SWEEP_MARKS` over each page of keys: no document travels to Python.
 
 Why the version stays as it is, and why exactly-once still holds with a concurrent
-writer (`_DOC_CAS`): the version guards the *value*, which the sweep leaves
-byte for byte; the marks are merged by the CAS script from what is stored when it
-runs, never from what the writer read. So a writer that read version v before a
-sweep still writes (no needless conflict): its script sees the swept marks, drops
-nothing more than a sweep would, and appends its own. What the writer decided from
-its read can differ only on a record past the horizon, which it saw as applied: a
-longer memory, as a write that drops it anyway a moment later. No record at or after
-the cutoff is ever dropped, so an event retried within the horizon is still found.
-Clocks: the cutoff comes from the sweeping process's clock and the records' seconds
-from the writers' clocks; a skew between them shifts the horizon as much as it does
-between two writers of one document (keep processes on NTP).
+writer (`_DOC_CAS`, or `_DOC_UPDATE` after a read that found the current layout):
+the version guards the *value*, which the sweep leaves byte for byte; the marks are
+merged by the write's script from what is stored when it runs, never from what the
+writer read (a first write, a SET NX, has nothing to merge: it fails if a document
+came meanwhile, and a sweep only rewrites documents there). So a writer that read
+version v before a sweep still writes (no needless conflict): its script sees the
+swept marks, drops nothing more than a sweep would, and appends its own. What the
+writer decided from its read can differ only on a record past the horizon, which it
+saw as applied: a longer memory, as a write that drops it anyway a moment later. No
+record at or after the cutoff is ever dropped, so an event retried within the horizon
+is still found. Clocks: the cutoff comes from the sweeping process's clock and the
+records' seconds from the writers' clocks; a skew between them shifts the horizon as
+much as it does between two writers of one document (keep processes on NTP).
 """
 
 from __future__ import annotations
