@@ -272,3 +272,21 @@ async def test_an_earlier_layout_written_since_the_read_is_a_conflict(store: Red
     await client.hset(store.k("{u:a}:profile"), mapping={"v": b"2", "d": b"doc"})
     assert await store.docs_write([written_as_read("a", 2, b"newer", [], NOW)]) == [False]
     assert await client.hgetall(store.k("{u:a}:profile")) == {b"v": b"2", b"d": b"doc"}
+
+
+async def test_the_sweep_script_leaves_other_keys_alone(store: RedisStore) -> None:
+    """Keys that changed since the SCAN: a hash, a key gone, a format-1 string."""
+    client = store.client
+    assert await store.docs_write([write(0, b"doc", [b"m1"])]) == [True]
+    await client.hset(store.k("{u:b}:profile"), mapping={"v": b"2", "d": b"doc"})
+    format_1 = b"\x01" + (3).to_bytes(4, "big") + b"doc"
+    await client.set(store.k("{u:c}:profile"), format_1)
+    names = [store.k(f"{{u:{user}}}:profile") for user in "abcd"]  # d: gone
+    ((seen, swept, freed),) = await store.run_scripts(
+        [(store.sweep_script, names, [NOW + 10 * HORIZON])]
+    )
+    assert (seen, swept, freed) == (1, 1, 9)
+    assert await client.get(store.k("{u:a}:profile")) == header(1, b"") + b"doc"
+    assert await client.hgetall(store.k("{u:b}:profile")) == {b"v": b"2", b"d": b"doc"}
+    assert await client.get(store.k("{u:c}:profile")) == format_1
+    assert await client.exists(store.k("{u:d}:profile")) == 0
