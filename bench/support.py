@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -92,14 +92,15 @@ def trivial_server() -> Iterator[str]:
 
 
 @contextmanager
-def redis_server(appendfsync: str = "everysec") -> Iterator[str]:
+def redis_server(appendfsync: str = "everysec", under: Sequence[str] = ()) -> Iterator[str]:
+    """A fresh `redis-server` (AOF on), its command prefixed by `under` (e.g. valgrind)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (make test installs it)")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="relevo-bench-redis-") as directory:
         command = [
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
+            *under, binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
             "--save", "", "--appendonly", "yes", "--appendfsync", appendfsync,
         ]  # fmt: skip
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -107,7 +108,7 @@ def redis_server(appendfsync: str = "everysec") -> Iterator[str]:
             import redis
 
             client = redis.Redis(port=port)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + (60 if under else 10)
             while True:
                 try:
                     client.ping()
@@ -193,11 +194,12 @@ UNDER_CALLGRIND = "RELEVO_BENCH_UNDER_CALLGRIND"
 """Set (to "1") in a benchmark that runs itself again under callgrind to count instructions."""
 
 
-def callgrind_control(option: str) -> None:
-    """Ask valgrind (running this process) to do something, and wait until it has: it
-    reads the request while this process runs, so this one polls instead of blocking."""
+def callgrind_control(option: str, pid: int | None = None) -> None:
+    """Ask valgrind (running this process, or `pid`) to do something, and wait until it
+    has: it reads the request while its process runs, so this one polls instead of
+    blocking."""
     control = subprocess.Popen(
-        ["callgrind_control", option, str(os.getpid())],
+        ["callgrind_control", option, str(pid or os.getpid())],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -229,10 +231,10 @@ def run_under_callgrind(
             stderr=subprocess.DEVNULL,
         )
         dumps = sorted(Path(folder).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
-        return [_callgrind_totals(dump) for dump in dumps]
+        return [callgrind_totals(dump) for dump in dumps]
 
 
-def _callgrind_totals(dump: Path) -> dict[str, int]:
+def callgrind_totals(dump: Path) -> dict[str, int]:
     names: list[str] = []
     for line in dump.read_text().splitlines():
         if line.startswith("events:"):

@@ -89,6 +89,7 @@ class ProfileDoc:
     value: bytes | None
     absorbed: frozenset[str]
     marks: dict[str, bytes]
+    current_layout: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +255,7 @@ class Applier:
                 marks=marks,
                 ttl_ms=self.retention.profile_ttl_ms,
                 marks_horizon_ms=self.retention.dedupe_horizon_ms,
+                current_layout=doc.current_layout,
             )
             plans.append(_UserPlan(user, fresh, write, effects, notes))
         return plans
@@ -363,4 +365,5 @@ def _absorbed(doc: Doc, event_ids: list[str], marks: list[bytes]) -> ProfileDoc:
     found = frozenset(
         event_id for event_id, marked in zip(event_ids, doc.marked, strict=True) if marked
     )
-    return ProfileDoc(doc.version, doc.value, found, dict(zip(event_ids, marks, strict=True)))
+    marked = dict(zip(event_ids, marks, strict=True))
+    return ProfileDoc(doc.version, doc.value, found, marked, doc.current_layout)

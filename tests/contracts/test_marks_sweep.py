@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from relevo.store import keys
 from relevo.store.base import DocRead, DocWrite, MarksSweep, Store
 
@@ -10,10 +12,12 @@ HORIZON = 3_600_000
 DAY = 86_400_000
 
 
-def write(user: str, version: int, value: bytes, marks: list[bytes], now: int = NOW) -> DocWrite:
+def write(
+    user: str, version: int, value: bytes, marks: list[bytes], now: int = NOW, current: bool = False
+) -> DocWrite:
     return DocWrite(
         keys.profile_key(user), keys.profile_marks_key(user), version, value, now_ms=now,
-        marks=marks, ttl_ms=90 * DAY, marks_horizon_ms=HORIZON,
+        marks=marks, ttl_ms=90 * DAY, marks_horizon_ms=HORIZON, current_layout=current,
     )  # fmt: skip
 
 
@@ -95,15 +99,20 @@ async def test_a_pass_in_small_rounds_sweeps_every_document_once(store: Store) -
     assert (again.swept, again.freed_bytes) == (0, 0)
 
 
-async def test_a_write_planned_before_a_sweep_still_lands_after_it(store: Store) -> None:
+@pytest.mark.parametrize("as_read", [False, True], ids=["layout-unknown", "layout-as-read"])
+async def test_a_write_planned_before_a_sweep_still_lands_after_it(
+    store: Store, as_read: bool
+) -> None:
     """The sweep keeps the version: a writer that read before it writes without a
-    conflict, the swept marks do not come back, its own are added, the young stay."""
+    conflict, the swept marks do not come back, its own are added, the young stay
+    (whichever way the write goes: `DocWrite.current_layout`)."""
     await store.docs_write([write("a", 0, b"v1", [b"old"], now=NOW)])
     await store.docs_write([write("a", 1, b"v2", [b"young"], now=NOW + HORIZON // 2)])
     (planned,) = await store.docs_read([read("a", [b"old"])])
     assert (planned.version, planned.marked) == (2, [True])
     await sweep_pass(store, before_ms=NOW + 1000)
-    late = write("a", planned.version, b"v3", [b"new"], now=NOW + HORIZON // 2 + 1000)
+    current = as_read and planned.current_layout
+    late = write("a", planned.version, b"v3", [b"new"], NOW + HORIZON // 2 + 1000, current)
     assert await store.docs_write([late]) == [True]
     (doc,) = await store.docs_read([read("a", [b"old", b"young", b"new"])])
     assert (doc.version, doc.value, doc.marked) == (3, b"v3", [False, True, True])

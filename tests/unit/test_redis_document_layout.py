@@ -182,3 +182,111 @@ async def test_a_sweep_keeps_a_record_of_a_second_not_wholly_before_the_cutoff(
     assert found.swept == 0
     found = await store.sweep_marks(keys.PROFILE_DOCUMENTS, "0", NOW + 1000, ALL)
     assert found.swept == 1
+
+
+def written_as_read(
+    user: str, version: int, value: bytes, marks: list[bytes], now: int
+) -> DocWrite:
+    """A write that follows a read which found the current layout (`_DOC_UPDATE`, or SET
+    NX for a first write)."""
+    return DocWrite(
+        keys.profile_key(user), keys.profile_marks_key(user), version, value, now_ms=now,
+        marks=marks, ttl_ms=60_000, marks_horizon_ms=HORIZON, current_layout=True,
+    )  # fmt: skip
+
+
+async def test_the_lean_paths_store_the_bytes_the_full_script_stores(store: RedisStore) -> None:
+    """The same writes, user a through `_DOC_CAS`, user b as read in the current layout:
+    byte for byte the same documents, first write and updates (many marks of several
+    lengths, a write without marks, stale records leaving, records of the earlier
+    one-mark shape among them)."""
+    client = store.client
+    many = [number.to_bytes(8, "big") for number in range(300)]
+    writes = [
+        (0, b"first", [*many, b"odd", b"\x00" * 3], NOW),
+        (1, b"second", [], NOW + 1500),
+        (2, b"third", [b"m" * 255, b"12345678"], NOW + HORIZON // 2),
+        (3, b"fourth", [b"late"], NOW + HORIZON + 2000),
+    ]
+    folded = b"\x04kept" + ((NOW + HORIZON) // 1000).to_bytes(4, "big")  # one-mark record
+    for number, (version, value, marks, now) in enumerate(writes):
+        full = DocWrite(
+            keys.profile_key("a"), keys.profile_marks_key("a"), version, value, now_ms=now,
+            marks=marks, ttl_ms=60_000, marks_horizon_ms=HORIZON,
+        )  # fmt: skip
+        lean = written_as_read("b", version, value, marks, now)
+        assert await store.docs_write([full, lean]) == [True, True]
+        a = await client.get(store.k(keys.profile_key("a")))
+        b = await client.get(store.k(keys.profile_key("b")))
+        assert a == b, number
+        if number == 2:  # as if a record of the earlier shape had been folded in
+            _, _, inside = parse_document(a)
+            doc = header(3, inside + folded) + b"third"
+            for user in "ab":
+                await client.set(store.k(keys.profile_key(user)), doc, px=60_000)
+    _, _, inside = parse_document(b)
+    assert folded in inside  # young enough to stay
+    assert many[0] not in inside  # the first write's records left
+    assert 0 < await client.pttl(store.k(keys.profile_key("b"))) <= 60_000
+
+
+async def test_a_read_says_whether_it_found_the_current_layout(store: RedisStore) -> None:
+    client = store.client
+
+    async def current(user: str, marks: list[bytes]) -> bool:
+        read = DocRead(keys.profile_key(user), keys.profile_marks_key(user), marks)
+        (doc,) = await store.docs_read([read])
+        return doc.current_layout
+
+    assert await current("a", [b"m"])  # nothing yet
+    assert await store.docs_write([written_as_read("a", 0, b"doc", [b"m"], NOW)]) == [True]
+    assert await current("a", [b"m"])
+    assert not await current("a", [])  # the marks key of an earlier layout not looked at
+    await client.set(store.k("{u:b}:profile"), b"\x01" + (3).to_bytes(4, "big") + b"doc")
+    assert not await current("b", [b"m"])
+    await client.hset(store.k("{u:c}:profile"), mapping={"v": b"2", "d": b"doc"})
+    assert not await current("c", [b"m"])
+    await client.set(store.k("{u:d}:applied"), b"\x01m" + (NOW // 1000).to_bytes(4, "big"))
+    assert not await current("d", [b"m"])
+    await client.zadd(store.k("{u:e}:applied"), {b"m": NOW})
+    assert not await current("e", [b"m"])
+
+
+async def test_an_earlier_layout_written_since_the_read_is_a_conflict(store: RedisStore) -> None:
+    """A writer of an earlier version came between the read and the write: the lean
+    write refuses (the applier reads again), and the write after that read converts."""
+    client = store.client
+    assert await store.docs_write([written_as_read("a", 0, b"doc", [b"m1"], NOW)]) == [True]
+    (read,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", [b"m2"])])
+    assert read.current_layout
+    older = b"\x01" + (1).to_bytes(4, "big") + b"old writer"  # the same version, format 1
+    await client.set(store.k("{u:a}:profile"), older)
+    await client.set(store.k("{u:a}:applied"), b"\x02m2" + (NOW // 1000).to_bytes(4, "big"))
+    assert await store.docs_write([written_as_read("a", 1, b"new", [b"m3"], NOW)]) == [False]
+    assert await client.get(store.k("{u:a}:profile")) == older
+    (again,) = await store.docs_read([DocRead("{u:a}:profile", "{u:a}:applied", [b"m2"])])
+    assert (again.version, again.marked, again.current_layout) == (1, [True], False)
+    assert await store.docs_write([write(1, b"new", [b"m3"])]) == [True]
+    assert await client.exists(store.k("{u:a}:applied")) == 0
+    await client.delete(store.k("{u:a}:profile"))
+    await client.hset(store.k("{u:a}:profile"), mapping={"v": b"2", "d": b"doc"})
+    assert await store.docs_write([written_as_read("a", 2, b"newer", [], NOW)]) == [False]
+    assert await client.hgetall(store.k("{u:a}:profile")) == {b"v": b"2", b"d": b"doc"}
+
+
+async def test_the_sweep_script_leaves_other_keys_alone(store: RedisStore) -> None:
+    """Keys that changed since the SCAN: a hash, a key gone, a format-1 string."""
+    client = store.client
+    assert await store.docs_write([write(0, b"doc", [b"m1"])]) == [True]
+    await client.hset(store.k("{u:b}:profile"), mapping={"v": b"2", "d": b"doc"})
+    format_1 = b"\x01" + (3).to_bytes(4, "big") + b"doc"
+    await client.set(store.k("{u:c}:profile"), format_1)
+    names = [store.k(f"{{u:{user}}}:profile") for user in "abcd"]  # d: gone
+    ((seen, swept, freed),) = await store.run_scripts(
+        [(store.sweep_script, names, [NOW + 10 * HORIZON])]
+    )
+    assert (seen, swept, freed) == (1, 1, 9)
+    assert await client.get(store.k("{u:a}:profile")) == header(1, b"") + b"doc"
+    assert await client.hgetall(store.k("{u:b}:profile")) == {b"v": b"2", b"d": b"doc"}
+    assert await client.get(store.k("{u:c}:profile")) == format_1
+    assert await client.exists(store.k("{u:d}:profile")) == 0

@@ -100,6 +100,10 @@ class Doc:
     version: int
     value: bytes | None
     marked: list[bool] = field(default_factory=list)
+    current_layout: bool = False
+    """The store found the document and its marks in its current layout (or found
+    none), and says so: pass it on as `DocWrite.current_layout`. Redis answers for a
+    read that asked for marks (else it did not look at the marks of earlier layouts)."""
 
 
 @dataclass(slots=True)  # not frozen: see `DecayedAdd`
@@ -119,6 +123,10 @@ class DocWrite:
     marks: Sequence[bytes] = ()
     ttl_ms: int | None = None
     marks_horizon_ms: int = 7 * 86_400_000
+    current_layout: bool = False
+    """`Doc.current_layout` of the read this write follows: the store may then skip
+    looking for earlier layouts to convert (Redis: a leaner script, and a first write is
+    one ``SET NX``). Whatever changed since the read is still caught by the version."""
 
 
 @dataclass(frozen=True, slots=True)
