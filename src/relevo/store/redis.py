@@ -41,7 +41,7 @@ from relevo.store.base import (
     StoreUsage,
     StreamEntry,
 )
-from relevo.store.redis_marks import SWEEP_MARKS, sweep_round
+from relevo.store.redis_marks import FIRST_KEPT, SWEEP_MARKS, sweep_round
 from relevo.store.usage import UsageTally
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
@@ -78,7 +78,9 @@ _MARK_TIME = struct.Struct(">I")
 
 # KEYS: document, marks key of the earlier layouts. ARGV: expected version, value, ttl ms
 # (0 = none), now ms, marks horizon ms, marks...
-_DOC_CAS = """
+_DOC_CAS = (
+    FIRST_KEPT
+    + """
 local version, marks = 0, ''
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind == 'string' then
@@ -109,21 +111,7 @@ elseif earlier == 'zset' then
   marks = table.concat(records) .. marks
   redis.call('DEL', KEYS[2])
 end
--- records are in time order: drop the stale head, keep the rest as it is
-local i = 1
-while i <= #marks do
-  local n, at, size = string.byte(marks, i), 0, 0
-  if n == 0 then
-    at = struct.unpack('>I4', marks, i + 3)
-    size = 7 + string.byte(marks, i + 1) * string.byte(marks, i + 2)
-  else
-    at = struct.unpack('>I4', marks, i + 1 + n)
-    size = n + 5
-  end
-  if at * 1000 >= cutoff then break end
-  i = i + size
-end
-local kept = {string.sub(marks, i)}
+local kept = {string.sub(marks, first_kept(marks, 1, #marks, cutoff))}
 local second = struct.pack('>I4', math.floor(now / 1000))
 local groups, lengths = {}, {}
 for j = 6, #ARGV do
@@ -145,6 +133,7 @@ local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('SET', KEYS[1], doc, 'PX', ttl) else redis.call('SET', KEYS[1], doc) end
 return 1
 """
+)
 
 # The common write (`DocWrite.current_layout`: the read found a format-2 string and no
 # marks key of an earlier layout), for many documents at once: for each, what `_DOC_CAS`
@@ -157,27 +146,16 @@ return 1
 # again, and that read sends the write to `_DOC_CAS`.
 # KEYS: documents (one slot). ARGV: per document, expected version, ttl ms (0 = none),
 # cutoff ms (now - horizon), the write's marks records, value. Returns 1 or 0 each.
-_DOC_UPDATE = """
+_DOC_UPDATE = (
+    FIRST_KEPT
+    + """
 local function update(key, a)
   local stored = redis.pcall('GET', key)
   if type(stored) ~= 'string' or string.byte(stored, 1) ~= 2 then return 0 end
   local version, length = struct.unpack('>I4I4', stored, 2)
   if version ~= tonumber(ARGV[a + 1]) then return 0 end
-  local cutoff, last, i = tonumber(ARGV[a + 3]), 9 + length, 10
-  -- records are in time order: drop the stale head, keep the rest as it is
-  while i <= last do
-    local n, at, size = string.byte(stored, i), 0, 0
-    if n == 0 then
-      at = struct.unpack('>I4', stored, i + 3)
-      size = 7 + string.byte(stored, i + 1) * string.byte(stored, i + 2)
-    else
-      at = struct.unpack('>I4', stored, i + 1 + n)
-      size = n + 5
-    end
-    if at * 1000 >= cutoff then break end
-    i = i + size
-  end
-  local kept = string.sub(stored, i, last)
+  local last = 9 + length
+  local kept = string.sub(stored, first_kept(stored, 10, last, tonumber(ARGV[a + 3])), last)
   local doc = struct.pack('>BI4I4', 2, version + 1, #kept + #ARGV[a + 4])
     .. kept .. ARGV[a + 4] .. ARGV[a + 5]
   if ARGV[a + 2] ~= '0' then redis.call('SET', key, doc, 'PX', ARGV[a + 2])
@@ -188,6 +166,7 @@ local done = {}
 for j = 1, #KEYS do done[j] = update(KEYS[j], (j - 1) * 5) end
 return done
 """
+)
 
 UPDATES_PER_SCRIPT = 50
 """Documents one `_DOC_UPDATE` writes at most: the ~24 k instructions of running a script

@@ -31,6 +31,29 @@ from relevo.store.base import MarksSweep
 if TYPE_CHECKING:
     from relevo.store.redis import RedisStore
 
+FIRST_KEPT = """
+-- Where the marks records of `s` from `i` to `last` stop being stale: records are in
+-- time order, so the stale ones are a head; a record is stale when its second is before
+-- `cutoff` (ms). What stays is kept as it is.
+local function first_kept(s, i, last, cutoff)
+  while i <= last do
+    local n, at, size = string.byte(s, i), 0, 0
+    if n == 0 then
+      at = struct.unpack('>I4', s, i + 3)
+      size = 7 + string.byte(s, i + 1) * string.byte(s, i + 2)
+    else
+      at = struct.unpack('>I4', s, i + 1 + n)
+      size = n + 5
+    end
+    if at * 1000 >= cutoff then break end
+    i = i + size
+  end
+  return i
+end
+"""
+"""A Lua function the scripts that read marks records share (prepended to each): the
+record layout is `DOC_FORMAT`'s (`relevo.store.redis`)."""
+
 # KEYS: documents. ARGV: cutoff ms. Drops the head records whose whole second is before
 # the cutoff (a record's second is its write's time rounded down: a record of second s
 # may hold marks of up to s + 999 ms). SET ... KEEPTTL: the document keeps its expiry.
@@ -39,7 +62,9 @@ if TYPE_CHECKING:
 # command less per key looked at (84 k TYPE calls in a sweep during `bench.load`'s
 # ingestion phase).
 # Returns {documents looked at, documents swept, bytes freed}.
-SWEEP_MARKS = """
+SWEEP_MARKS = (
+    FIRST_KEPT
+    + """
 local cutoff = tonumber(ARGV[1])
 local seen, swept, freed = 0, 0, 0
 for _, key in ipairs(KEYS) do
@@ -47,19 +72,7 @@ for _, key in ipairs(KEYS) do
   if type(stored) == 'string' and #stored >= 9 and string.byte(stored, 1) == 2 then
     seen = seen + 1
     local last = 9 + struct.unpack('>I4', stored, 6)
-    local i = 10
-    while i <= last do
-      local n, at, size = string.byte(stored, i), 0, 0
-      if n == 0 then
-        at = struct.unpack('>I4', stored, i + 3)
-        size = 7 + string.byte(stored, i + 1) * string.byte(stored, i + 2)
-      else
-        at = struct.unpack('>I4', stored, i + 1 + n)
-        size = n + 5
-      end
-      if at * 1000 + 999 >= cutoff then break end
-      i = i + size
-    end
+    local i = first_kept(stored, 10, last, cutoff - 999)  -- whole seconds before the cutoff
     if i > 10 then
       redis.call('SET', key, string.sub(stored, 1, 5) .. struct.pack('>I4', last - i + 1)
         .. string.sub(stored, i), 'KEEPTTL')
@@ -70,6 +83,7 @@ for _, key in ipairs(KEYS) do
 end
 return {seen, swept, freed}
 """
+)
 
 SCAN_PAGE = 500
 """Keys SCAN walks at once (its COUNT), and so at most the keys of one script: a script
