@@ -86,7 +86,9 @@ def run_event_rules(
     timed = rules.timer_rule_ids
     if not bucket.rules and not timed:
         return
-    event = event_view(record, state.user_id, timestamp=bool(timed) or bucket.event_time)
+    # Timers take the stored epoch ms as they are (`to_epoch_ms`): only rules that read
+    # the event's time need it formatted (which their planning would parse back).
+    event = event_view(record, state.user_id, timestamp=bucket.event_time)
     if bucket.rules:
         at_ms = record["timestamp"]
         profile = ProfileView(state, at_ms, params)
