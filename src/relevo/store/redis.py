@@ -172,29 +172,41 @@ UPDATES_PER_SCRIPT = 50
 """Documents one `_DOC_UPDATE` writes at most: the ~24 k instructions of running a script
 shared by 50 (~0.5 k each), and Redis busy ~1 ms at most with one script."""
 
-# KEYS: bucket hash. ARGV: bucket, by, buckets kept behind the newest. The field
-# "newest" remembers the newest bucket, so pruning only touches buckets that just
-# fell out of the window (or scans once after a long pause).
+# KEYS: bucket hash. ARGV: buckets kept behind the newest, then (bucket, by) pairs, added
+# in order. The field "newest" remembers the newest bucket, so pruning only touches
+# buckets that just fell out of the window (or scans once after a long pause). Why all of
+# a key's buckets in one call: a batch of events spread over an hour made one call per
+# (event type, minute), nearly one per event (most of the EVALSHA and HGET calls of an
+# ingestion); "newest" is read once per call and written when it changes.
 _PERIODIC_ADD = """
-local bucket = tonumber(ARGV[1])
-local kept = tonumber(ARGV[3])
-local newest = tonumber(redis.call('HGET', KEYS[1], 'newest') or ARGV[1])
-if bucket < newest - kept then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-if bucket > newest then
-  if bucket - newest > kept + 1 then
-    for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-      local b = tonumber(field)
-      if b and b < bucket - kept then redis.call('HDEL', KEYS[1], field) end
+local kept = tonumber(ARGV[1])
+local written = tonumber(redis.call('HGET', KEYS[1], 'newest'))
+local newest = written or tonumber(ARGV[2])
+for i = 2, #ARGV, 2 do
+  local bucket = tonumber(ARGV[i])
+  if bucket >= newest - kept then
+    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+    if bucket > newest then
+      if bucket - newest > kept + 1 then
+        for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+          local b = tonumber(field)
+          if b and b < bucket - kept then redis.call('HDEL', KEYS[1], field) end
+        end
+      else
+        for b = newest - kept, bucket - kept - 1 do
+          redis.call('HDEL', KEYS[1], string.format('%d', b))
+        end
+      end
+      newest = bucket
     end
-  else
-    for b = newest - kept, bucket - kept - 1 do
-      redis.call('HDEL', KEYS[1], string.format('%d', b))
+    -- Written as each bucket is added (the hash's fields in the order one call per
+    -- bucket left them), but not again unchanged.
+    if newest ~= written then
+      redis.call('HSET', KEYS[1], 'newest', string.format('%d', newest))
+      written = newest
     end
   end
-  newest = bucket
 end
-redis.call('HSET', KEYS[1], 'newest', string.format('%d', newest))
 return 1
 """
 
@@ -716,12 +728,12 @@ class RedisStore:
     ) -> None:
         if not entries:
             return
+        buckets: dict[str, list[int]] = {}  # by key, in order: one call per key
+        for key, ts_ms, by in entries:
+            buckets.setdefault(key, []).extend((ts_ms // bucket_ms, by))
         kept = keep_ms // bucket_ms
         await self.run_scripts(
-            [
-                (self._periodic_add, [self.k(key)], [ts_ms // bucket_ms, by, kept])
-                for key, ts_ms, by in entries
-            ]
+            [(self._periodic_add, [self.k(key)], [kept, *adds]) for key, adds in buckets.items()]
         )
 
     @_unavailable
