@@ -269,12 +269,13 @@ worker's)."""
 # KEYS: per decayed zset, the zset and its landmark (all on one slot). ARGV: half-life
 # ms, max len, ttl ms (0 = none), rebase exponent, members per command, then per zset:
 # at ms, how many members, (member, weight) pairs. See DECAY_REBASE_EXPONENT. Why
-# several zsets per call, and members read and written a command per chunk: one
-# ZINCRBY per member was most of Redis's work on live models (~3.3 us each, 6.8 per
-# event with returning users), a ZMSCORE and a ZADD per chunk cost far less; the new
-# scores are the same doubles (ZINCRBY adds old + increment as the script does, and
-# numbers cross between Lua and Redis in 17 digits). The landmark is written only when
-# it changes; the TTLs are renewed on every add, as before.
+# several zsets per call and a ZMSCORE and a ZADD per chunk of members, not a call per
+# zset and a ZINCRBY per member (6.8 per event with returning users): fewer scripts and
+# commands to run and propagate. The new scores are the same doubles (ZINCRBY adds old +
+# increment as the script does; numbers cross between Lua and Redis in 17 digits). What
+# is left is mostly the listpack insertions themselves (docs/operations.md, "Redis's
+# share, live models"). The landmark is written only when it changes; the TTLs are
+# renewed on every add, as before.
 _DECAYED_ADD = """
 local half_life = tonumber(ARGV[1])
 local max_len = tonumber(ARGV[2])
@@ -324,9 +325,9 @@ end
 return 1
 """
 
-DECAYED_MEMBERS_PER_SCRIPT = 1_000
-"""Members one `_DECAYED_ADD` call adds at most, so a script holds Redis ~1 ms at most
-(as `UPDATES_PER_SCRIPT`), unless one zset alone has more: a zset is never split over
+DECAYED_MEMBERS_PER_SCRIPT = 200
+"""Members one `_DECAYED_ADD` call adds at most (~5 us each in Redis: ~1 ms, as
+`UPDATES_PER_SCRIPT`), unless one zset alone has more: a zset is never split over
 calls, whose trims in between could drop a member a later call would have raised."""
 DECAYED_MEMBERS_PER_COMMAND = 200
 """Members per ZMSCORE and ZADD in `_DECAYED_ADD`: their arguments go through Lua's
