@@ -56,8 +56,7 @@ async def recorded_adds(events: list[Any], batch: int) -> list[Call]:
         await original(adds, half_life_ms, max_len, ttl_ms)
 
     try:
-        await engine.upsert_items(demo_items())
-        calls.clear()  # the catalog's attribute postings: not ingestion
+        await engine.upsert_items(demo_items())  # its attribute postings: not recorded
         with mock.patch.object(engine.store, "decayed_add", record):
             for start in range(0, len(events), batch):
                 await engine.ingest(events[start : start + batch])
