@@ -43,3 +43,34 @@ async def test_periodic_counter_forgets_buckets_older_than_kept(store: Store) ->
     await store.periodic_add([("p", base + 10 * MINUTE, 1)], bucket_ms=MINUTE, keep_ms=5 * MINUTE)
     assert await store.periodic_sum("p", base, base + 4 * MINUTE, MINUTE) == 0
     assert await store.periodic_sum("p", base, base + 10 * MINUTE, MINUTE) == 1
+
+
+async def test_periodic_add_of_many_buckets_of_a_key_at_once_adds_them_in_order(
+    store: Store,
+) -> None:
+    """One call holding a key's buckets out of order, some already out of the window and
+    one far ahead, counts as those adds one call each would."""
+    base = 1_000 * MINUTE
+    keep = 5 * MINUTE
+    entries = [
+        ("p", base + 3 * MINUTE, 1),
+        ("p", base, 2),
+        ("q", base, 16),
+        ("p", base + 3 * MINUTE, 4),
+        ("p", base + 9 * MINUTE, 8),
+        ("p", base + 2 * MINUTE, 32),  # out of the window of the bucket just added
+        ("p", base + 30 * MINUTE, 64),  # far ahead: every earlier bucket falls out
+        ("p", base + 26 * MINUTE, 128),
+    ]
+    await store.periodic_add(entries, bucket_ms=MINUTE, keep_ms=keep)
+    assert await store.periodic_sum("p", base, base + 29 * MINUTE, MINUTE) == 128
+    assert await store.periodic_sum("p", base + 30 * MINUTE, base + 30 * MINUTE, MINUTE) == 64
+    assert await store.periodic_sum("q", base, base, MINUTE) == 16
+    for key, ts_ms, by in entries:  # the same adds again, one call each
+        await store.periodic_add([(key + "1", ts_ms, by)], bucket_ms=MINUTE, keep_ms=keep)
+    for minute in range(31):
+        at = base + minute * MINUTE
+        for key in ("p", "q"):
+            assert await store.periodic_sum(key, at, at, MINUTE) == await store.periodic_sum(
+                key + "1", at, at, MINUTE
+            )

@@ -15,6 +15,7 @@ from tests.conftest import StoreHarness
 
 HOUR = 3_600_000
 T0 = 1_767_225_600_000
+DAY = 24 * HOUR
 
 
 async def top(
@@ -104,3 +105,31 @@ async def test_matches_a_brute_force_reference_on_random_adds(store: Store) -> N
     expected = reference(history, now, 3 * HOUR)
     assert dict(found) == {m: pytest.approx(s, rel=1e-9, abs=1e-12) for m, s in expected.items()}
     assert [score for _, score in found] == sorted((score for _, score in found), reverse=True)
+
+
+async def test_many_keys_and_members_in_one_call_match_one_call_per_key(store: Store) -> None:
+    """Enough keys and members in one call that a store splits them (over scripts, over
+    commands): each key ends as if added on its own, trimmed once after all its members."""
+    rng = random.Random(11)
+    adds = [
+        DecayedAdd(
+            f"{{k{k}}}",
+            {f"m{rng.randrange(900)}": rng.uniform(0.1, 5.0) for _ in range(700 if k < 2 else 60)},
+            T0 + rng.randrange(0, HOUR),
+        )
+        for k in range(30)
+    ]
+    await store.decayed_add(
+        [DecayedAdd(add.key, {"a": 9.0, "b": 0.5}, T0) for add in adds], HOUR, 250
+    )
+    await store.decayed_add(adds, HOUR, max_len=250, ttl_ms=DAY)
+    for add in adds:
+        one = "one" + add.key
+        await store.decayed_add([DecayedAdd(one, {"a": 9.0, "b": 0.5}, T0)], HOUR, 250)
+        await store.decayed_add([DecayedAdd(one, add.weights, add.at_ms)], HOUR, 250, DAY)
+    now = T0 + 2 * HOUR
+    for add in adds:
+        found = await top(store, add.key, now, HOUR, 300)
+        assert len(found) == min(250, len({*add.weights, "a", "b"}))
+        assert found == await top(store, "one" + add.key, now, HOUR, 300)
+        assert await store.ttl_ms(add.key) is not None

@@ -172,29 +172,41 @@ UPDATES_PER_SCRIPT = 50
 """Documents one `_DOC_UPDATE` writes at most: the ~24 k instructions of running a script
 shared by 50 (~0.5 k each), and Redis busy ~1 ms at most with one script."""
 
-# KEYS: bucket hash. ARGV: bucket, by, buckets kept behind the newest. The field
-# "newest" remembers the newest bucket, so pruning only touches buckets that just
-# fell out of the window (or scans once after a long pause).
+# KEYS: bucket hash. ARGV: buckets kept behind the newest, then (bucket, by) pairs, added
+# in order. The field "newest" remembers the newest bucket, so pruning only touches
+# buckets that just fell out of the window (or scans once after a long pause). Why all of
+# a key's buckets in one call: a batch of events spread over an hour made one call per
+# (event type, minute), nearly one per event (most of the EVALSHA and HGET calls of an
+# ingestion); "newest" is read once per call and written when it changes.
 _PERIODIC_ADD = """
-local bucket = tonumber(ARGV[1])
-local kept = tonumber(ARGV[3])
-local newest = tonumber(redis.call('HGET', KEYS[1], 'newest') or ARGV[1])
-if bucket < newest - kept then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-if bucket > newest then
-  if bucket - newest > kept + 1 then
-    for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-      local b = tonumber(field)
-      if b and b < bucket - kept then redis.call('HDEL', KEYS[1], field) end
+local kept = tonumber(ARGV[1])
+local written = tonumber(redis.call('HGET', KEYS[1], 'newest'))
+local newest = written or tonumber(ARGV[2])
+for i = 2, #ARGV, 2 do
+  local bucket = tonumber(ARGV[i])
+  if bucket >= newest - kept then
+    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+    if bucket > newest then
+      if bucket - newest > kept + 1 then
+        for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+          local b = tonumber(field)
+          if b and b < bucket - kept then redis.call('HDEL', KEYS[1], field) end
+        end
+      else
+        for b = newest - kept, bucket - kept - 1 do
+          redis.call('HDEL', KEYS[1], string.format('%d', b))
+        end
+      end
+      newest = bucket
     end
-  else
-    for b = newest - kept, bucket - kept - 1 do
-      redis.call('HDEL', KEYS[1], string.format('%d', b))
+    -- Written as each bucket is added (the hash's fields in the order one call per
+    -- bucket left them), but not again unchanged.
+    if newest ~= written then
+      redis.call('HSET', KEYS[1], 'newest', string.format('%d', newest))
+      written = newest
     end
   end
-  newest = bucket
 end
-redis.call('HSET', KEYS[1], 'newest', string.format('%d', newest))
 return 1
 """
 
@@ -254,35 +266,72 @@ repr is ``repr``'s slow case (7,000 instructions each under callgrind, 2.4% of a
 worker's)."""
 
 
-# KEYS: decayed zset, its landmark (same hash tag). ARGV: at ms, half-life ms, max len,
-# ttl ms (0 = none), rebase exponent, then (member, weight) pairs. See DECAY_REBASE_EXPONENT.
+# KEYS: per decayed zset, the zset and its landmark (all on one slot). ARGV: half-life
+# ms, max len, ttl ms (0 = none), rebase exponent, members per command, then per zset:
+# at ms, how many members, (member, weight) pairs. See DECAY_REBASE_EXPONENT. Why
+# several zsets per call and a ZMSCORE and a ZADD per chunk of members, not a call per
+# zset and a ZINCRBY per member (6.8 per event with returning users): fewer scripts and
+# commands to run and propagate. The new scores are the same doubles (ZINCRBY adds old +
+# increment as the script does; numbers cross between Lua and Redis in 17 digits). What
+# is left is mostly the listpack insertions themselves (docs/operations.md, "Redis's
+# share, live models"). The landmark is written only when it changes; the TTLs are
+# renewed on every add, as before.
 _DECAYED_ADD = """
-local at = tonumber(ARGV[1])
-local half_life = tonumber(ARGV[2])
-local landmark = tonumber(redis.call('GET', KEYS[2]) or ARGV[1])
-local exponent = (at - landmark) / half_life
-if exponent > tonumber(ARGV[5]) then
-  local factor = 2 ^ (-exponent)
-  local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-  for i = 1, #all, 2 do
-    redis.call('ZADD', KEYS[1], tonumber(all[i + 1]) * factor, all[i])
+local half_life = tonumber(ARGV[1])
+local max_len = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local rebase = tonumber(ARGV[4])
+local chunk = tonumber(ARGV[5])
+local a = 6
+for k = 1, #KEYS, 2 do
+  local zset, mark = KEYS[k], KEYS[k + 1]
+  local at = tonumber(ARGV[a])
+  local count = tonumber(ARGV[a + 1])
+  local stored = redis.call('GET', mark)
+  local landmark = tonumber(stored or ARGV[a])
+  local exponent = (at - landmark) / half_life
+  if exponent > rebase then
+    local factor = 2 ^ (-exponent)
+    local all = redis.call('ZRANGE', zset, 0, -1, 'WITHSCORES')
+    for i = 1, #all, 2 do
+      redis.call('ZADD', zset, tonumber(all[i + 1]) * factor, all[i])
+    end
+    landmark = at
+    exponent = 0
+    stored = false
   end
-  landmark = at
-  exponent = 0
-end
-local scale = 2 ^ exponent
-for i = 6, #ARGV, 2 do
-  redis.call('ZINCRBY', KEYS[1], tonumber(ARGV[i + 1]) * scale, ARGV[i])
-end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
-redis.call('SET', KEYS[2], string.format('%d', landmark))
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  local scale = 2 ^ exponent
+  for first = a + 2, a + 2 * count, 2 * chunk do
+    local last = math.min(first + 2 * chunk, a + 2 + 2 * count) - 2
+    local members = {}
+    for i = first, last, 2 do members[#members + 1] = ARGV[i] end
+    local old = redis.call('ZMSCORE', zset, unpack(members))
+    local scored = {}
+    for j = 1, #members do
+      local added = tonumber(ARGV[first + 2 * j - 1]) * scale
+      scored[2 * j - 1] = old[j] and tonumber(old[j]) + added or added
+      scored[2 * j] = members[j]
+    end
+    redis.call('ZADD', zset, unpack(scored))
+  end
+  redis.call('ZREMRANGEBYRANK', zset, 0, -(max_len + 1))
+  if not stored then redis.call('SET', mark, string.format('%d', landmark)) end
+  if ttl > 0 then
+    redis.call('PEXPIRE', zset, ttl)
+    redis.call('PEXPIRE', mark, ttl)
+  end
+  a = a + 2 + 2 * count
 end
 return 1
 """
+
+DECAYED_MEMBERS_PER_SCRIPT = 200
+"""Members one `_DECAYED_ADD` call adds at most (~5 us each in Redis: ~1 ms, as
+`UPDATES_PER_SCRIPT`), unless one zset alone has more: a zset is never split over
+calls, whose trims in between could drop a member a later call would have raised."""
+DECAYED_MEMBERS_PER_COMMAND = 200
+"""Members per ZMSCORE and ZADD in `_DECAYED_ADD`: their arguments go through Lua's
+stack, which holds 8,000 at most."""
 
 
 # KEYS: lease. ARGV: owner, ttl ms.
@@ -680,12 +729,12 @@ class RedisStore:
     ) -> None:
         if not entries:
             return
+        buckets: dict[str, list[int]] = {}  # by key, in order: one call per key
+        for key, ts_ms, by in entries:
+            buckets.setdefault(key, []).extend((ts_ms // bucket_ms, by))
         kept = keep_ms // bucket_ms
         await self.run_scripts(
-            [
-                (self._periodic_add, [self.k(key)], [ts_ms // bucket_ms, by, kept])
-                for key, ts_ms, by in entries
-            ]
+            [(self._periodic_add, [self.k(key)], [kept, *adds]) for key, adds in buckets.items()]
         )
 
     @_unavailable
@@ -826,18 +875,32 @@ class RedisStore:
     ) -> None:
         if not adds:
             return
-        calls = []
+        header = [
+            half_life_ms,
+            max_len,
+            ttl_ms or 0,
+            DECAY_REBASE_EXPONENT,
+            DECAYED_MEMBERS_PER_COMMAND,
+        ]
+        groups: dict[int, list[DecayedAdd]] = {}  # by slot on a cluster: a script's keys share one
         for add in adds:
-            args: list[Any] = [
-                add.at_ms,
-                half_life_ms,
-                max_len,
-                ttl_ms or 0,
-                DECAY_REBASE_EXPONENT,
-            ]
-            for member, weight in add.weights.items():
-                args.extend((member, _WEIGHT % weight))
-            calls.append((self._decayed_add, [self.k(add.key), self.k(add.key + ":at")], args))
+            slot = self.client.keyslot(self.k(add.key)) if self.cluster else 0
+            groups.setdefault(slot, []).append(add)
+        calls: list[tuple[Any, Sequence[str | bytes], list[Any]]] = []
+        for group in groups.values():
+            script_keys: list[str | bytes] = []
+            args: list[Any] = list(header)
+            members = 0
+            for add in group:
+                if members and members + len(add.weights) > DECAYED_MEMBERS_PER_SCRIPT:
+                    calls.append((self._decayed_add, script_keys, args))
+                    script_keys, args, members = [], list(header), 0
+                script_keys += (self.k(add.key), self.k(add.key + ":at"))
+                args += (add.at_ms, len(add.weights))
+                for member, weight in add.weights.items():
+                    args += (member, _WEIGHT % weight)
+                members += len(add.weights)
+            calls.append((self._decayed_add, script_keys, args))
         await self.run_scripts(calls)
 
     @_unavailable
