@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import orjson
 
 from bench.ingest import make_batches
 from bench.redis_doc_writes import instructions_counted
-from bench.support import callgrind_control, data_dir, print_table, redis_server
+from bench.support import callgrind_control, data_dir, print_table, redis_under_callgrind
 from relevo.config import Settings
 from relevo.demo.catalog import demo_items
 from relevo.engine import Engine
@@ -108,15 +107,8 @@ def main() -> None:
         raw = make_batches(max(1, args.events // 500), users=args.users)
     events = [event for body in raw for event in orjson.loads(body)["events"]]
     calls = asyncio.run(recorded_adds(events, args.batch))
-    with tempfile.TemporaryDirectory(prefix="relevo-redis-callgrind-") as name:
-        folder = Path(name)
-        under = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-        under.append(f"--callgrind-out-file={folder / 'redis.out'}")
-        with redis_server(under=under) as url:
-            import redis
-
-            pid = int(redis.Redis.from_url(url).info("server")["process_id"])
-            counted = asyncio.run(replay(url, pid, folder, calls, args.digest))
+    with redis_under_callgrind() as (url, pid, folder):
+        counted = asyncio.run(replay(url, pid, folder, calls, args.digest))
     members = sum(len(add.weights) for adds, *_ in calls for add in adds)
     sets = sum(len(adds) for adds, *_ in calls)
     print_table(

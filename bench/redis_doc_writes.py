@@ -16,11 +16,10 @@ import argparse
 import asyncio
 import json
 import os
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench.support import callgrind_control, callgrind_totals, print_table, redis_server
+from bench.support import callgrind_control, callgrind_totals, print_table, redis_under_callgrind
 from relevo.store import keys
 from relevo.store.base import DocRead, DocWrite
 from relevo.store.redis import RedisStore
@@ -105,17 +104,8 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=5_000)
     parser.add_argument("--layout-unknown", action="store_true", help="every write by _DOC_CAS")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="relevo-redis-callgrind-") as name:
-        folder = Path(name)
-        under = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-        under.append(f"--callgrind-out-file={folder / 'redis.out'}")
-        with redis_server(under=under) as url:
-            import redis
-
-            pid = int(redis.Redis.from_url(url).info("server")["process_id"])
-            counted = asyncio.run(
-                measure(url, pid, folder, args.documents, not args.layout_unknown)
-            )
+    with redis_under_callgrind() as (url, pid, folder):
+        counted = asyncio.run(measure(url, pid, folder, args.documents, not args.layout_unknown))
     print_table(
         f"Redis instructions per document, {args.documents:,} documents, batches of {BATCH:,}"
         + (" (layout unknown: _DOC_CAS)" if args.layout_unknown else ""),

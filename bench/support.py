@@ -123,6 +123,21 @@ def redis_server(appendfsync: str = "everysec", under: Sequence[str] = ()) -> It
             child.wait(timeout=10)
 
 
+@contextmanager
+def redis_under_callgrind() -> Iterator[tuple[str, int, Path]]:
+    """A fresh `redis-server` under callgrind, counting nothing until switched on
+    (`callgrind_control` of its pid): its URL, its pid, and the folder the counts go to."""
+    with tempfile.TemporaryDirectory(prefix="relevo-redis-callgrind-") as name:
+        folder = Path(name)
+        under = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        under.append(f"--callgrind-out-file={folder / 'redis.out'}")
+        with redis_server(under=under) as url:
+            import redis
+
+            pid = int(redis.Redis.from_url(url).info("server")["process_id"])
+            yield url, pid, folder
+
+
 async def drive(
     url: str,
     method: str,
