@@ -101,15 +101,23 @@ async def test_a_restart_in_between_still_fires_exactly_once(
     assert len(await abandoned(again)) == 1
 
 
-async def test_two_processes_fire_it_once(
+async def two_processes_with_the_rule(
     make_engine: EngineFactory, clock: ManualClock, settings: Settings
-) -> None:
+) -> tuple[Engine, Engine]:
+    """Two engines on one store at T0, the cart rule loaded in both (skips but on Redis)."""
     if not settings.is_redis:
         pytest.skip("two processes share one store only on Redis")
     clock.set(T0)
     first, second = await make_engine(), await make_engine()
     await first.put_rules({"rules": [ABANDONED]})
     await second.rules.refresh()
+    return first, second
+
+
+async def test_two_processes_fire_it_once(
+    make_engine: EngineFactory, clock: ManualClock, settings: Settings
+) -> None:
+    first, second = await two_processes_with_the_rule(make_engine, clock, settings)
     await add_to_cart(first, "cart-5", T0)
     clock.set(T0 + 15 * MINUTE)
     assert await first.scheduler.run_once() == 1
@@ -122,12 +130,7 @@ async def test_the_lease_holder_alone_fires_until_it_hands_over(
 ) -> None:
     """One process at a time reads the due index; a process that stops hands the lease
     over, so another fires what falls due next without waiting for the lease to expire."""
-    if not settings.is_redis:
-        pytest.skip("two processes share one store only on Redis")
-    clock.set(T0)
-    first, second = await make_engine(), await make_engine()
-    await first.put_rules({"rules": [ABANDONED]})
-    await second.rules.refresh()
+    first, second = await two_processes_with_the_rule(make_engine, clock, settings)
     assert await first.scheduler.run_once() == 0
     assert await first.store.get(LEASE) is None  # nothing due: no lease taken
     await add_to_cart(second, "cart-6", T0)
