@@ -89,15 +89,20 @@ async def test_both_reply_readers_read_the_same_replies(
         ("MGET", store.k("text"), store.k("none")),
         ("PING",),
     ]
-    fast = await store._round_trip(commands)
+    fast = await store._round_trip(commands, exclusive=True)
     monkeypatch.setattr(redis_module, "_fast_reader", lambda parser: False)
-    slow = await store._round_trip(commands)
+    slow = await store._round_trip(commands, exclusive=True)
+    piped = await store._round_trip(commands)  # the shared connection (`redis_wire`)
     assert [type(r) for r in fast] == [type(r) for r in slow]
     assert fast[0] == slow[0] == b"x" * 70_000
     assert isinstance(fast[1], ResponseError)
     assert str(fast[1]) == str(slow[1])
     assert fast[2:] == slow[2:]
-    assert await store._round_trip([("PING",)]) == slow[3:]
+    assert [type(r) for r in piped] == [type(r) for r in fast]
+    assert piped[0] == fast[0]
+    assert str(piped[1]) == str(fast[1])
+    assert piped[2:] == fast[2:]
+    assert await store._round_trip([("PING",)], exclusive=True) == slow[3:]
 
 
 @settings(max_examples=2_000, deadline=None)
@@ -121,7 +126,8 @@ async def test_decayed_weights_reach_the_server_exactly(store: RedisStore) -> No
 async def test_commands_are_written_straight_unless_a_health_check_is_due(
     store: RedisStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A round trip writes on the connection's stream writer (`redis_module._writable`:
+    """A round trip on a pooled connection (`exclusive`: a blocking read) writes on the
+    connection's stream writer (`redis_module._writable`:
     no ``asyncio.wait_for`` task per write) when redis-py would write at once; when its
     health check is due, or the connection lacks those internals, through
     ``send_packed_command`` (which sends the PING first). Both give the same replies."""
@@ -134,9 +140,11 @@ async def test_commands_are_written_straight_unless_a_health_check_is_due(
 
     monkeypatch.setattr(Connection, "send_packed_command", spy)
     await store.client.set(store.k("a"), b"1")
-    assert await store._round_trip([("GET", store.k("a"))]) == [b"1"]  # (a new connection's
+    assert await store._round_trip([("GET", store.k("a"))], exclusive=True) == [
+        b"1"
+    ]  # (a new connection's
     sent.clear()  # first write checks its health)
-    assert await store._round_trip([("GET", store.k("a"))]) == [b"1"]
+    assert await store._round_trip([("GET", store.k("a"))], exclusive=True) == [b"1"]
     assert sent == []  # written straight
     connection = await store.client.connection_pool.get_connection()
     try:
@@ -145,10 +153,13 @@ async def test_commands_are_written_straight_unless_a_health_check_is_due(
         assert not redis_module._writable(connection)
     finally:
         await store.client.connection_pool.release(connection)
-    assert await store._round_trip([("GET", store.k("a")), ("PING",)]) == [b"1", b"PONG"]
+    assert await store._round_trip([("GET", store.k("a")), ("PING",)], exclusive=True) == [
+        b"1",
+        b"PONG",
+    ]
     assert len(sent) == 2  # redis-py's path: the health check's PING, then the commands
-    assert await store._round_trip([("GET", store.k("a"))]) == [b"1"]
+    assert await store._round_trip([("GET", store.k("a"))], exclusive=True) == [b"1"]
     assert len(sent) == 2  # the check done, straight again
     monkeypatch.setattr(redis_module, "_writable", lambda connection: False)
-    assert await store._round_trip([("GET", store.k("a"))]) == [b"1"]
+    assert await store._round_trip([("GET", store.k("a"))], exclusive=True) == [b"1"]
     assert len(sent) == 3

@@ -173,7 +173,7 @@ class RedisStreamLog:
             command += ["BLOCK", block_ms]
         command += ["STREAMS", *(self.streams[p] for p in partitions)]
         command += [">"] * len(partitions)
-        (reply,) = await self.store._send([command])
+        (reply,) = await self.store._send([command], exclusive=block_ms is not None)
         index = {self.streams[p].encode(): p for p in partitions}
         records: list[LogRecord] = []
         # a map of streams under RESP3 (redis-py's default here), pairs under RESP2

@@ -42,6 +42,7 @@ from relevo.store.base import (
     StreamEntry,
 )
 from relevo.store.redis_marks import FIRST_KEPT, SWEEP_MARKS, sweep_round
+from relevo.store.redis_wire import Wire, endpoint_of
 from relevo.store.usage import UsageTally
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
@@ -494,7 +495,9 @@ class RedisStore:
 
     backend = "redis"
 
-    def __init__(self, url: str, prefix: str = "relevo") -> None:
+    def __init__(self, url: str, prefix: str = "relevo", *, wire: bool = True) -> None:
+        """`wire` False sends every command through redis-py's pool (a benchmark's
+        reference: see `relevo.store.redis_wire`)."""
         self.url = url
         self.prefix = prefix + ":"
         self.cluster = url.startswith(CLUSTER_SCHEMES)
@@ -511,6 +514,17 @@ class RedisStore:
         else:
             self.client = aioredis.Redis.from_url(url, health_check_interval=10, **options)
         self.client_ready = not self.cluster
+        endpoint = endpoint_of(self.client.connection_pool) if wire and not self.cluster else None
+        #: One node: the pipelined connection of `_round_trip` (None: the pool's).
+        self.wire = (
+            None
+            if endpoint is None
+            else Wire(
+                endpoint,
+                timeout=self.socket_timeout_s,
+                connect_timeout=options["socket_connect_timeout"],
+            )
+        )
         self.dictionaries = Dictionaries()
         self._in_flight = asyncio.Semaphore(CLUSTER_CONCURRENCY)
         self._doc_cas = self.client.register_script(_DOC_CAS)
@@ -527,7 +541,11 @@ class RedisStore:
         return self.prefix + key
 
     async def _send(
-        self, commands: Sequence[Sequence[Argument]], *, raise_on_error: bool = True
+        self,
+        commands: Sequence[Sequence[Argument]],
+        *,
+        raise_on_error: bool = True,
+        exclusive: bool = False,
     ) -> list[Any]:
         """Run `commands` in one round trip; their replies as the server gave them (no
         response callbacks: see `_decayed`), errors as `ResponseError` values unless
@@ -538,6 +556,8 @@ class RedisStore:
         response callbacks), more than the server's work for it; a decision sends a dozen
         commands. On one node the commands are written in one go and their replies read
         under one timeout (`_round_trip`); a cluster's pipeline routes them per slot.
+        `exclusive`: on a connection of their own, for a blocking command (``XREADGROUP
+        ... BLOCK``), which on the shared `wire` would hold up every other caller.
         """
         if self.cluster:
             async with self.client.pipeline(transaction=False) as pipe:
@@ -545,15 +565,21 @@ class RedisStore:
                     pipe.execute_command(*command)
                 routed: list[Any] = await pipe.execute(raise_on_error=raise_on_error)
             return routed
-        replies = await self._round_trip(commands)
+        replies = await self._round_trip(commands, exclusive=exclusive)
         if raise_on_error:
             for reply in replies:
                 if isinstance(reply, ResponseError):
                     raise reply
         return replies
 
-    async def _round_trip(self, commands: Sequence[Sequence[Argument]]) -> list[Any]:
-        """Write `commands` at once on a pooled connection and read one reply each."""
+    async def _round_trip(
+        self, commands: Sequence[Sequence[Argument]], *, exclusive: bool = False
+    ) -> list[Any]:
+        """Write `commands` at once and read one reply each: on the shared pipelined
+        connection (`relevo.store.redis_wire`), or, `exclusive` or without one, on a
+        connection of redis-py's pool."""
+        if self.wire is not None and not exclusive:
+            return await self.wire.call(_pack(commands), len(commands))
         pool = self.client.connection_pool
         connection = await pool.get_connection()
         try:
@@ -640,13 +666,18 @@ class RedisStore:
         await self.client.ping()
 
     async def close(self) -> None:
+        if self.wire is not None:
+            await self.wire.close()
         await self.client.aclose()
 
     # -- key-value ----------------------------------------------------------------------
     @_unavailable
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self.client.get(self.k(key))
-        return value
+        if self.cluster:
+            value: bytes | None = await self.client.get(self.k(key))
+            return value
+        (found,) = await self._send([("GET", self.k(key))])
+        return found  # type: ignore[no-any-return]
 
     @_unavailable
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -656,8 +687,8 @@ class RedisStore:
         if self.cluster:  # keys on several slots
             cluster_values: list[bytes | None] = await self.client.mget_nonatomic(named)
             return cluster_values
-        values: list[bytes | None] = await self.client.mget(named)
-        return values
+        (values,) = await self._send([("MGET", *named)])
+        return values  # type: ignore[no-any-return]
 
     @_unavailable
     async def set_many(self, values: Mapping[str, bytes], ttl_ms: int | None = None) -> None:
