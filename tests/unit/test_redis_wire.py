@@ -93,6 +93,29 @@ async def test_a_server_that_stops_answering_times_out_and_is_reconnected(
     assert await store.get("a") == b"1"  # a new connection
 
 
+async def test_a_session_that_does_not_open_in_time_is_given_up(server: RedisServer) -> None:
+    """The handshake (``HELLO``) unanswered: the connection is closed, not kept."""
+    store = RedisStore(server.url, prefix="w")
+    assert store.wire is not None
+    store.wire.connect_timeout = 0.3
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)  # connections are accepted, never answered
+    try:
+        with pytest.raises(Unavailable):
+            await store.get("a")
+        assert store.wire._connection is None
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    await store._send([("SET", store.k("a"), b"1")])
+    assert await store.get("a") == b"1"
+    # the given-up connection was closed: the server ends with the wire's and the pool's
+    deadline = asyncio.get_running_loop().time() + 5
+    while (clients := await connected_clients(store)) != 2:
+        assert asyncio.get_running_loop().time() < deadline, f"{clients} connections"
+        await asyncio.sleep(0.02)
+    await store.close()
+
+
 async def test_a_restarted_server_is_reconnected(server: RedisServer, store: RedisStore) -> None:
     await store.set_many({"a": b"1"})
     assert await store.get("a") == b"1"

@@ -239,13 +239,16 @@ class Wire:
                     protocol, endpoint.host or "localhost", endpoint.port
                 )
             handshake = endpoint.handshake()
-            if handshake:
-                packed = b"".join(map(hiredis.pack_command, handshake))  # type: ignore[arg-type]
-                replies = await connection.send(packed, len(handshake))
-                errors = [reply for reply in replies if isinstance(reply, Exception)]
-                if errors:
-                    connection.fail(RedisConnectionError(f"redis refused the session: {errors[0]}"))
-                    raise errors[0]
+            try:
+                if handshake:
+                    packed = b"".join(map(hiredis.pack_command, handshake))  # type: ignore[arg-type]
+                    replies = await connection.send(packed, len(handshake))
+                    refused = [reply for reply in replies if isinstance(reply, Exception)]
+                    if refused:
+                        raise refused[0]
+            except BaseException as error:  # refused, or too slow: never left open
+                connection.fail(RedisConnectionError(f"redis session not opened: {error!r}"))
+                raise
         return connection
 
     def _forget(self) -> None:
