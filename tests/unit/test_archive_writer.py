@@ -151,3 +151,21 @@ def test_one_day_one_kind_and_nothing_to_archive(tmp_path: Path) -> None:
     assert ArchiveWriter(tmp_path / "c").write(timers) == []
     assert ArchiveWriter(tmp_path / "c").write([]) == []
     assert not (tmp_path / "c").exists()
+
+
+def test_only_columns_that_repeat_are_dictionary_encoded(tmp_path: Path) -> None:
+    """`archive.UNIQUE_COLUMNS` (an id, a time, a log position per row) are stored plain;
+    the columns that repeat (types, users, categories) keep Parquet's dictionaries."""
+    written = ArchiveWriter(tmp_path).write(varied_records(300, seed=5))
+    repeating = {"events": ["type", "user_id"], "items": ["category", "item_id"]}
+    for path in written:
+        metadata = pq.ParquetFile(path).metadata
+        group = metadata.row_group(0)
+        encoded = {
+            group.column(i).path_in_schema: group.column(i).dictionary_page_offset is not None
+            for i in range(metadata.num_columns)
+        }
+        for name in archive.UNIQUE_COLUMNS & encoded.keys():
+            assert not encoded[name], (path, name)
+        for name in repeating[path.parent.parent.name]:
+            assert encoded[name], (path, name)
