@@ -77,7 +77,7 @@ class Worker:
         if now - self._balanced_at >= min(1_000, self.lease_ms // 3):
             self._balanced_at = now
             await self.rebalance()
-            for partition in sorted(self.owned):
+            for partition in await self.log.stalled(sorted(self.owned), self.retry_idle_ms):
                 records += await self._retry_stalled(partition)
         for partition in sorted(self._to_claim & self.owned):
             records += await self.log.take_over(partition, self.name, self.batch)

@@ -185,6 +185,21 @@ async def test_a_poison_record_is_parked_with_its_reason(api: Engine, workers: F
     assert await api.backend.backlog() == 0
 
 
+async def test_only_partitions_read_long_enough_ago_are_searched_for_stalled_records(
+    api: Engine, workers: Factory
+) -> None:
+    """`RedisStreamLog.stalled`: a record read but not acknowledged can have rested
+    `idle_ms` only if it was logged that long ago (a stream id is its logging time)."""
+    log = (await workers()).log
+    await log.client.xadd(log.streams[0], {"k": "event", "u": "old", "d": b"{}"}, id="1000-0")
+    await log.client.xadd(log.streams[1], {"k": "event", "u": "new", "d": b"{}"})
+    assert await log.stalled([0, 1, 2], 5_000) == []  # nothing read yet: nothing pending
+    assert len(await log.read_new([0, 1], "reader", 10, None)) == 2
+    assert await log.stalled([0, 1, 2], 5_000) == [0]  # logged in 1970, read just now
+    assert await log.stalled([0, 1, 2], 0) == [0, 1]
+    assert [r.key for r in await log.reclaim(1, "other", 0, 10)] == ["new"]
+
+
 async def test_ingestion_refuses_work_over_the_backlog_limit(
     worker_settings: Settings, workers: Factory
 ) -> None:
