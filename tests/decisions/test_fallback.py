@@ -48,13 +48,6 @@ async def test_a_slow_model_is_cut_at_the_deadline(engine: Engine) -> None:
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def client(own_redis: RedisServer, tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(store=own_redis.url, data_dir=tmp_path / "data", demo_catalog=True)
     with TestClient(create_app(settings)) as client:

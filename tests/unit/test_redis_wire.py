@@ -26,15 +26,8 @@ from tests.support.servers import RedisServer, redis_binary
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    own = RedisServer(tmp_path / "redis").start()
-    yield own
-    own.stop()
-
-
-@pytest.fixture
-async def store(server: RedisServer) -> AsyncIterator[RedisStore]:
-    store = RedisStore(server.url, prefix="w")
+async def store(own_redis: RedisServer) -> AsyncIterator[RedisStore]:
+    store = RedisStore(own_redis.url, prefix="w")
     yield store
     await store.close()
 
@@ -75,37 +68,37 @@ async def test_a_caller_that_gives_up_leaves_the_connection_usable(store: RedisS
 
 
 async def test_a_server_that_stops_answering_times_out_and_is_reconnected(
-    server: RedisServer, store: RedisStore
+    own_redis: RedisServer, store: RedisStore
 ) -> None:
     await store.set_many({"a": b"1"})
     assert store.wire is not None
     store.wire.timeout = 0.3
     assert await store.get("a") == b"1"
-    assert server.process is not None
-    os.kill(server.process.pid, signal.SIGSTOP)
+    assert own_redis.process is not None
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
     try:
         waiting = [asyncio.create_task(store.get("a")) for _ in range(3)]
         for call in waiting:
             with pytest.raises(Unavailable, match=r"no reply from redis within 0\.3 s"):
                 await call
     finally:
-        os.kill(server.process.pid, signal.SIGCONT)
+        os.kill(own_redis.process.pid, signal.SIGCONT)
     assert await store.get("a") == b"1"  # a new connection
 
 
-async def test_a_session_that_does_not_open_in_time_is_given_up(server: RedisServer) -> None:
+async def test_a_session_that_does_not_open_in_time_is_given_up(own_redis: RedisServer) -> None:
     """The handshake (``HELLO``) unanswered: the connection is closed, not kept."""
-    store = RedisStore(server.url, prefix="w")
+    store = RedisStore(own_redis.url, prefix="w")
     assert store.wire is not None
     store.wire.connect_timeout = 0.3
-    assert server.process is not None
-    os.kill(server.process.pid, signal.SIGSTOP)  # connections are accepted, never answered
+    assert own_redis.process is not None
+    os.kill(own_redis.process.pid, signal.SIGSTOP)  # connections are accepted, never answered
     try:
         with pytest.raises(Unavailable):
             await store.get("a")
         assert store.wire._connection is None
     finally:
-        os.kill(server.process.pid, signal.SIGCONT)
+        os.kill(own_redis.process.pid, signal.SIGCONT)
     await store._send([("SET", store.k("a"), b"1")])
     assert await store.get("a") == b"1"
     # the given-up connection was closed: the server ends with the wire's and the pool's
@@ -116,23 +109,23 @@ async def test_a_session_that_does_not_open_in_time_is_given_up(server: RedisSer
     await store.close()
 
 
-async def test_a_restarted_server_is_reconnected(server: RedisServer, store: RedisStore) -> None:
+async def test_a_restarted_server_is_reconnected(own_redis: RedisServer, store: RedisStore) -> None:
     await store.set_many({"a": b"1"})
     assert await store.get("a") == b"1"
-    server.stop()
+    own_redis.stop()
     with pytest.raises(Unavailable):
         await store.get("a")
     with pytest.raises(Unavailable):  # refused again: no connection is left half-open
         await store.get("a")
-    server.start()  # the same port, empty (no persistence)
+    own_redis.start()  # the same port, empty (no persistence)
     assert await store.get("a") is None
     await store.set_many({"a": b"2"})
     assert await store.get("a") == b"2"
 
 
-def test_a_closed_store_connects_again_in_another_event_loop(server: RedisServer) -> None:
+def test_a_closed_store_connects_again_in_another_event_loop(own_redis: RedisServer) -> None:
     """As a command line tool runs: each ``asyncio.run`` uses the store and closes it."""
-    store = RedisStore(server.url, prefix="w")
+    store = RedisStore(own_redis.url, prefix="w")
 
     async def write_and_read(value: bytes) -> bytes | None:
         try:
@@ -145,11 +138,11 @@ def test_a_closed_store_connects_again_in_another_event_loop(server: RedisServer
     assert asyncio.run(write_and_read(b"2")) == b"2"
 
 
-async def test_password_and_database_are_those_of_the_url(server: RedisServer) -> None:
-    admin = server.client()
+async def test_password_and_database_are_those_of_the_url(own_redis: RedisServer) -> None:
+    admin = own_redis.client()
     admin.config_set("requirepass", "s3cret")
     try:
-        base = f"redis://:s3cret@127.0.0.1:{server.port}"
+        base = f"redis://:s3cret@127.0.0.1:{own_redis.port}"
         store = RedisStore(base + "/3", prefix="w")
         try:
             await store.set_many({"a": b"1"})
@@ -160,7 +153,7 @@ async def test_password_and_database_are_those_of_the_url(server: RedisServer) -
             await other.close()
         finally:
             await store.close()
-        wrong = RedisStore(f"redis://:nope@127.0.0.1:{server.port}/0", prefix="w")
+        wrong = RedisStore(f"redis://:nope@127.0.0.1:{own_redis.port}/0", prefix="w")
         with pytest.raises(Unavailable):
             await wrong.get("a")
         await wrong.close()
