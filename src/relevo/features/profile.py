@@ -199,6 +199,9 @@ def event_categories(record: dict[str, Any]) -> list[str]:
 
 def event_lines(record: dict[str, Any]) -> list[tuple[str, int, float | None]]:
     """(item_id, quantity, unit price) of an event: its items, or its single item_id."""
+    if "items" not in record:  # most events: no comprehension made and run over nothing
+        item_id = record.get("item_id")
+        return [] if item_id is None else [(item_id, 1, None)]
     lines = [
         (line["item_id"], line.get("quantity", 1), line.get("price"))
         for line in record.get("items", ())
@@ -251,7 +254,7 @@ def _fold(state: ProfileState, record: dict[str, Any], params: FeatureParams) ->
     )
     state.sessions += started
     _affinity(state, kind, categories, ts, params)
-    if kind not in NOT_INTERACTIONS:
+    if kind not in NOT_INTERACTIONS and lines:
         _recent(state, [line[0] for line in lines], ts)
     if kind in {"add_to_cart", "remove_from_cart", "purchase"}:
         _cart(state, kind, lines, ts)
