@@ -331,15 +331,20 @@ def _layout(state: ProfileState, t: Times) -> list[Any]:
         state.sessions,
         {category: [a.score, t(a.at)] for category, a in state.affinities.items()},
         _items(state.recent_items, t),
-        {item_id: [line.quantity, t(line.added_at)] for item_id, line in state.cart.items()},
+        # (cart, timers and purchases are empty in most profiles: no comprehension then)
+        {item_id: [line.quantity, t(line.added_at)] for item_id, line in state.cart.items()}
+        if state.cart
+        else {},
         state.segments,
         state.consent,
         state.attributes,
         {
             rule_id: [t(timer.due_at), timer.armed_by, t(timer.armed_at)]
             for rule_id, timer in state.timers.items()
-        },
-        _items(state.purchased, t),
+        }
+        if state.timers
+        else {},
+        _items(state.purchased, t) if state.purchased else [],
     ]
 
 
@@ -449,15 +454,20 @@ def _state(
             category: Affinity(score, times[at]) for category, (score, at) in affinities.items()
         },
         recent_items=_unitems(recent, times),
-        cart={item_id: CartLine(quantity, times[at]) for item_id, (quantity, at) in cart.items()},
+        # (empty in most profiles: no comprehension made then)
+        cart={item_id: CartLine(quantity, times[at]) for item_id, (quantity, at) in cart.items()}
+        if cart
+        else {},
         segments=segments,
         consent=consent,
         attributes=attributes,
         timers={
             rule_id: ArmedTimer(times[due], armed_by, times[armed])
             for rule_id, (due, armed_by, armed) in timers.items()
-        },
-        purchased=_unitems(purchased, times),
+        }
+        if timers
+        else {},
+        purchased=_unitems(purchased, times) if purchased else [],
     )
 
 
