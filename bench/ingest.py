@@ -28,14 +28,17 @@ USERS = 20_000
 TYPES = ["view"] * 14 + ["click"] * 3 + ["add_to_cart", "search", "purchase"]
 
 
-def make_batches(count: int, seed: int = 1, users: int = USERS) -> list[bytes]:
+def make_batches(
+    count: int, seed: int = 1, users: int = USERS, now_ms: int | None = None
+) -> list[bytes]:
     """Pre-serialized batches, so the client spends its time sending, not building.
 
-    Events go to `users` users drawn uniformly (fewer users: more of them returning).
+    Events go to `users` users drawn uniformly (fewer users: more of them returning),
+    in the hour before `now_ms` (default: the wall clock's now).
     """
     rng = random.Random(seed)
     items = [item["item_id"] for item in demo_items()]
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
     batches = []
     number = 0
     for _ in range(count):

@@ -22,9 +22,18 @@ side instead (only while a side runs, less what switching the count on and off c
 string hashing fixed: stable to a percent or so, a few minutes at the default 4,000
 events). Redis's own work is not counted there.
 
+The count still follows the wall clock: the worker renews its leases and reclaims stalled
+records once a second, the API side checks the backlog every 200 ms, so a run slowed by
+a loaded machine does more of that per event (the same code counted 304 k and 329 k
+worker instructions per event at ``--users 1000`` on a quiet and a busy machine).
+``--frozen-clock`` gives the engines a clock that never moves (and the events times
+before it): that housekeeping runs once, and two runs of the same code count the same
+to 0.1%; compare versions with it.
+
     python -m bench.worker_cpu [--events 100000] [--batch 500] [--profile worker]
     python -m bench.worker_cpu --callgrind [--events 4000]
     python -m bench.worker_cpu --callgrind --users 200   # returning users: a steady state
+    python -m bench.worker_cpu --callgrind --frozen-clock  # the same whatever the load
 
 With the default 20,000 users nearly every event meets a new profile, so decoding
 stored profiles barely shows; ``--users 200`` (20 events per user at 4,000 events)
@@ -61,6 +70,7 @@ from bench.support import (
     redis_server,
     run_under_callgrind,
 )
+from relevo.clock import Clock, ManualClock
 from relevo.config import Settings
 from relevo.demo.catalog import demo_items
 from relevo.engine import Engine
@@ -111,6 +121,10 @@ async def measured(
     )
 
 
+FROZEN_MS = 1_767_225_600_000
+"""The instant of ``--frozen-clock`` (2026-01-01)."""
+
+
 def settings(redis_url: str, prefix: str, apply: str) -> Settings:
     return Settings(
         store=redis_url, data_dir=data_dir(), redis_prefix=prefix, apply=apply, max_lag=10**9
@@ -143,12 +157,13 @@ async def run(
     batches: list[list[Any]],
     worker_batch: int,
     profile: str | None,
+    clock: Clock | None = None,
 ) -> dict[str, Cost]:
-    api = Engine(settings(redis_url, "w", "worker"))
+    api = Engine(settings(redis_url, "w", "worker"), clock)
     await api.start(background=False)
-    applier = Engine(settings(redis_url, "w", "worker"))
+    applier = Engine(settings(redis_url, "w", "worker"), clock)
     await applier.start(background=False)
-    inline = Engine(settings(redis_url, "i", "inline"))
+    inline = Engine(settings(redis_url, "i", "inline"), clock)
     await inline.start(background=False)
     try:
         await api.upsert_items(demo_items())
@@ -177,6 +192,7 @@ def count_under_callgrind(args: argparse.Namespace) -> dict[str, float]:
     """This script again, under callgrind: instructions per event of each side."""
     arguments = ["--events", str(args.events), "--batch", str(args.batch)]
     arguments += ["--worker-batch", str(args.worker_batch), "--users", str(args.users)]
+    arguments += ["--frozen-clock"] if args.frozen_clock else []
     totals = [dump["Ir"] for dump in run_under_callgrind("bench.worker_cpu", arguments)]
     if len(totals) != 1 + len(SIDES):
         raise RuntimeError(f"expected {1 + len(SIDES)} callgrind dumps, found {len(totals)}")
@@ -208,6 +224,7 @@ def report_instructions(args: argparse.Namespace) -> None:
                 "events": args.events,
                 "batch": args.batch,
                 "users": args.users,
+                "frozen_clock": args.frozen_clock,
             }
         )
     )
@@ -240,20 +257,32 @@ def main() -> None:
     )
     parser.add_argument("--profile", choices=["api", "worker"])
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
+    parser.add_argument(
+        "--frozen-clock",
+        action="store_true",
+        help="engines on a clock that never moves: housekeeping once, not per second of run",
+    )
     args = parser.parse_args()
     args.events = args.events or (4_000 if args.callgrind else 100_000)
     if args.callgrind and os.environ.get(UNDER_CALLGRIND) != "1":
         report_instructions(args)
         return
     gc.set_threshold(100_000, 50, 100)  # as `relevo serve` and `relevo worker` do
-    events = flatten(make_batches(max(1, args.events // 500), users=args.users))
+    clock = ManualClock(FROZEN_MS) if args.frozen_clock else None
+    events = flatten(
+        make_batches(
+            max(1, args.events // 500), users=args.users, now_ms=clock.now_ms() if clock else None
+        )
+    )
     batches = [events[i : i + args.batch] for i in range(0, len(events), args.batch)]
 
     with redis_server() as redis_url:
         import redis
 
         redis_pid = int(redis.Redis.from_url(redis_url).info("server")["process_id"])
-        costs = asyncio.run(run(redis_url, redis_pid, batches, args.worker_batch, args.profile))
+        costs = asyncio.run(
+            run(redis_url, redis_pid, batches, args.worker_batch, args.profile, clock)
+        )
 
     api, worker, inline = costs["api"], costs["worker"], costs["inline"]
     rows = []

@@ -369,7 +369,8 @@ def parse_event(raw: Any, limits: Limits, prefix: str = "") -> Event:
 
 
 def _check_who_and_what(event: Event, prefix: str) -> None:
-    """Rules across fields, checked after the schema so the error can name a field."""
+    """Rules across fields, checked after the schema so the error can name a field.
+    (`parse_all` checks the same rules on the records it dumps: keep them in step.)"""
     if event.user_id is None and event.anonymous_id is None:
         raise _problem(prefix, "user_id", "user_id or anonymous_id is required")
     if event.type in CART_EVENT_TYPES and event.item_id is None and not event.items:
@@ -395,11 +396,17 @@ def parse_all(raws: list[Any], limits: Limits) -> list[dict[str, Any]] | None:
     """
     try:
         events = _EVENT_LIST.validate_python(raws, context={"limits": limits})
-        for event in events:
-            _check_who_and_what(event, "")
-    except (ValidationError, InvalidInput):
+    except ValidationError:
         return None
     dumped: list[dict[str, Any]] = _EVENT_LIST.dump_python(events, exclude_none=True)
+    # `_check_who_and_what`'s rules, read from the records (no None left in them): a
+    # model's attributes go through pydantic's `__getattr__` hook, ~500 instructions each
+    for record in dumped:
+        if "user_id" not in record and "anonymous_id" not in record:
+            return None
+        cart = record["type"] in CART_EVENT_TYPES
+        if cart and "item_id" not in record and not record.get("items"):
+            return None
     return dumped
 
 

@@ -4,6 +4,7 @@ scripts go as ``EVALSHA`` alone, and still run when the server forgot them."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterator
 
 import pytest
@@ -105,22 +106,32 @@ async def test_both_reply_readers_read_the_same_replies(
     assert await store._round_trip([("PING",)], exclusive=True) == slow[3:]
 
 
-@settings(max_examples=2_000, deadline=None)
-@given(weight=st.floats(allow_nan=False, allow_infinity=False))
-def test_decayed_weights_are_written_exactly(weight: float) -> None:
-    """`decayed_add` writes weights with 17 significant digits: every double, exactly."""
-    assert float(redis_module._WEIGHT % weight) == weight
+@settings(max_examples=500, deadline=None)
+@given(weights=st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=30))
+def test_decayed_weights_are_written_exactly(weights: list[float]) -> None:
+    """`decayed_add` sends a zset's weights as their 8 bytes each: every double, exactly."""
+    packed = redis_module._pack_weights(weights)
+    assert len(packed) == 8 * len(weights)
+    assert [w for (w,) in struct.iter_unpack("<d", packed)] == weights
 
 
 async def test_decayed_weights_reach_the_server_exactly(store: RedisStore) -> None:
-    """What the script adds is the weight itself (at the landmark, no decay): the text
-    the store writes is read back by Lua's ``tonumber`` as the same double."""
+    """What the script adds is the weight itself (at the landmark, no decay): the bytes
+    the store sends are read back by Lua's ``struct.unpack`` as the same double, each
+    with its member, across the chunks of a zset and the zsets of one script."""
     weights = [0.1, 1 / 3, 2.0, 3, 1e-300, 123456.789e10, 0.7071067811865476, 5e-324]
     weights += [(2 / 3) ** n * 7 for n in range(40)]
-    adds = [DecayedAdd("d", {f"m{n}": w for n, w in enumerate(weights)}, at_ms=1_000)]
+    many = [1 / (n + 3) for n in range(2 * redis_module.DECAYED_MEMBERS_PER_COMMAND + 50)]
+    adds = [
+        DecayedAdd("d", {f"m{n}": w for n, w in enumerate(weights)}, at_ms=1_000),
+        DecayedAdd("e", {f"n{n}": w for n, w in enumerate(many)}, at_ms=1_000),
+    ]
     await store.decayed_add(adds, half_life_ms=60_000, max_len=1_000)
-    found = await store.decayed_top([DecayedRead("d", 60_000, 1_000)], 1_000)
+    found = await store.decayed_top(
+        [DecayedRead("d", 60_000, 1_000), DecayedRead("e", 60_000, 1_000)], 1_000
+    )
     assert dict(found[0]) == {f"m{n}": float(w) for n, w in enumerate(weights)}
+    assert dict(found[1]) == {f"n{n}": w for n, w in enumerate(many)}
 
 
 async def test_commands_are_written_straight_unless_a_health_check_is_due(

@@ -22,6 +22,7 @@ later layout takes a new first byte, and this one stays readable.
 from __future__ import annotations
 
 import base64
+import itertools
 import operator
 import zlib
 from collections.abc import Callable, Iterable
@@ -112,7 +113,9 @@ def _table(times: set[int]) -> tuple[bytes, dict[int, int]]:
     if ordered and ordered[0] < 0:
         raise ValueError("negative timestamps are not in the compact layout")
     gaps = list(map(operator.sub, ordered[1:], ordered))
-    return _varints(ordered[:1] + gaps), dict(zip(ordered, range(len(ordered)), strict=True))
+    # zip with `count()`, not a strict zip with a range: ``strict=`` is parsed as a
+    # keyword argument on each call (~1,700 instructions), and this runs per document
+    return _varints(ordered[:1] + gaps), dict(zip(ordered, itertools.count()))
 
 
 def _untable(blob: bytes) -> list[int]:
@@ -328,15 +331,20 @@ def _layout(state: ProfileState, t: Times) -> list[Any]:
         state.sessions,
         {category: [a.score, t(a.at)] for category, a in state.affinities.items()},
         _items(state.recent_items, t),
-        {item_id: [line.quantity, t(line.added_at)] for item_id, line in state.cart.items()},
+        # (cart, timers and purchases are empty in most profiles: no comprehension then)
+        {item_id: [line.quantity, t(line.added_at)] for item_id, line in state.cart.items()}
+        if state.cart
+        else {},
         state.segments,
         state.consent,
         state.attributes,
         {
             rule_id: [t(timer.due_at), timer.armed_by, t(timer.armed_at)]
             for rule_id, timer in state.timers.items()
-        },
-        _items(state.purchased, t),
+        }
+        if state.timers
+        else {},
+        _items(state.purchased, t) if state.purchased else [],
     ]
 
 
@@ -446,15 +454,20 @@ def _state(
             category: Affinity(score, times[at]) for category, (score, at) in affinities.items()
         },
         recent_items=_unitems(recent, times),
-        cart={item_id: CartLine(quantity, times[at]) for item_id, (quantity, at) in cart.items()},
+        # (empty in most profiles: no comprehension made then)
+        cart={item_id: CartLine(quantity, times[at]) for item_id, (quantity, at) in cart.items()}
+        if cart
+        else {},
         segments=segments,
         consent=consent,
         attributes=attributes,
         timers={
             rule_id: ArmedTimer(times[due], armed_by, times[armed])
             for rule_id, (due, armed_by, armed) in timers.items()
-        },
-        purchased=_unitems(purchased, times),
+        }
+        if timers
+        else {},
+        purchased=_unitems(purchased, times) if purchased else [],
     )
 
 

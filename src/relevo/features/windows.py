@@ -98,7 +98,9 @@ def _bump(buckets: dict[int, int], bucket: int, previous: int, newest: int, kept
     oldest_kept = newest - (kept - 1)
     if bucket >= oldest_kept:
         buckets[bucket] = buckets.get(bucket, 0) + 1
-    # the common case, nothing stale, is seen by `min` in C, without a comprehension
-    if newest != previous and min(buckets, default=oldest_kept) < oldest_kept:
+    # the common case, nothing stale, is seen by `min` in C, without a comprehension; and
+    # without its ``default=``: a keyword argument doubled the call's cost (~1,000
+    # instructions more, each time an event's hour or day moves the newest)
+    if newest != previous and buckets and min(buckets) < oldest_kept:
         for stale in [b for b in buckets if b < oldest_kept]:
             del buckets[stale]

@@ -32,11 +32,17 @@ class DecayedBatch:
             self._entries[key].append((member, weight, at_ms))
 
     def adds(self) -> list[DecayedAdd]:
+        """One add per key. A weight at the key's newest time is added as it is: its decay
+        factor is exactly 1.0 (``2.0 ** -0.0``), so the power is not computed; the sums are
+        the same doubles, in the same order."""
         out = []
+        half_life = self.half_life_ms
         for key, entries in self._entries.items():
-            newest = max(at for _, _, at in entries)
-            weights: dict[str, float] = defaultdict(float)
+            newest = max([at for _, _, at in entries])
+            weights: dict[str, float] = {}
             for member, weight, at in entries:
-                weights[member] += weight * 2.0 ** (-(newest - at) / self.half_life_ms)
-            out.append(DecayedAdd(key, dict(weights), newest))
+                if at != newest:
+                    weight *= 2.0 ** (-(newest - at) / half_life)
+                weights[member] = weights.get(member, 0.0) + weight
+            out.append(DecayedAdd(key, weights, newest))
         return out

@@ -56,12 +56,12 @@ def add_pairs(
     batch: DecayedBatch, items: list[str], predecessors: tuple[str, ...], weight: float, ts: int
 ) -> None:
     """Add the co-visitation pairs of one event on `items` at `ts` to `batch`."""
+    add = batch.add
     for item in items:
+        own = keys.covisitation_key(item)  # once per item, not once per pair
         for distance, previous in enumerate(predecessors, start=1):
-            batch.add(keys.covisitation_key(previous), item, weight / distance, ts)
-            batch.add(
-                keys.covisitation_key(item), previous, BACKWARD_WEIGHT * weight / distance, ts
-            )
+            add(keys.covisitation_key(previous), item, weight / distance, ts)
+            add(own, previous, BACKWARD_WEIGHT * weight / distance, ts)
         for other in items:
             if other != item:
-                batch.add(keys.covisitation_key(item), other, weight, ts)
+                add(own, other, weight, ts)

@@ -17,6 +17,8 @@ from relevo.store import keys
 
 OVERALL_MAX = 1000
 CATEGORY_MAX = 300
+_NO_LINES: dict[str, str | None] = {}
+"""The line categories of an event without line items (read only)."""
 
 
 def add_counts(
@@ -32,7 +34,11 @@ def add_counts(
     (filled from the catalog at ingestion).
     """
     ts: int = record["timestamp"]
-    lines = {line.get("item_id"): line.get("category") for line in record.get("items", ())}
+    lines = (
+        {line.get("item_id"): line.get("category") for line in record["items"]}
+        if "items" in record
+        else _NO_LINES  # most events: no comprehension made and run over nothing
+    )
     for item in items:
         overall.add(keys.trending_overall_key(item), item, weight, ts)
         category = lines.get(item) or record.get("category")

@@ -83,12 +83,15 @@ def event_features(record: Mapping[str, Any]) -> dict[str, Value]:
 
 def profile_features(state: ProfileState) -> dict[str, Value]:
     """The monitored features of a profile (log scale for counts, like the models)."""
+    monetary = state.monetary
     return {
         "profile.events": math.log1p(state.events),
         "profile.sessions": math.log1p(state.sessions),
         "profile.purchases": math.log1p(state.purchases),
         "profile.cart_lines": float(len(state.cart)),
-        "profile.monetary": math.log1p(max(state.monetary, 0.0)),
+        # max(monetary, 0.0) as it answers (-0.0 and NaN kept), without the call's argument
+        # parsing: this runs for every event a worker applies
+        "profile.monetary": math.log1p(0.0 if monetary < 0.0 else monetary),
     }
 
 
