@@ -75,3 +75,13 @@ def test_best_items_are_the_top_of_the_ranking_in_any_order() -> None:
     assert blend.best(1) == ["a"]
     assert sorted(blend.best(2)) == ["a", "b"]
     assert sorted(blend.best(10)) == ["a", "b", "c"]
+
+
+def test_an_item_listed_twice_counts_twice_even_in_the_first_source() -> None:
+    """The first source of an empty blend is added in bulk; a repeated item still sums."""
+    listed = [("a", 3.0), ("b", 2.0), ("a", 1.0)]
+    for by_score in (False, True):
+        blend = Blend()
+        blend.add(listed, 1.0, REASONS[0], by_score=by_score)
+        expected = reference([(listed, 1.0, REASONS[0], frozenset(), by_score)])
+        assert blend.ranked() == expected
