@@ -25,7 +25,6 @@ T = TypeVar("T")
 Entry = tuple[str, float, tuple[Reason, ...]]
 """A ranked item: its id, its blended score and the reasons (sources) behind it."""
 
-_score = itemgetter(1)
 _RANK_SHARES: list[float] = []
 """``K / (K + r)`` for the ranks met so far: computed once, not once per candidate."""
 
@@ -70,7 +69,8 @@ class Blend:
         """Add a source's ranked list (best first); excluded items don't use up ranks.
 
         `by_score` fuses by strength relative to the best (positive) score instead of
-        by rank.
+        by rank; the best is the first, as the list is best first (a ``max`` over a source
+        of 170 cost 2% of a decision: ``bench.decide_cpu --callgrind``).
 
         >>> blend = Blend()
         >>> blend.add([("a", 9.0), ("b", 1.0)], 1.0, Reason("x", None))
@@ -88,7 +88,7 @@ class Blend:
         if not kept:
             return
         self._ranking = None
-        best = max(map(_score, kept)) if by_score else 0.0
+        best: float = kept[0][1] if by_score else 0.0
         scores, codes = self.scores, self.codes  # locals: this runs for every candidate
         fresh = self._extend(-1, reason)
         if not scores and self._first(kept, weight, best, fresh):
