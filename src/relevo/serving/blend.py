@@ -14,7 +14,6 @@ this moment (the session) lead.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from operator import itemgetter
 from typing import TypeVar
 
@@ -157,9 +156,9 @@ class Blend:
         """Items by blended score, best first (ties by item id, so answers are stable)."""
         if self._ranking is None:
             scores, codes = self.scores, self.codes
-            # By id, then (stable) by score: the order of the key (-score, id), without a
-            # Python key function per item.
-            order = sorted(scores)
+            # By score alone (stable, without a Python key function per item); `Ranking`
+            # orders equal scores by id where it is read.
+            order = list(scores)
             order.sort(key=scores.__getitem__, reverse=True)
             self._ranking = Ranking(
                 tuple(order),
@@ -189,16 +188,22 @@ def _values(mapping: dict[str, T], order: list[str]) -> tuple[T, ...]:
     return values
 
 
-@dataclass(frozen=True, slots=True)
 class Ranking:
-    """A blend's ranking, compact, for the answer cache.
+    """A blend's ranking, compact, for the answer cache: items by score, best first, equal
+    scores by item id.
 
-    Why: a cached `Blend` (or a list of its entries) holds a few Python objects per item
-    that the cyclic garbage collector walks at every full collection; thousands of cached
-    answers of hundreds of items each made those collections cost a fifth of a decision
-    (``bench/decide_cpu.py``). Here an answer is a few tuples of strings, floats and ints,
-    which the collector stops tracking, and each item's reasons are the index of its
-    combination among the answer's few distinct ones.
+    Why compact: a cached `Blend` (or a list of its entries) holds a few Python objects
+    per item that the cyclic garbage collector walks at every full collection; thousands
+    of cached answers of hundreds of items each made those collections cost a fifth of a
+    decision (``bench/decide_cpu.py``). Here an answer is a few tuples of strings, floats
+    and ints, which the collector stops tracking, and each item's reasons are the index
+    of its combination among the answer's few distinct ones.
+
+    Why equal scores are put in id order only where read (`_settle`): a decision reads the
+    first fifty or so of some 300 items, and sorting all of them by id first (so that a
+    stable sort by score left equal scores in id order) cost 4% of a decision
+    (``bench.decide_cpu --callgrind``). The order is the same: within a run of equal
+    scores, by id; the runs already by score.
 
     >>> blend = Blend()
     >>> blend.add([("a", 9.0), ("b", 1.0)], 1.0, Reason("x", None))
@@ -206,18 +211,77 @@ class Ranking:
     >>> ranking = blend.ranking()
     >>> list(ranking) == blend.ranked(), ranking.top(1), ranking.codes
     (True, ['b'], (2, 0))
+    >>> tied = Ranking(("c", "a", "b", "d"), (2.0, 1.0, 1.0, 0.5), (0, 1, 2, 3), ())
+    >>> tied.top(2), tied.items, tied.codes
+    (['c', 'a'], ('c', 'a', 'b', 'd'), (0, 1, 2, 3))
+    >>> Ranking(("c", "b", "a"), (1.0, 1.0, 1.0), (0, 1, 2), ()).top(1)
+    ['a']
     """
 
-    items: tuple[str, ...]
-    scores: tuple[float, ...]
-    codes: tuple[int, ...]
-    combinations: tuple[tuple[Reason, ...], ...]
+    __slots__ = ("_codes", "_items", "_settled", "combinations", "scores")
+
+    def __init__(
+        self,
+        items: tuple[str, ...],
+        scores: tuple[float, ...],
+        codes: tuple[int, ...],
+        combinations: tuple[tuple[Reason, ...], ...],
+    ) -> None:
+        """`items` by score, best first, equal scores in any order; `scores` and `codes`
+        (an index into `combinations`) in that order."""
+        self._items, self.scores, self._codes = items, scores, codes
+        self.combinations = combinations
+        #: How many of the first items are in their final order (whole runs of equal scores).
+        self._settled = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        self._settle(len(self._items))
+        return self._items
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        self._settle(len(self._items))
+        return self._codes
 
     def top(self, count: int) -> list[str]:
-        return list(self.items[:count])
+        self._settle(count)
+        return list(self._items[:count])
 
     def __iter__(self) -> Iterator[Entry]:
         """The entries, best first, as `Blend.ranked` gave them."""
         combinations = self.combinations
-        for item, score, code in zip(self.items, self.scores, self.codes, strict=True):
-            yield item, score, combinations[code]
+        for index in range(len(self._items)):
+            if index >= self._settled:  # the next stretch: twice what was read so far
+                self._settle(max(2 * index, 64))
+            yield self._items[index], self.scores[index], combinations[self._codes[index]]
+
+    def _settle(self, count: int) -> None:
+        """Put the first `count` items (and the rest of the run of equal scores the last
+        of them is in) in their final order: each run of equal scores by id."""
+        start, size, scores = self._settled, len(self._items), self.scores
+        if count <= start or start >= size:
+            return
+        end = min(count, size)
+        while end < size and scores[end] == scores[end - 1]:
+            end += 1
+        items, codes = list(self._items[start:end]), list(self._codes[start:end])
+        values = list(scores[start:end])  # (equal, yet 0.0 and -0.0 each stay with its item)
+        run = 0  # the first position (in `items`) of the current run of equal scores
+        for index in range(1, end - start + 1):
+            if index < end - start and values[index] == values[run]:
+                continue
+            if index - run > 1:  # (ids are distinct: the triples sort by id)
+                run_of = slice(run, index)
+                triples = sorted(zip(items[run_of], codes[run_of], values[run_of], strict=True))
+                items[run_of] = [item for item, _, _ in triples]
+                codes[run_of] = [code for _, code, _ in triples]
+                values[run_of] = [value for _, _, value in triples]
+            run = index
+        self._items = self._items[:start] + tuple(items) + self._items[end:]
+        self._codes = self._codes[:start] + tuple(codes) + self._codes[end:]
+        self.scores = scores[:start] + tuple(values) + scores[end:]
+        self._settled = end

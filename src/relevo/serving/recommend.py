@@ -130,7 +130,7 @@ class RecommendationService:
         catalog: CatalogCache | None = None,
     ) -> None:
         self.cache: AnswerCache[Ranking] = AnswerCache(
-            cache_ttl_ms, max_weight=CACHED_ITEMS, weigh=lambda ranking: len(ranking.items)
+            cache_ttl_ms, max_weight=CACHED_ITEMS, weigh=len
         )
         self.store = store
         self.clock = clock
