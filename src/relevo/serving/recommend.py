@@ -77,9 +77,9 @@ MODEL_SOURCES = frozenset({"model", "model_similar"})
 _second = itemgetter(1)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: eleven fields set through object.__setattr__ each
 class _Request:
-    """One recommendation request, with what the profile says about it."""
+    """One recommendation request, with what the profile says about it (read-only)."""
 
     user_id: str
     state: ProfileState | None
