@@ -266,7 +266,7 @@ def _merge_tops(tops: Sequence[list[tuple[str, float]]], limit: int) -> list[tup
     Sorted by score alone first: when the best `limit` and the next one all differ in
     score (nearly always), that is the order, and the member decides nothing; otherwise
     sorted again by score then member. A key of (score, member) tuples for all ~300
-    entries cost three times the sort by score and the check together.
+    entries cost about twice the sort by score and the check together.
     """
     merged = [entry for top in tops for entry in top]
     merged.sort(key=_score, reverse=True)
