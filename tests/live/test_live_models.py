@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relevo.clock import ManualClock
 from relevo.engine import Engine
@@ -125,3 +127,28 @@ async def test_trending_overall_is_the_best_of_all_shards_however_they_are_fille
     assert signals.trending == _merge_tops(every_shard_in_full, limit)
     assert {item for item, _ in signals.trending} <= set(strong)
     assert len(signals.trending) == limit
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.text("abc", min_size=1, max_size=3),
+            st.one_of(st.sampled_from([1.0, 2.0, 0.5]), st.floats(0.0, 10.0)),
+            max_size=8,
+        ),
+        max_size=4,
+    ),
+    st.integers(1, 12),
+)
+def test_merged_tops_are_the_best_by_score_then_member(
+    shards: list[dict[str, float]], limit: int
+) -> None:
+    """Ties included (sorted by score alone first, then again when scores are equal)."""
+    seen: set[str] = set()
+    tops = []
+    for shard in shards:  # disjoint, each best first, as the shards' reads are
+        entries = [(member, score) for member, score in shard.items() if member not in seen]
+        seen.update(shard)
+        tops.append(sorted(entries, key=lambda e: (e[1], e[0]), reverse=True))
+    every = sorted((e for top in tops for e in top), key=lambda e: (e[1], e[0]), reverse=True)
+    assert _merge_tops(tops, limit) == every[:limit]

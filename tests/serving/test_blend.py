@@ -75,3 +75,42 @@ def test_best_items_are_the_top_of_the_ranking_in_any_order() -> None:
     assert blend.best(1) == ["a"]
     assert sorted(blend.best(2)) == ["a", "b"]
     assert sorted(blend.best(10)) == ["a", "b", "c"]
+
+
+def test_an_item_listed_twice_counts_twice_even_in_the_first_source() -> None:
+    """The first source of an empty blend is added in bulk; a repeated item still sums."""
+    listed = [("a", 3.0), ("b", 2.0), ("a", 1.0)]
+    for by_score in (False, True):
+        blend = Blend()
+        blend.add(listed, 1.0, REASONS[0], by_score=by_score)
+        expected = reference([(listed, 1.0, REASONS[0], frozenset(), by_score)])
+        assert blend.ranked() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.text("abcdef", min_size=1, max_size=3),
+        st.sampled_from([0.0, -0.0, 0.5, 1.0, 2.0]),
+        max_size=200,
+    ),
+    st.lists(st.integers(0, 210), max_size=4),
+)
+def test_a_ranking_orders_equal_scores_by_id_wherever_it_is_read(
+    scores: dict[str, float], reads: list[int]
+) -> None:
+    """Equal scores are put in id order only as far as read (`Ranking._settle`): reads of
+    any depth, in any order, give the order of the key (-score, id), each item its score."""
+    blend = Blend()
+    blend.scores = dict(scores)
+    blend.codes = dict.fromkeys(scores, 0)
+    blend._combinations = [(REASONS[0],)]
+    expected = sorted(scores, key=lambda item: (-scores[item], item))
+    ranking = blend.ranking()
+    for count in reads:
+        assert ranking.top(count) == expected[:count]
+    entries = list(ranking)
+    assert [item for item, _, _ in entries] == expected
+    assert all(repr(score) == repr(scores[item]) for item, score, _ in entries)
+    assert ranking.items == tuple(expected)
+    assert len(ranking) == len(expected)

@@ -174,3 +174,28 @@ async def test_commands_are_written_straight_unless_a_health_check_is_due(
     monkeypatch.setattr(redis_module, "_writable", lambda connection: False)
     assert await store._round_trip([("GET", store.k("a"))], exclusive=True) == [b"1"]
     assert len(sent) == 3
+
+
+@given(
+    st.lists(st.lists(st.text(max_size=4), max_size=6), max_size=8),
+    st.sampled_from([True, False]),
+)
+def test_decayed_replies_decode_every_member_however_full_the_table_of_names(
+    replies: list[list[str]], resp3: bool
+) -> None:
+    """Members are looked up among those decoded before (`_decayed`); the table starts
+    over when full, and a reply larger than what is left still decodes whole."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(redis_module, "MEMBER_NAMES", 5)
+        patch.setattr(redis_module, "_member_names", {})
+        longest = 0
+        for members in replies:
+            longest = max(longest, len(members))
+            pairs = [(m, float(n)) for n, m in enumerate(members)]
+            if resp3:
+                reply: list[object] = [[m.encode(), s] for m, s in pairs]
+            else:
+                reply = [x for m, s in pairs for x in (m.encode(), b"%r" % s)]
+            expected = [(m, s * 0.5) for m, s in pairs]
+            assert redis_module._decayed(reply, 0.5) == expected
+            assert len(redis_module._member_names) <= max(5, longest)

@@ -261,10 +261,19 @@ def _incomplete(
 
 
 def _merge_tops(tops: Sequence[list[tuple[str, float]]], limit: int) -> list[tuple[str, float]]:
-    """The best `limit` of several disjoint tops, by score then member (as one set would)."""
+    """The best `limit` of several disjoint tops, by score then member (as one set would).
+
+    Sorted by score alone first: when the best `limit` and the next one all differ in
+    score (nearly always), that is the order, and the member decides nothing; otherwise
+    sorted again by score then member. A key of (score, member) tuples for all ~300
+    entries cost about twice the sort by score and the check together.
+    """
     merged = [entry for top in tops for entry in top]
-    merged.sort(key=_by_score_then_member, reverse=True)
+    merged.sort(key=_score, reverse=True)
+    head = merged[: limit + 1]
+    if len({score for _, score in head}) < len(head):  # equal scores: by member then
+        merged.sort(key=_by_score_then_member, reverse=True)
     return merged[:limit]
 
 
-_by_score_then_member = itemgetter(1, 0)
+_score, _by_score_then_member = itemgetter(1), itemgetter(1, 0)

@@ -213,11 +213,22 @@ class ItemAdjustments:
         filtered item and never adds an item that is not a candidate: the pipeline includes
         :meth:`RuleSet.pinned_items` in the candidates up front.
         """
-        removed, boost = self.removed, self.multipliers.get
-        kept = [(i, s * boost(i, 1.0)) for i, s in ranked if i not in removed]
+        # Each step only when its rules did something (it runs for every decision, over
+        # ~50 candidates, and most decisions' rules boost, bury and pin nothing).
+        removed, multipliers, buried = self.removed, self.multipliers, self.buried
+        if multipliers:
+            boost = multipliers.get
+            kept = [(i, s * boost(i, 1.0)) for i, s in ranked if i not in removed]
+        else:  # (no score times 1.0: the same scores)
+            kept = [(i, s) for i, s in ranked if i not in removed] if removed else list(ranked)
         kept.sort(key=lambda pair: -pair[1])
-        order = [i for i, _ in kept if i not in self.buried]
-        order += [i for i, _ in kept if i in self.buried]
+        if buried:
+            order = [i for i, _ in kept if i not in buried]
+            order += [i for i, _ in kept if i in buried]
+        else:
+            order = [i for i, _ in kept]
+        if not self.pins:
+            return order
         present = set(order)
         placed: dict[str, int] = {}
         for pin in self.pins:

@@ -13,17 +13,17 @@ this moment (the session) lead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
+from typing import TypeVar
 
 from relevo.serving.results import Reason
 
 K = 10.0
+T = TypeVar("T")
 Entry = tuple[str, float, tuple[Reason, ...]]
 """A ranked item: its id, its blended score and the reasons (sources) behind it."""
 
-_score = itemgetter(1)
 _RANK_SHARES: list[float] = []
 """``K / (K + r)`` for the ranks met so far: computed once, not once per candidate."""
 
@@ -68,7 +68,8 @@ class Blend:
         """Add a source's ranked list (best first); excluded items don't use up ranks.
 
         `by_score` fuses by strength relative to the best (positive) score instead of
-        by rank.
+        by rank; the best is the first, as the list is best first (a ``max`` over a source
+        of 170 cost ~50 k instructions, three times per decision).
 
         >>> blend = Blend()
         >>> blend.add([("a", 9.0), ("b", 1.0)], 1.0, Reason("x", None))
@@ -86,9 +87,11 @@ class Blend:
         if not kept:
             return
         self._ranking = None
-        best = max(map(_score, kept)) if by_score else 0.0
+        best: float = kept[0][1] if by_score else 0.0
         scores, codes = self.scores, self.codes  # locals: this runs for every candidate
         fresh = self._extend(-1, reason)
+        if not scores and self._first(kept, weight, best, fresh):
+            return
         moved: dict[int, int] = {}  # combination → with this reason too (this call's share)
         # Two copies of one loop, by score and by rank: a shared loop over a list of shares
         # costs 1.5% more per decision (`bench.decide_cpu --callgrind`), for ~800 candidates.
@@ -115,6 +118,25 @@ class Blend:
             else:
                 codes[item] = moved[code] = self._extend(code, reason)
 
+    def _first(
+        self, kept: Sequence[tuple[str, float]], weight: float, best: float, fresh: int
+    ) -> bool:
+        """The first source of an empty blend: every item is new, with the sum the loop
+        would give (``0.0 + share``) but no lookup per item (a quarter fewer instructions
+        per item: ``bench.decide_cpu --callgrind``). False, and nothing added, when an item
+        is listed twice (the loop adds its shares up)."""
+        if best > 0:
+            scores = {
+                item: 0.0 + weight * (score / best if score > 0.0 else 0.0) for item, score in kept
+            }
+        else:
+            shares = zip(kept, _rank_shares(len(kept)), strict=False)
+            scores = {item: 0.0 + weight * share for (item, _), share in shares}
+        if len(scores) < len(kept):
+            return False
+        self.scores, self.codes = scores, dict.fromkeys(scores, fresh)
+        return True
+
     def _extend(self, code: int, reason: Reason) -> int:
         """The combination of `code` (-1: none) with `reason` added (unchanged if it has it)."""
         found = self._next.get((code, reason))
@@ -134,14 +156,14 @@ class Blend:
         """Items by blended score, best first (ties by item id, so answers are stable)."""
         if self._ranking is None:
             scores, codes = self.scores, self.codes
-            # By id, then (stable) by score: the order of the key (-score, id), without a
-            # Python key function per item.
-            order = sorted(scores)
+            # By score alone (stable, without a Python key function per item); `Ranking`
+            # orders equal scores by id where it is read.
+            order = list(scores)
             order.sort(key=scores.__getitem__, reverse=True)
             self._ranking = Ranking(
                 tuple(order),
-                tuple(map(scores.__getitem__, order)),
-                tuple(map(codes.__getitem__, order)),
+                _values(scores, order),
+                _values(codes, order),
                 tuple(self._combinations),
             )
         return self._ranking
@@ -157,16 +179,31 @@ class Blend:
         return list(self.ranking())
 
 
-@dataclass(frozen=True, slots=True)
-class Ranking:
-    """A blend's ranking, compact, for the answer cache.
+def _values(mapping: dict[str, T], order: list[str]) -> tuple[T, ...]:
+    """``tuple(map(mapping.__getitem__, order))``, with one itemgetter call instead of a
+    call per item (a seventh of a ranking's instructions)."""
+    if len(order) < 2:  # (an itemgetter of one key returns the value, not a tuple)
+        return tuple(map(mapping.__getitem__, order))
+    values: tuple[T, ...] = itemgetter(*order)(mapping)
+    return values
 
-    Why: a cached `Blend` (or a list of its entries) holds a few Python objects per item
-    that the cyclic garbage collector walks at every full collection; thousands of cached
-    answers of hundreds of items each made those collections cost a fifth of a decision
-    (``bench/decide_cpu.py``). Here an answer is a few tuples of strings, floats and ints,
-    which the collector stops tracking, and each item's reasons are the index of its
-    combination among the answer's few distinct ones.
+
+class Ranking:
+    """A blend's ranking, compact, for the answer cache: items by score, best first, equal
+    scores by item id.
+
+    Why compact: a cached `Blend` (or a list of its entries) holds a few Python objects
+    per item that the cyclic garbage collector walks at every full collection; thousands
+    of cached answers of hundreds of items each made those collections cost a fifth of a
+    decision (``bench/decide_cpu.py``). Here an answer is a few tuples of strings, floats
+    and ints, which the collector stops tracking, and each item's reasons are the index
+    of its combination among the answer's few distinct ones.
+
+    Why equal scores are put in id order only where read (`_settle`): a decision reads the
+    first fifty or so of some 300 items, and sorting all of them by id first (so that a
+    stable sort by score left equal scores in id order) cost more than this (5.34 M ->
+    5.24 M instructions per decision, ``bench.decide_cpu --callgrind``). The order is the
+    same: within a run of equal scores, by id; the runs already by score.
 
     >>> blend = Blend()
     >>> blend.add([("a", 9.0), ("b", 1.0)], 1.0, Reason("x", None))
@@ -174,18 +211,77 @@ class Ranking:
     >>> ranking = blend.ranking()
     >>> list(ranking) == blend.ranked(), ranking.top(1), ranking.codes
     (True, ['b'], (2, 0))
+    >>> tied = Ranking(("c", "a", "b", "d"), (2.0, 1.0, 1.0, 0.5), (0, 1, 2, 3), ())
+    >>> tied.top(2), tied.items, tied.codes
+    (['c', 'a'], ('c', 'a', 'b', 'd'), (0, 1, 2, 3))
+    >>> Ranking(("c", "b", "a"), (1.0, 1.0, 1.0), (0, 1, 2), ()).top(1)
+    ['a']
     """
 
-    items: tuple[str, ...]
-    scores: tuple[float, ...]
-    codes: tuple[int, ...]
-    combinations: tuple[tuple[Reason, ...], ...]
+    __slots__ = ("_codes", "_items", "_settled", "combinations", "scores")
+
+    def __init__(
+        self,
+        items: tuple[str, ...],
+        scores: tuple[float, ...],
+        codes: tuple[int, ...],
+        combinations: tuple[tuple[Reason, ...], ...],
+    ) -> None:
+        """`items` by score, best first, equal scores in any order; `scores` and `codes`
+        (an index into `combinations`) in that order."""
+        self._items, self.scores, self._codes = items, scores, codes
+        self.combinations = combinations
+        #: How many of the first items are in their final order (whole runs of equal scores).
+        self._settled = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        self._settle(len(self._items))
+        return self._items
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        self._settle(len(self._items))
+        return self._codes
 
     def top(self, count: int) -> list[str]:
-        return list(self.items[:count])
+        self._settle(count)
+        return list(self._items[:count])
 
     def __iter__(self) -> Iterator[Entry]:
         """The entries, best first, as `Blend.ranked` gave them."""
         combinations = self.combinations
-        for item, score, code in zip(self.items, self.scores, self.codes, strict=True):
-            yield item, score, combinations[code]
+        for index in range(len(self._items)):
+            if index >= self._settled:  # the next stretch: twice what was read so far
+                self._settle(max(2 * index, 64))
+            yield self._items[index], self.scores[index], combinations[self._codes[index]]
+
+    def _settle(self, count: int) -> None:
+        """Put the first `count` items (and the rest of the run of equal scores the last
+        of them is in) in their final order: each run of equal scores by id."""
+        start, size, scores = self._settled, len(self._items), self.scores
+        if count <= start or start >= size:
+            return
+        end = min(count, size)
+        while end < size and scores[end] == scores[end - 1]:
+            end += 1
+        items, codes = list(self._items[start:end]), list(self._codes[start:end])
+        values = list(scores[start:end])  # (equal, yet 0.0 and -0.0 each stay with its item)
+        run = 0  # the first position (in `items`) of the current run of equal scores
+        for index in range(1, end - start + 1):
+            if index < end - start and values[index] == values[run]:
+                continue
+            if index - run > 1:  # (ids are distinct: the triples sort by id)
+                run_of = slice(run, index)
+                triples = sorted(zip(items[run_of], codes[run_of], values[run_of], strict=True))
+                items[run_of] = [item for item, _, _ in triples]
+                codes[run_of] = [code for _, code, _ in triples]
+                values[run_of] = [value for _, _, value in triples]
+            run = index
+        self._items = self._items[:start] + tuple(items) + self._items[end:]
+        self._codes = self._codes[:start] + tuple(codes) + self._codes[end:]
+        self.scores = scores[:start] + tuple(values) + scores[end:]
+        self._settled = end

@@ -77,9 +77,9 @@ MODEL_SOURCES = frozenset({"model", "model_similar"})
 _second = itemgetter(1)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: eleven fields set through object.__setattr__ each
 class _Request:
-    """One recommendation request, with what the profile says about it."""
+    """One recommendation request, with what the profile says about it (read-only)."""
 
     user_id: str
     state: ProfileState | None
@@ -130,7 +130,7 @@ class RecommendationService:
         catalog: CatalogCache | None = None,
     ) -> None:
         self.cache: AnswerCache[Ranking] = AnswerCache(
-            cache_ttl_ms, max_weight=CACHED_ITEMS, weigh=lambda ranking: len(ranking.items)
+            cache_ttl_ms, max_weight=CACHED_ITEMS, weigh=len
         )
         self.store = store
         self.clock = clock

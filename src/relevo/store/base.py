@@ -67,7 +67,7 @@ class DecayedAdd:
     at_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see `DecayedAdd` (a decision makes a dozen)
 class DecayedRead:
     """Read the `limit` highest members of the decayed sorted set `key`."""
 

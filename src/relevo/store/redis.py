@@ -459,21 +459,47 @@ async def _hiredis_replies(parser: Any, count: int) -> list[Any]:
     return replies
 
 
+MEMBER_NAMES = 50_000
+"""Decoded members of decayed sets kept (`_decayed`): beyond, the table starts over."""
+_member_names: dict[bytes, str] = {}
+
+
 def _decayed(reply: Sequence[Any], factor: float) -> list[tuple[str, float]]:
     """(member, score times `factor`) of a ``WITHSCORES`` reply, whatever its shape: pairs
     under RESP3 (scores as doubles), flat under RESP2 (scores as strings).
 
+    Members are looked up in a table of those decoded before (`_member_names`): the same
+    few thousand items come back in every decision's live-model read (a few hundred
+    members each), and a lookup costs less than decoding each one again, and gives a
+    string whose hash is already known to the blend's and the catalog's dicts (5.46 M ->
+    5.37 M instructions per decision, ``bench.decide_cpu --callgrind``).
+
     >>> _decayed([[b"a", 2.0]], 0.5), _decayed([b"a", b"2"], 0.5), _decayed([], 0.5)
     ([('a', 1.0)], [('a', 1.0)], [])
     """
-    if reply and isinstance(reply[0], list | tuple):
-        if type(reply[0][1]) is float:  # (no conversion per member: it runs for hundreds)
-            return [(member.decode(), score * factor) for member, score in reply]
-        return [(member.decode(), float(score) * factor) for member, score in reply]
-    flat = iter(reply)
-    return [
-        (member.decode(), float(score) * factor) for member, score in zip(flat, flat, strict=True)
-    ]
+    names = _member_names
+    try:
+        if reply and isinstance(reply[0], list | tuple):
+            if type(reply[0][1]) is float:  # (no conversion per member: it runs for hundreds)
+                return [(names[member], score * factor) for member, score in reply]
+            return [(names[member], float(score) * factor) for member, score in reply]
+        flat = iter(reply)
+        return [
+            (names[member], float(score) * factor) for member, score in zip(flat, flat, strict=True)
+        ]
+    except KeyError:
+        _learn_members(reply)
+        return _decayed(reply, factor)
+
+
+def _learn_members(reply: Sequence[Any]) -> None:
+    """Decode the members of `reply` not in `_member_names` yet, and keep them there."""
+    pairs = isinstance(reply[0], list | tuple)
+    members = [entry[0] for entry in reply] if pairs else reply[::2]
+    known = _member_names
+    if len(known) + len(members) > MEMBER_NAMES:
+        known.clear()
+    known.update({member: member.decode() for member in members if member not in known})
 
 
 def _unavailable(

@@ -458,6 +458,42 @@ def test_apply_keeps_exactly_the_unfiltered_candidates(scores: list[float], data
     assert all(i in buried for i in unpinned[first_buried:])
 
 
+def reference_apply(adj: ItemAdjustments, ranked: list[tuple[str, float]]) -> list[str]:
+    """`ItemAdjustments.apply` as first written: every step for every decision."""
+    kept = [(i, s * adj.multipliers.get(i, 1.0)) for i, s in ranked if i not in adj.removed]
+    kept.sort(key=lambda pair: -pair[1])
+    order = [i for i, _ in kept if i not in adj.buried]
+    order += [i for i, _ in kept if i in adj.buried]
+    placed: dict[str, int] = {}
+    for pin in adj.pins:
+        if pin.item_id in set(order) and pin.item_id not in placed:
+            placed[pin.item_id] = pin.position
+    rest = [i for i in order if i not in placed]
+    for item_id, pos in sorted(placed.items(), key=lambda kv: kv[1]):
+        rest.insert(min(pos, len(rest)), item_id)
+    return rest
+
+
+@given(
+    scores=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 1e-6]), min_size=1, max_size=12),
+    data=st.data(),
+)
+def test_apply_skips_only_the_steps_with_nothing_to_do(scores: list[float], data: Any) -> None:
+    ids = [f"i{n}" for n in range(len(scores))]
+    some = st.sets(st.sampled_from(ids), max_size=3)
+    adj = ItemAdjustments(
+        "p",
+        "v",
+        None,
+        removed=dict.fromkeys(data.draw(some), "r"),
+        multipliers=dict.fromkeys(data.draw(some), data.draw(st.sampled_from([0.5, 2.0]))),
+        buried=frozenset(data.draw(some)),
+        pins=tuple(PinnedItem(i, k, "r") for k, i in enumerate(data.draw(some))),
+    )
+    ranked = list(zip(ids, scores, strict=True))
+    assert adj.apply(ranked) == reference_apply(adj, ranked)
+
+
 # ------------------------------------------------------------------------ stats & explain
 
 
