@@ -54,6 +54,13 @@ async def test_callers_at_once_share_one_connection_and_get_their_own_replies(
     assert await connected_clients(store) == 2
 
 
+async def test_an_empty_round_trip_takes_no_place_in_the_queue(store: RedisStore) -> None:
+    async with asyncio.timeout(5):  # (it waited for ever)
+        assert await store._send([]) == []
+    await store.set_many({"a": b"1"})
+    assert await store.get("a") == b"1"  # not handed to the empty call before it
+
+
 async def test_a_caller_that_gives_up_leaves_the_connection_usable(store: RedisStore) -> None:
     await store.set_many({"a": b"1", "b": b"2"})
     assert await store.get("a") == b"1"

@@ -198,6 +198,8 @@ class Wire:
         """The replies (as hiredis reads them, errors as `ResponseError` values) to the
         `expected` commands in `packed`; a reply that says the server cannot serve yet
         (``LOADING``: a `ConnectionError`) is raised, as redis-py raises it."""
+        if expected == 0:  # nothing to send: no place in the queue (no reply would end it)
+            return []
         connection = self._connection
         if connection is None or not connection.usable or connection.loop is not _loop():
             connection = await self._connect()
@@ -260,6 +262,10 @@ class Wire:
                 old.fail(RedisConnectionError("connection replaced"))
 
     async def close(self) -> None:
+        """Close the connection, and give up one being opened."""
+        if self._connecting is not None:
+            self._connecting.cancel()
+            self._connecting = None
         self._forget()
 
 
