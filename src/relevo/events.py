@@ -369,12 +369,25 @@ def parse_event(raw: Any, limits: Limits, prefix: str = "") -> Event:
 
 
 def _check_who_and_what(event: Event, prefix: str) -> None:
-    """Rules across fields, checked after the schema so the error can name a field.
-    (`parse_all` checks the same rules on the records it dumps: keep them in step.)"""
-    if event.user_id is None and event.anonymous_id is None:
-        raise _problem(prefix, "user_id", "user_id or anonymous_id is required")
-    if event.type in CART_EVENT_TYPES and event.item_id is None and not event.items:
-        raise _problem(prefix, "item_id", f"{event.type} events need item_id or items")
+    """Rules across fields, checked after the schema so the error can name a field."""
+    problem = _who_and_what_problem(
+        event.user_id, event.anonymous_id, event.type, event.item_id, event.items
+    )
+    if problem is not None:
+        raise _problem(prefix, *problem)
+
+
+def _who_and_what_problem(
+    user_id: Any, anonymous_id: Any, kind: str, item_id: Any, items: Any
+) -> tuple[str, str] | None:
+    """What is wrong across these fields (the field, why), or None: someone, and for a
+    cart event something. One place for both checks: an event's (`parse_event`) and a
+    batch's dumped records (`parse_all`)."""
+    if user_id is None and anonymous_id is None:
+        return "user_id", "user_id or anonymous_id is required"
+    if kind in CART_EVENT_TYPES and item_id is None and not items:
+        return "item_id", f"{kind} events need item_id or items"
+    return None
 
 
 def _problem(prefix: str, field: str, message: str) -> InvalidInput:
@@ -399,13 +412,17 @@ def parse_all(raws: list[Any], limits: Limits) -> list[dict[str, Any]] | None:
     except ValidationError:
         return None
     dumped: list[dict[str, Any]] = _EVENT_LIST.dump_python(events, exclude_none=True)
-    # `_check_who_and_what`'s rules, read from the records (no None left in them): a
-    # model's attributes go through pydantic's `__getattr__` hook, ~500 instructions each
+    # the rules across fields, read from the records: a model's attributes go through
+    # pydantic's `__getattr__` hook, ~500 instructions each
+    get, check = dict.get, _who_and_what_problem
     for record in dumped:
-        if "user_id" not in record and "anonymous_id" not in record:
-            return None
-        cart = record["type"] in CART_EVENT_TYPES
-        if cart and "item_id" not in record and not record.get("items"):
+        if check(
+            get(record, "user_id"),
+            get(record, "anonymous_id"),
+            record["type"],
+            get(record, "item_id"),
+            get(record, "items"),
+        ):
             return None
     return dumped
 
