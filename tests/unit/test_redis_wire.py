@@ -186,14 +186,15 @@ async def test_a_blocking_read_holds_up_nobody(store: RedisStore) -> None:
     assert reply  # the entry just added
 
 
-def test_the_wire_goes_where_redis_py_would_connect_plainly() -> None:
+def test_the_wire_goes_where_redis_py_would_connect_plainly(tmp_path: Path) -> None:
     """TCP and unix sockets take the wire, with the URL's credentials, database and
     protocol; TLS keeps redis-py's pool (the wire does not speak it)."""
     tcp = endpoint_of(Redis.from_url("redis://u:pw@h:7000/2?protocol=2").connection_pool)
     assert tcp == Endpoint(host="h", port=7000, db=2, username="u", password="pw", protocol=2)
     assert tcp.handshake() == [("AUTH", "u", "pw"), ("SELECT", 2)]
-    unix = endpoint_of(Redis.from_url("unix:///tmp/r.sock?db=1").connection_pool)
-    assert unix == Endpoint(path="/tmp/r.sock", db=1, protocol=DEFAULT_RESP_VERSION)
+    socket = tmp_path / "r.sock"
+    unix = endpoint_of(Redis.from_url(f"unix://{socket}?db=1").connection_pool)
+    assert unix == Endpoint(path=str(socket), db=1, protocol=DEFAULT_RESP_VERSION)
     assert endpoint_of(Redis.from_url("rediss://h:7000/0").connection_pool) is None
     resp3 = Endpoint(host="h", password="pw", protocol=3, client_name="relevo")
     assert resp3.handshake() == [

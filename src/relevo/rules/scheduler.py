@@ -87,8 +87,8 @@ class TimerScheduler:
         if self._submitted:
             self._submitted = {e: t for e in due if (t := self._submitted.get(e)) is not None}
         waiting = {e for e, t in self._submitted.items() if now - t < RESUBMIT_MS}
-        scores = dict(due)
-        members = [member for member, at in due if (member, at) not in waiting][:BATCH]
+        entries = [(member, at) for member, at in due if (member, at) not in waiting][:BATCH]
+        members = [member for member, _ in entries]
         if self._stale_since:
             listed = set(members)
             self._stale_since = {m: t for m, t in self._stale_since.items() if m in listed}
@@ -103,12 +103,12 @@ class TimerScheduler:
             if doc.value
         }
         firings, stale, moved, submitted = [], [], {}, []
-        for member, (user, rule_id) in zip(members, targets, strict=True):
+        for (member, at), (user, rule_id) in zip(entries, targets, strict=True):
             state = states.get(user)
             timer = None if state is None else state.timers.get(rule_id)
             if timer is not None and timer.due_at <= now:
                 firings.append(firing_record(user, rule_id, timer))
-                submitted.append((member, scores[member]))
+                submitted.append((member, at))
                 self._stale_since.pop(member, None)
             elif timer is not None:
                 moved[member] = timer.due_at  # pushed back: fix the index

@@ -529,9 +529,7 @@ class RedisStore:
 
     backend = "redis"
 
-    def __init__(self, url: str, prefix: str = "relevo", *, wire: bool = True) -> None:
-        """`wire` False sends every command through redis-py's pool (a benchmark's
-        reference: see `relevo.store.redis_wire`)."""
+    def __init__(self, url: str, prefix: str = "relevo") -> None:
         self.url = url
         self.prefix = prefix + ":"
         self.cluster = url.startswith(CLUSTER_SCHEMES)
@@ -548,7 +546,7 @@ class RedisStore:
         else:
             self.client = aioredis.Redis.from_url(url, health_check_interval=10, **options)
         self.client_ready = not self.cluster
-        endpoint = endpoint_of(self.client.connection_pool) if wire and not self.cluster else None
+        endpoint = None if self.cluster else endpoint_of(self.client.connection_pool)
         #: One node: the pipelined connection of `_round_trip` (None: the pool's).
         self.wire = (
             None

@@ -192,7 +192,7 @@ class Wire:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._connection: _Connection | None = None
-        self._connecting: asyncio.Future[_Connection] | None = None
+        self._connecting: asyncio.Task[_Connection] | None = None
 
     async def call(self, packed: bytes, expected: int) -> list[Any]:
         """The replies (as hiredis reads them, errors as `ResponseError` values) to the
@@ -201,7 +201,11 @@ class Wire:
         if expected == 0:  # nothing to send: no place in the queue (no reply would end it)
             return []
         connection = self._connection
-        if connection is None or not connection.usable or connection.loop is not _loop():
+        if (
+            connection is None
+            or not connection.usable
+            or connection.loop is not asyncio.get_running_loop()
+        ):
             connection = await self._connect()
         replies = await connection.send(packed, expected)
         for reply in replies:
@@ -212,7 +216,7 @@ class Wire:
     async def _connect(self) -> _Connection:
         """A new connection, opened by a task of its own that every caller arriving
         meanwhile shares (a caller cancelled while it waits does not cancel it)."""
-        loop = _loop()
+        loop = asyncio.get_running_loop()
         task = self._connecting
         if task is None or task.get_loop() is not loop:
             task = self._connecting = loop.create_task(self._open(loop))
@@ -267,10 +271,6 @@ class Wire:
             self._connecting.cancel()
             self._connecting = None
         self._forget()
-
-
-def _loop() -> asyncio.AbstractEventLoop:
-    return asyncio.get_running_loop()
 
 
 def endpoint_of(pool: Any) -> Endpoint | None:
