@@ -7,6 +7,7 @@ one Redis are two API processes).
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -155,3 +156,27 @@ async def test_the_cache_is_bounded(engine: Engine, clock: ManualClock) -> None:
     await cache.items(["pan"])
     assert len(cache._docs) <= 3
     assert list(await cache.items(["boot-1", "pan"])) == ["boot-1", "pan"]
+
+
+async def test_an_anchors_attribute_neighbours_are_kept_as_objects_the_collector_drops(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """A process keeps the attribute neighbours of every item it met as an anchor, for
+    the catalog's generation: thousands of entries. Kept as pairs, each was a tracked
+    object of the young generation until collected (~170 per item: collections of
+    ~100,000 objects, pauses of tens of ms in the slowest decisions). Flat tuples of
+    strings and floats are untracked by the first collection that sees them."""
+    await upsert(engine, *ITEMS)
+    await engine.put_config(
+        "placements", {"placements": [{"id": "recs", "k": 4, "deadline_ms": 2_000}]}
+    )
+    await engine.ingest([view("u", "boot-1", T0 - MINUTE)])
+    assert "boot-2" in await decided(engine, "u")  # an attribute neighbour of boot-1
+
+    held = [value for key, value in engine.catalog._derived.items() if key[0] == "attributes"]
+    assert held
+    assert any("boot-2" in str(value) for value in held)
+    gc.collect()
+    gc.collect()  # (a tuple is untracked after the tuples it holds)
+    tracked = [value for value in held if gc.is_tracked(value)]
+    assert tracked == []

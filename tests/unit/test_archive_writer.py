@@ -9,10 +9,10 @@ are not archived. Files are compared byte for byte, then as the readers see them
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow.parquet as pq
 import pytest
@@ -140,7 +140,7 @@ def test_the_writer_writes_what_the_row_based_writer_wrote(
 
 def test_one_day_one_kind_and_nothing_to_archive(tmp_path: Path) -> None:
     one_day = [
-        replace(r, body=orjson.dumps({**orjson.loads(r.body), "timestamp": T0 + 5}))
+        msgspec.structs.replace(r, body=orjson.dumps({**orjson.loads(r.body), "timestamp": T0 + 5}))
         for r in varied_records(200, seed=3)
         if r.kind == "event"
     ]
