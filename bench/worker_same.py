@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import redis.asyncio as redis
 
@@ -119,7 +120,7 @@ async def run(url: str, count: int, users: int, batch: int) -> list[bytes]:
     applier = Engine(settings, clock)
     await api.start(background=False)
     await applier.start(background=False)
-    applier.monitoring.observations._random.seed(3)
+    applier.monitoring.observations._generator = np.random.default_rng(3)
     try:
         await api.upsert_items(demo_items())
         await api.put_rules(RULES)

@@ -16,6 +16,7 @@ MODULES = [
     "relevo.experiments.stats",
     "relevo.experiments.bandits",
     "relevo.monitoring.drift",
+    "relevo.monitoring.features",
 ]
 
 

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -108,50 +108,59 @@ class Observations:
         self._buffer: dict[str, list[Value]] = {}
         self._seen: dict[str, int] = {}
         """Values observed per feature since the last flush (kept or not)."""
-        self._random = random.Random()
+        self._generator = np.random.default_rng()
         self._owner = f"{os.getpid()}-{os.urandom(4).hex()}"
         self._sequence = 0
         self.dropped = 0
 
     def add(self, values: Mapping[str, Value]) -> None:
-        """Add one observation's values (see `add_all`)."""
-        self.add_all((values,))
-
-    def add_all(self, observations: Iterable[Mapping[str, Value]]) -> None:
-        """Reservoir sampling, per feature: each value seen since the flush is kept with
-        the same odds.
-
-        Written as one loop (no call per value) with one ``random()`` per value dropped
-        (``randrange`` costs five Python calls), over a whole batch's observations at
-        once: a worker observes about ten values per event, and this was a tenth of its
-        CPU (``bench.worker_cpu --profile worker``). ``int(random() * seen)`` is uniform
-        over ``range(seen)`` to within seen / 2**53. A feature's buffer holds
-        ``min(seen, MESSAGE_VALUES)`` values (`flush` keeps the two in step), so the
-        count alone says whether there is room.
-        """
-        buffer, counts, draw = self._buffer, self._seen, self._random.random
-        dropped = 0
-        for values in observations:
-            for name, value in values.items():
-                found = buffer.get(name)
-                if found is None:
-                    buffer[name] = [value]
-                    counts[name] = 1
-                    continue
-                seen = counts[name] + 1
-                counts[name] = seen
-                if seen <= MESSAGE_VALUES:
-                    found.append(value)
-                else:
-                    dropped += 1
-                    slot = int(draw() * seen)
-                    if slot < MESSAGE_VALUES:
-                        found[slot] = value
-        self.dropped += dropped
+        """Add one observation's values (see `add_columns`)."""
+        self.add_columns({name: (value,) for name, value in values.items()})
 
     def add_columns(self, columns: Mapping[str, Sequence[Value]]) -> None:
-        """Add many values per feature at once (a replay, a test)."""
-        self.add_all({name: value} for name, values in columns.items() for value in values)
+        """Add many values per feature at once, keeping per feature a uniform sample
+        (a reservoir) of the values seen since the flush: each one kept with the same odds.
+
+        A feature's buffer holds ``min(seen, MESSAGE_VALUES)`` values (`flush` keeps the
+        two in step), so the count alone says how much room is left. What fits is
+        appended in one ``extend``: a worker's batch of at most `MESSAGE_VALUES` events,
+        after the flush of the one before, always fits. Values past the room replace
+        some of those kept, all drawn at once (`_replace`).
+        """
+        buffer, counts = self._buffer, self._seen
+        for name, values in columns.items():
+            if not values:
+                continue
+            kept = buffer.get(name)
+            if kept is None:
+                kept = buffer[name] = []
+            seen = counts.get(name, 0)
+            room = max(MESSAGE_VALUES - seen, 0)
+            kept.extend(values[:room])
+            if len(values) > room:
+                self._replace(kept, seen + room, values[room:])
+            counts[name] = seen + len(values)
+
+    def _replace(self, kept: list[Value], seen: int, values: Sequence[Value]) -> None:
+        """Turn `kept`, a full reservoir (a uniform sample of the `seen` values so far),
+        into a uniform sample of those and `values` together, in place.
+
+        How many of `values` a uniform sample of all the positions holds is
+        hypergeometric; which of `values` they are, and which slots of `kept` they take,
+        are uniform without replacement. Drawn by numpy in a few calls, not one draw per
+        value in Python (Algorithm R): a worker's batch larger than the reservoir has
+        thousands of values past its room, and that loop was a few percent of the
+        worker's CPU. (numpy's hypergeometric takes counts below 10**9: `seen` counts
+        one flush interval, since a flush, failed or not, resets it.)
+        """
+        generator = self._generator
+        taken = int(generator.hypergeometric(len(values), seen, MESSAGE_VALUES))
+        if taken:
+            slots = generator.choice(MESSAGE_VALUES, taken, replace=False, shuffle=False)
+            picks = generator.choice(len(values), taken, replace=False, shuffle=False)
+            for slot, pick in zip(slots.tolist(), picks.tolist(), strict=True):
+                kept[slot] = values[pick]
+        self.dropped += len(values)
 
     @property
     def buffered(self) -> int:

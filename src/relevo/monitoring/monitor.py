@@ -29,11 +29,12 @@ from relevo.features.profile import FeatureParams, ProfileState
 from relevo.models.registry import ModelRegistry
 from relevo.monitoring import metrics, references
 from relevo.monitoring.features import (
+    NOT_OBSERVED,
     SCORE_PREFIX,
-    Value,
-    observed,
-    observed_features,
+    Snapshot,
+    observed_columns,
     replay_features,
+    snapshot,
 )
 from relevo.monitoring.kpis import KpiCounters, Kpis
 from relevo.monitoring.live_drift import LiveDrift, Observations, public
@@ -52,6 +53,9 @@ RATE_BUCKET_MS = 60_000
 RATE_KEPT_MS = 25 * 3_600_000
 DECISION_RATE = "monitoring:rate:decisions"
 FALLBACK_RATE = "monitoring:rate:fallbacks"
+
+SAMPLE_ALL = 10_000
+"""`RELEVO_DRIFT_SAMPLE` in ten-thousandths: 1.0, every event (no hash needed)."""
 
 Retrain = Callable[[], Awaitable[Any]]
 
@@ -81,7 +85,7 @@ class Monitoring:
         self.kpi_counters = KpiCounters(store)
         self.kpis = Kpis(store, clock)
         self.owner = f"{os.getpid()}-{os.urandom(4).hex()}"
-        self._sample = round(settings.drift_sample * 10_000)
+        self._sample = round(settings.drift_sample * SAMPLE_ALL)
         self._rates: Counter[tuple[str, int]] = Counter()
         self._model_reference: tuple[str, ReferenceSet | None] | None = None
         self._baseline: tuple[bytes, ReferenceSet] | None = None
@@ -136,16 +140,23 @@ class Monitoring:
         )
 
     # -- as an ApplyHook -------------------------------------------------------------------
-    def observe(self, state: ProfileState, record: dict[str, Any]) -> dict[str, Value] | None:
-        if not observed(record) or not self._sampled(record["event_id"]):
+    def observe(self, state: ProfileState, record: dict[str, Any]) -> Snapshot | None:
+        """The profile numbers this event's features need (`snapshot`): the features
+        themselves are computed for the whole batch at once, in `events_applied`."""
+        # `observed` and the "everything sampled" case (the default) spelled out: this
+        # runs for every event applied, where a call costs more than its check
+        if record.get("type") in NOT_OBSERVED or (
+            self._sample < SAMPLE_ALL and not self._sampled(record["event_id"])
+        ):
             return None
-        return observed_features(state, record)
+        return snapshot(state)
 
     async def events_applied(self, noted: Sequence[tuple[dict[str, Any], Any]]) -> None:
         """Hand the batch's observed values to the shared stream now (one append per
         applied batch): the values are pooled by the time the events are, and the store
         never changes later, on a timer, because of an earlier request."""
-        self.observations.add_all(note for _, note in noted if note is not None)
+        records, snapshots = _observed(noted)
+        self.observations.add_columns(observed_columns(records, snapshots))
         try:
             await self.observations.flush()
         except RelevoError as error:  # kept in the buffer; the background flush retries
@@ -156,8 +167,7 @@ class Monitoring:
 
     def _sampled(self, event_id: str) -> bool:
         # By event id, so a replay observes the same events and every process agrees.
-        # Sampling everything (the default) needs no hash: every remainder is below it.
-        return self._sample >= 10_000 or zlib.crc32(event_id.encode()) % 10_000 < self._sample
+        return zlib.crc32(event_id.encode()) % SAMPLE_ALL < self._sample
 
     # -- pooled state ----------------------------------------------------------------------
     async def flush(self) -> None:
@@ -298,6 +308,20 @@ class Monitoring:
             drift_reference=drift.reference,
             kpis={(k["placement"], k["kpi"]): k["status"] for k in kpis["kpis"]},
         )
+
+
+def _observed(
+    noted: Sequence[tuple[dict[str, Any], Snapshot | None]],
+) -> tuple[Sequence[dict[str, Any]], Sequence[Snapshot]]:
+    """The events observed (those with a snapshot: see `Monitoring.observe`) and their
+    snapshots, as two columns made in C (`zip`); filtered only when some are not."""
+    if not noted:
+        return (), ()
+    records, snapshots = zip(*noted, strict=True)
+    if None in snapshots:
+        kept = [pair for pair in noted if pair[1] is not None]
+        records, snapshots = zip(*kept, strict=True) if kept else ((), ())
+    return records, snapshots
 
 
 def _raw_type(raw: Any) -> str:
