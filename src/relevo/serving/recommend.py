@@ -31,6 +31,7 @@ profile (and the catalog, from the cache).
 from __future__ import annotations
 
 import logging
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -115,6 +116,11 @@ of reading and decoding the same document again a moment later."""
 def pool_size(k: int) -> int:
     """Candidates read per source: enough to survive filters."""
     return 3 * k + 20
+
+
+Neighbours = tuple[tuple[str, ...], tuple[str, ...], "array[float]"]
+"""An anchor's attribute neighbours: the candidates, then the ids and scores of those
+with a positive score, best first (`RecommendationService._attribute_neighbours`)."""
 
 
 class RecommendationService:
@@ -339,21 +345,20 @@ class RecommendationService:
         )
         return docs
 
-    async def _attribute_neighbours(
-        self, doc: Mapping[str, Any], pool: int
-    ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...]]:
+    async def _attribute_neighbours(self, doc: Mapping[str, Any], pool: int) -> Neighbours:
         """Items sharing attributes with the catalog item `doc`, then the ids and scores of
         those of them with a positive score, best first: from the catalog alone, so
         computed once per catalog generation (`CatalogCache.derived`).
 
-        Kept as three flat tuples, not a list of (id, score) pairs: a process caches this
-        for every item it meets as an anchor (thousands), and each pair would be an object
-        the garbage collector walks when it is young. ~170 pairs per item made the young
-        generation ~100,000 such tuples each time it was collected, a pause of 25-40 ms
-        that reached the slowest 1% of decisions (`bench.load`'s p99); a flat tuple of
-        strings or floats is one object, which the collector stops tracking."""
+        Kept flat (the ids a tuple, the scores an array of doubles), not as a list of
+        (id, score) pairs: a process caches this for every item it meets as an anchor
+        (thousands), and each pair would be an object the garbage collector walks while
+        it is young. ~170 pairs per item made the young generation ~100,000 such tuples
+        each time it was collected, a pause of 25-40 ms that reached the slowest 1% of
+        decisions (`bench.load`'s p99). A tuple of strings is one object, which the
+        collector stops tracking; an array is none it tracks, and a third of the bytes."""
 
-        async def compute() -> tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...]]:
+        async def compute() -> Neighbours:
             matches = await self.live.attribute_matches(doc, pool)
             docs = await self.catalog.items(matches.candidates)
             tokens, of_item = attributes.item_tokens, self.catalog.of_item
@@ -367,7 +372,7 @@ class RecommendationService:
             positive = sorted(p for p in scored if p[1] > 0)
             positive.sort(key=_second, reverse=True)
             ids = tuple([item for item, _ in positive])
-            return tuple(matches.candidates), ids, tuple([score for _, score in positive])
+            return tuple(matches.candidates), ids, array("d", [score for _, score in positive])
 
         return await self.catalog.derived(("attributes", str(doc.get("item_id")), pool), compute)
 
