@@ -154,18 +154,33 @@ def encode(
     >>> encode(ProfileState(user_id="u1"))[0] in (DEFLATED, COMPACT_V1, COMPACT_V2)  # too small
     False
     """
-    raw = _encoder.encode(state)
-    if len(raw) < _SMALL or not deflate:
-        return raw
+    if not deflate:
+        return _encoder.encode(state)
     try:
-        layout = compact.layout(state)
+        layout, floor = compact.measured(state)
     except (ValueError, TypeError):
-        deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
-        packed = bytes((DEFLATED,)) + deflater.compress(raw) + deflater.flush()
-    else:
-        packed = bytes((COMPACT_V2,)) + (dictionaries or _dictionaries.builtin_only()).compress(
-            layout
-        )
+        return _deflated(_encoder.encode(state))
+    # The MessagePack is encoded only when its length decides: `floor` (no longer than
+    # it) shows most states to be past `_SMALL` and longer than their compact document.
+    raw = None
+    if floor < _SMALL:
+        raw = _encoder.encode(state)
+        if len(raw) < _SMALL:
+            return raw
+    packed = bytes((COMPACT_V2,)) + (dictionaries or _dictionaries.builtin_only()).compress(layout)
+    if len(packed) < floor:
+        return packed
+    if raw is None:
+        raw = _encoder.encode(state)
+    return packed if len(packed) < len(raw) else raw
+
+
+def _deflated(raw: bytes) -> bytes:
+    """A state the compact layout cannot hold: deflated MessagePack (or plain, smaller)."""
+    if len(raw) < _SMALL:
+        return raw
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    packed = bytes((DEFLATED,)) + deflater.compress(raw) + deflater.flush()
     return packed if len(packed) < len(raw) else raw
 
 
