@@ -239,12 +239,12 @@ def _counts(state: ProfileState, t: Times) -> list[Any]:
     differ: events without a category (search), with several (a purchase of two
     categories), categories evicted past `MAX_CATEGORIES`, a counter saturated."""
     category_counts = state.category_counts
-    positions = {kind: position for position, kind in enumerate(category_counts)}
+    kinds = list(category_counts)  # a position looked up costs less than a map of them
     found: list[Any] = []
     for kind, counter in state.counts.items():
-        position = positions.get(kind)
-        if position is not None and _implied(category_counts[kind], counter):
-            found.append(position)
+        by_category = category_counts.get(kind)
+        if by_category is not None and _implied(by_category, counter):
+            found.append(kinds.index(kind))
         else:
             found += (kind, _counter(counter, t))
     return found
@@ -304,8 +304,8 @@ def derived(counters: Iterable[WindowCounter]) -> WindowCounter:
     counters = list(counters)
     if len(counters) == 1:  # the common case: a type seen in one category
         (only,) = counters
-        return WindowCounter(
-            list(only.recent), dict(only.hours), dict(only.days), only.total, only.newest
+        return WindowCounter(  # (copies by method: no builtin's arguments parsed)
+            only.recent.copy(), only.hours.copy(), only.days.copy(), only.total, only.newest
         )
     if not counters:
         return WindowCounter()
@@ -455,6 +455,7 @@ def _times(state: ProfileState) -> list[int]:
     return found
 
 
+_INT = frozenset((int,))
 _UINT64 = 1 << 32, 1 << 64
 """The timestamps MessagePack writes in 9 bytes (uint64): every epoch millisecond since
 1970-02-19."""
@@ -480,7 +481,7 @@ def measured(state: ProfileState) -> tuple[bytes, int]:
     9 bytes for each."""
     found = _times(state)
     distinct = set(found)
-    if set(map(type, distinct)) != {int}:  # in C: not a generator's call per timestamp
+    if {*map(type, distinct)} != _INT:  # in C: not a generator's call per timestamp
         raise TypeError("a timestamp that is not an int")
     ordered = sorted(distinct)
     table, index = _table(ordered)
@@ -540,11 +541,9 @@ def _state(
 
     Its arguments are positional, in the order of `KNOWN_FIELDS` (the struct's): by
     keyword, msgspec matches each of the twenty names, ~9,000 instructions a decode."""
-    (user_id, created, updated, events, _, _, seen, purchases, monetary, last_purchase) = fields[
-        :10
-    ]
-    (session, sessions, affinities, recent, cart, segments, consent, attributes) = fields[10:18]
-    (timers, purchased) = fields[18:]
+    (user_id, created, updated, events, _, _, seen, purchases, monetary) = fields[:9]
+    (last_purchase, session, sessions, affinities, recent, cart) = fields[9:15]
+    (segments, consent, attributes, timers, purchased) = fields[15:]
     return ProfileState(
         user_id,
         times[created],
