@@ -475,10 +475,11 @@ def measured(state: ProfileState) -> tuple[bytes, int]:
     none to tell): what lets `profile.encode` keep the compact document without
     encoding the MessagePack only to find it longer.
 
-    The floor: each timestamp `_times` finds is an integer of its own in the state's
-    MessagePack (or a float equal to one, or an int subclass: the same size), so when
-    all are between 2**32 and 2**64 (9 bytes each: uint64) the MessagePack has at least
-    9 bytes for each."""
+    The floor: each timestamp `_times` finds is a value of its own in the state's
+    MessagePack, so when all are between 2**32 and 2**64 the MessagePack has at least
+    9 bytes for each: an int there is a uint64 (9 bytes), and so is a float or an int
+    subclass the set of distinct times hid behind an equal int (a float64: 9 bytes; a
+    bool cannot be that large). `encode` checks this against the full comparison."""
     found = _times(state)
     distinct = set(found)
     if {*map(type, distinct)} != _INT:  # in C: not a generator's call per timestamp
