@@ -155,7 +155,7 @@ def test_the_compact_layout_is_smaller_than_deflated_messagepack() -> None:
 
 def test_varint_tables_round_trip() -> None:
     times = {0, 1, 127, 128, T0, T0 + 1, T0 + 2**40}
-    table, index = compact._table(times)
+    table, index = compact._table(sorted(times))
     assert compact._untable(table) == sorted(times)
     assert [index[at] for at in sorted(times)] == list(range(len(times)))
 
@@ -195,10 +195,10 @@ EVENT = st.fixed_dictionaries(
 )
 
 
-def _folded(events: list[dict[str, Any]]) -> ProfileState:
+def _folded(events: list[dict[str, Any]], start: int = T0) -> ProfileState:
     """Events of any type with 0-3 categories (search: none; purchases: several)."""
     state = ProfileState(user_id="u")
-    at = T0
+    at = start
     for number, event in enumerate(events):
         at += max(event["offset"], 0)
         record: dict[str, Any] = {
@@ -301,3 +301,178 @@ def test_dictionaries_are_trained_on_profiles_without_what_identifies_a_person()
     assert state.user_id == "u5"  # the stored state is left as it was
     assert kept.recent_items == state.recent_items
     assert kept.counts == state.counts
+
+
+# -- the fast paths write what the general code wrote --------------------------------------
+def _documents_states() -> list[ProfileState]:
+    """Seeded states of every shape `encode` meets: new users' one-event profiles, longer
+    shoppers, events of 0-3 categories, a search alone, tiny states (plain MessagePack),
+    small timestamps (no floor), a counter the layout cannot hold (deflated)."""
+    rng = random.Random(17)
+    states = [shopper(seed, events=events) for seed in range(30) for events in (1, 2, 15, 60)]
+    for _ in range(120):
+        events = [
+            {
+                "offset": rng.randrange(-3 * HOUR_MS, 40 * DAY_MS) // rng.choice([1, 1_000]),
+                "type": rng.choice(["view", "click", "purchase", "search", "add_to_cart"]),
+                "categories": rng.sample("abcd", rng.randrange(4)),
+                "item": rng.randrange(30),
+            }
+            for _ in range(rng.choice([1, 1, 2, 5, 20]))
+        ]
+        states.append(_folded(events))
+    states += [ProfileState(user_id="u"), ProfileState(user_id="u", consent={"ads": True})]
+    search = ProfileState(user_id="u")
+    apply_event(search, {"event_id": "e", "type": "search", "timestamp": T0}, PARAMS)
+    small = ProfileState(user_id="u")
+    for at in (5, 7, 100_000):
+        apply_event(
+            small, {"event_id": "e", "type": "view", "timestamp": at, "item_id": "x"}, PARAMS
+        )
+    odd = shopper(1)
+    odd.counts["odd"] = WindowCounter(recent=[T0], days={T0 // DAY_MS: 1}, total=1, newest=T0)
+    return [*states, search, small, odd]
+
+
+def test_layouts_are_the_bytes_the_earlier_code_wrote() -> None:
+    """The digest of the layouts of `_documents_states` as the code before its shortcuts
+    (`_counter`'s one-event case, loops for comprehensions, `derived`'s loop) wrote them:
+    a change of one byte is a new layout, not a speed-up. (The documents: next test.)"""
+    states = _documents_states()
+    layouts = hashlib.sha256(
+        b"".join(compact.layout(state) + b"|" for state in states if state is not states[-1])
+    )
+    assert layouts.hexdigest() == LAYOUTS_DIGEST
+
+
+LAYOUTS_DIGEST = "810d369255d6170f5325554bc7ff5e77404fc2b8681c1b3e51365b010d207255"
+
+
+def test_documents_are_chosen_as_the_earlier_code_chose_them() -> None:
+    """Compact, deflated or plain: `encode` (its floor) keeps what the comparison with the
+    MessagePack encoded each time kept."""
+    states = _documents_states()
+    assert {encode(state)[0] for state in states} == {COMPACT_V2, DEFLATED, 0xDC}  # plain
+    for state in states:
+        assert encode(state) == _encoded_as_before(state)
+
+
+def _encoded_as_before(state: ProfileState) -> bytes:
+    """`encode`'s rule as it was written before the floor: the MessagePack always
+    encoded, and compared."""
+    raw = msgspec.msgpack.encode(state)
+    if len(raw) < 96:
+        return raw
+    try:
+        layout = compact.layout(state)
+    except (ValueError, TypeError):
+        deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+        packed = bytes((DEFLATED,)) + deflater.compress(raw) + deflater.flush()
+    else:
+        packed = bytes((COMPACT_V2,)) + dictionaries.builtin_only().compress(layout)
+    return packed if len(packed) < len(raw) else raw
+
+
+@settings(max_examples=300)
+@given(
+    events=st.lists(EVENT, max_size=12),
+    start=st.sampled_from([T0, 0, 2**32 - DAY_MS, 2**32]),
+    user=st.text(max_size=150),
+)
+def test_encode_chooses_as_it_did_when_it_encoded_the_messagepack_each_time(
+    events: list[dict[str, Any]], start: int, user: str
+) -> None:
+    """The floor (`compact.measured`) is never above the MessagePack's length, so `encode`
+    keeps the document the full comparison kept: tiny states plain, timestamps below
+    2**32 (no floor; some of them only), long user ids."""
+    state = _folded(events, start)
+    state.user_id = user
+    try:
+        floor = compact.measured(state)[1]
+    except ValueError:  # negative timestamps (start 0, late events): deflated
+        floor = 0
+    assert floor <= len(msgspec.msgpack.encode(state))
+    assert encode(state) == _encoded_as_before(state)
+
+
+COUNTER = st.builds(
+    WindowCounter,
+    recent=st.lists(st.integers(T0 - 2 * DAY_MS, T0 + 2 * DAY_MS), max_size=3),
+    hours=st.dictionaries(
+        st.integers(T0 // HOUR_MS - 30, T0 // HOUR_MS + 50), st.integers(-1, 3), max_size=3
+    ),
+    days=st.dictionaries(
+        st.integers(T0 // DAY_MS - 2, T0 // DAY_MS + 2), st.integers(-1, 3), max_size=3
+    ),
+    total=st.integers(-2, 10),
+    newest=st.integers(T0 - 2 * DAY_MS, T0 + 2 * DAY_MS),
+)
+"""Counters of any content, most not kept by `WindowCounter.add` (buckets that disagree
+with the recent events, totals below them, unsorted recent events)."""
+
+
+def _kept(offsets: list[int]) -> WindowCounter:
+    counter = WindowCounter()
+    for offset in offsets:
+        counter.add(T0 + offset)
+    return counter
+
+
+KEPT_COUNTER = st.lists(st.integers(-2 * DAY_MS, 2 * DAY_MS), max_size=6).map(_kept)
+
+
+@settings(max_examples=500)
+@given(counter=st.one_of(COUNTER, KEPT_COUNTER))
+def test_the_one_event_counter_is_written_and_read_as_any_counter_is(
+    counter: WindowCounter,
+) -> None:
+    """`_counter`'s and `_uncounter`'s shortcut (one recent event whose hour and day are
+    all the buckets) gives what the general code gives, for counters of any content."""
+    times = sorted({*counter.recent, counter.newest})
+    index = {at: position for position, at in enumerate(times)}
+    try:
+        expected = compact._any_counter(counter, index.__getitem__)
+    except ValueError:
+        with pytest.raises(ValueError, match="do not hold its recent events"):
+            compact._counter(counter, index.__getitem__)
+        return
+    packed = compact._counter(counter, index.__getitem__)
+    assert packed == expected
+    assert compact._uncounter(packed, times) == compact._any_uncounter(packed, times)
+
+
+@settings(max_examples=300)
+@given(counter=KEPT_COUNTER)
+def test_counters_kept_by_add_round_trip_exactly(counter: WindowCounter) -> None:
+    times = sorted({*counter.recent, counter.newest})
+    index = {at: position for position, at in enumerate(times)}
+    assert compact._uncounter(compact._counter(counter, index.__getitem__), times) == counter
+
+
+@settings(max_examples=300)
+@given(counters=st.lists(st.one_of(COUNTER, KEPT_COUNTER), max_size=4))
+def test_derived_is_what_it_was_written_as_with_max_sum_and_a_comprehension(
+    counters: list[WindowCounter],
+) -> None:
+    """`derived`'s loop against the definition it replaced, on counters of any content."""
+    found = compact.derived(counters)
+    if len(counters) < 2:
+        assert found == (counters[0] if counters else WindowCounter())
+        return
+    newest = max(counter.newest for counter in counters)
+    cut = newest - HOUR_MS
+    first_hour, first_day = newest // HOUR_MS - 24, newest // DAY_MS - 30
+    hours: dict[int, int] = {}
+    days: dict[int, int] = {}
+    for counter in counters:
+        for bucket, count in counter.hours.items():
+            if bucket >= first_hour:
+                hours[bucket] = hours.get(bucket, 0) + count
+        for bucket, count in counter.days.items():
+            if bucket >= first_day:
+                days[bucket] = days.get(bucket, 0) + count
+    recent = sorted([at for counter in counters for at in counter.recent if at > cut])
+    expected = WindowCounter(recent, hours, days, sum(c.total for c in counters), newest)
+    assert found == expected
+    assert list(found.hours.items()) == list(expected.hours.items())  # the same order
+    assert list(found.days.items()) == list(expected.days.items())

@@ -25,6 +25,7 @@ import base64
 import itertools
 import operator
 import zlib
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from itertools import accumulate
 from typing import Any
@@ -107,11 +108,13 @@ def _unvarints(blob: bytes) -> list[int]:
     return numbers
 
 
-def _table(times: set[int]) -> tuple[bytes, dict[int, int]]:
-    """The sorted times as varints (the first as is, then the gaps) and each one's index."""
-    ordered = sorted(times)
+def _table(ordered: list[int]) -> tuple[bytes, dict[int, int]]:
+    """The times (sorted, distinct) as varints (the first as is, then the gaps) and each
+    one's index."""
     if ordered and ordered[0] < 0:
         raise ValueError("negative timestamps are not in the compact layout")
+    if len(ordered) == 1:  # a one-event profile's: no gaps to take, nothing to number
+        return _varints(ordered), {ordered[0]: 0}
     gaps = list(map(operator.sub, ordered[1:], ordered))
     # zip with `count()`, not a strict zip with a range: ``strict=`` is parsed as a
     # keyword argument on each call (~1,700 instructions), and this runs per document
@@ -162,10 +165,27 @@ def _apply(derived: dict[int, int], residual: list[int], base: int) -> dict[int,
 def _counter(counter: WindowCounter, t: Times) -> list[Any]:
     """A counter without what its other parts imply: the hour buckets hold the recent
     events (within the last hour), the day buckets the hour buckets, the total the day
-    buckets; only the rest (older events, buckets dropped) is written."""
-    hours, days = counter.hours, counter.days
+    buckets; only the rest (older events, buckets dropped) is written.
+
+    Most counters of a profile hold one recent event, whose hour and day are all their
+    buckets hold (a counter of one event; of events a day or more apart): that case is
+    written at half the cost of `_any_counter`'s, with the same result."""
+    recent = counter.recent
+    if len(recent) == 1:
+        (at,) = recent
+        day = at // DAY_MS
+        days = counter.days
+        if counter.hours == {at // HOUR_MS: 1} and days == {day: 1}:
+            # (`days[day]`, not 1: what `sum` gives, should it be an equal float)
+            return [[t(at)], [], [], counter.total - days[day], t(counter.newest)]
+    return _any_counter(counter, t)
+
+
+def _any_counter(counter: WindowCounter, t: Times) -> list[Any]:
+    """`_counter` of any counter."""
+    recent, hours, days = counter.recent, counter.hours, counter.days
     hour, day = counter.newest // HOUR_MS, counter.newest // DAY_MS
-    by_hour = _per(HOUR_MS, counter.recent)
+    by_hour = _per(HOUR_MS, recent)
     by_day = _regroup(hours, 24)
     hours_rest = [] if hours == by_hour else _residual(hours, by_hour, hour)
     days_rest = [] if days == by_day else _residual(days, by_day, day)
@@ -175,7 +195,7 @@ def _counter(counter: WindowCounter, t: Times) -> list[Any]:
         # a residual cannot say so; the caller writes the earlier layout instead.
         raise ValueError("a counter whose buckets do not hold its recent events")
     return [
-        list(map(t, counter.recent)),
+        list(map(t, recent)),
         hours_rest,
         days_rest,
         counter.total - sum(days.values()),
@@ -185,11 +205,23 @@ def _counter(counter: WindowCounter, t: Times) -> list[Any]:
 
 def _uncounter(packed: list[Any], times: list[int]) -> WindowCounter:
     """`_counter` undone. Every decode runs it for each counter (twenty in a shopper of
-    twenty events), so empty residuals are skipped and the derived buckets are changed
-    in place rather than copied."""
+    twenty events): the common case of `_counter` (one recent event, no residual) is
+    read at half the cost of `_any_uncounter`'s, with the same result."""
     recent_indexes, hours_residual, days_residual, rest, newest_index = packed
-    recent = list(map(times.__getitem__, recent_indexes))
+    if len(recent_indexes) == 1 and not hours_residual and not days_residual:
+        at = times[recent_indexes[0]]
+        return WindowCounter(
+            [at], {at // HOUR_MS: 1}, {at // DAY_MS: 1}, rest + 1, times[newest_index]
+        )
+    return _any_uncounter(packed, times)
+
+
+def _any_uncounter(packed: list[Any], times: list[int]) -> WindowCounter:
+    """`_uncounter` of any counter: empty residuals are skipped and the derived buckets
+    are changed in place rather than copied."""
+    recent_indexes, hours_residual, days_residual, rest, newest_index = packed
     newest = times[newest_index]
+    recent = list(map(times.__getitem__, recent_indexes))
     hours = _per(HOUR_MS, recent)
     if hours_residual:
         _apply(hours, hours_residual, newest // HOUR_MS)
@@ -207,12 +239,12 @@ def _counts(state: ProfileState, t: Times) -> list[Any]:
     differ: events without a category (search), with several (a purchase of two
     categories), categories evicted past `MAX_CATEGORIES`, a counter saturated."""
     category_counts = state.category_counts
-    positions = {kind: position for position, kind in enumerate(category_counts)}
+    kinds = list(category_counts)  # a position looked up costs less than a map of them
     found: list[Any] = []
     for kind, counter in state.counts.items():
-        position = positions.get(kind)
-        if position is not None and _implied(category_counts[kind], counter):
-            found.append(position)
+        by_category = category_counts.get(kind)
+        if by_category is not None and _implied(by_category, counter):
+            found.append(kinds.index(kind))
         else:
             found += (kind, _counter(counter, t))
     return found
@@ -224,10 +256,10 @@ def _implied(by_category: dict[str, WindowCounter], counter: WindowCounter) -> b
     if len(by_category) == 1:
         (only,) = by_category.values()
         return only == counter
-    return (
-        counter.total == sum(c.total for c in by_category.values())  # cheap: first
-        and derived(by_category.values()) == counter
-    )
+    total = 0
+    for category_counter in by_category.values():  # a loop: a generator costs more
+        total += category_counter.total
+    return counter.total == total and derived(by_category.values()) == counter  # cheap first
 
 
 def _uncounts(
@@ -272,16 +304,24 @@ def derived(counters: Iterable[WindowCounter]) -> WindowCounter:
     counters = list(counters)
     if len(counters) == 1:  # the common case: a type seen in one category
         (only,) = counters
-        return WindowCounter(
-            list(only.recent), dict(only.hours), dict(only.days), only.total, only.newest
+        return WindowCounter(  # (copies by method: no builtin's arguments parsed)
+            only.recent.copy(), only.hours.copy(), only.days.copy(), only.total, only.newest
         )
     if not counters:
         return WindowCounter()
-    newest = max(counter.newest for counter in counters)
-    cut = newest - EXACT_HORIZON_MS
+    # one loop for what `max`, `sum` and a comprehension of the recent events would give
+    # (each a function called: this runs for a type seen in several categories, on
+    # every encode and decode)
+    newest, total, recent = counters[0].newest, 0, []
+    for counter in counters:
+        if counter.newest > newest:
+            newest = counter.newest
+        total += counter.total
+        recent += counter.recent
+    recent.sort()
+    del recent[: bisect_right(recent, newest - EXACT_HORIZON_MS)]  # within the horizon
     first_hour = newest // HOUR_MS - (HOURS_KEPT - 1)
     first_day = newest // DAY_MS - (DAYS_KEPT - 1)
-    recent = sorted([at for counter in counters for at in counter.recent if at > cut])
     hours: dict[int, int] = {}
     days: dict[int, int] = {}
     hour, day = hours.get, days.get
@@ -292,18 +332,51 @@ def derived(counters: Iterable[WindowCounter]) -> WindowCounter:
         for bucket, count in counter.days.items():
             if bucket >= first_day:
                 days[bucket] = day(bucket, 0) + count
-    return WindowCounter(recent, hours, days, sum(c.total for c in counters), newest)
+    return WindowCounter(recent, hours, days, total, newest)
 
 
 def _items(entries: list[RecentItem], t: Times) -> list[Any]:
-    return [x for entry in entries for x in (entry.item_id, t(entry.at))]
+    found: list[Any] = []
+    for entry in entries:
+        found += (entry.item_id, t(entry.at))
+    return found
 
 
 def _unitems(packed: list[Any], times: list[int]) -> list[RecentItem]:
-    return [RecentItem(packed[i], times[packed[i + 1]]) for i in range(0, len(packed), 2)]
+    found: list[RecentItem] = []
+    append = found.append
+    for i in range(0, len(packed), 2):
+        append(RecentItem(packed[i], times[packed[i + 1]]))
+    return found
+
+
+def _categories(state: ProfileState, t: Times) -> dict[str, dict[str, list[Any]]]:
+    found: dict[str, dict[str, list[Any]]] = {}
+    for kind, by_category in state.category_counts.items():
+        packed = found[kind] = {}
+        for category, counter in by_category.items():
+            packed[category] = _counter(counter, t)
+    return found
+
+
+def _seen(state: ProfileState, t: Times) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for kind, seen in state.seen.items():
+        found[kind] = [t(seen.first), t(seen.last)]
+    return found
+
+
+def _affinities(state: ProfileState, t: Times) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for category, affinity in state.affinities.items():
+        found[category] = [affinity.score, t(affinity.at)]
+    return found
 
 
 def _layout(state: ProfileState, t: Times) -> list[Any]:
+    """The document's fields. Its maps of a few entries each are filled by loops, not
+    comprehensions: on Python 3.11 a comprehension is a function made and called, which
+    costs more than a one-entry map's loop (~2,800 instructions against ~1,100)."""
     session = state.session
     return [
         state.user_id,
@@ -311,11 +384,8 @@ def _layout(state: ProfileState, t: Times) -> list[Any]:
         t(state.updated_at),
         state.events,
         _counts(state, t),
-        {
-            kind: {category: _counter(counter, t) for category, counter in by_category.items()}
-            for kind, by_category in state.category_counts.items()
-        },
-        {kind: [t(seen.first), t(seen.last)] for kind, seen in state.seen.items()},
+        _categories(state, t),
+        _seen(state, t),
         state.purchases,
         state.monetary,
         None if state.last_purchase_at is None else t(state.last_purchase_at),
@@ -329,7 +399,7 @@ def _layout(state: ProfileState, t: Times) -> list[Any]:
             True if session.client_id == session.id else session.client_id,
         ],
         state.sessions,
-        {category: [a.score, t(a.at)] for category, a in state.affinities.items()},
+        _affinities(state, t),
         _items(state.recent_items, t),
         # (cart, timers and purchases are empty in most profiles: no comprehension then)
         {item_id: [line.quantity, t(line.added_at)] for item_id, line in state.cart.items()}
@@ -348,40 +418,47 @@ def _layout(state: ProfileState, t: Times) -> list[Any]:
     ]
 
 
-def _times(state: ProfileState) -> set[int]:
-    """Every timestamp `_layout` writes (what its `t` is called with).
+def _times(state: ProfileState) -> list[int]:
+    """Every timestamp of the state, once per place it has in the state's MessagePack:
+    what `_layout` writes (what its `t` is called with), and the type counters that
+    their categories imply.
 
     Added through bound methods and from lists, not tuples and generators: this runs
     for every document written, a few dozen small additions each."""
-    found = {state.created_at, state.updated_at}
-    add, update = found.add, found.update
+    found = [state.created_at, state.updated_at]
+    append, extend = found.append, found.extend
     for counter in state.counts.values():
-        update(counter.recent)
-        add(counter.newest)
+        extend(counter.recent)
+        append(counter.newest)
     for by_category in state.category_counts.values():
         for counter in by_category.values():
-            update(counter.recent)
-            add(counter.newest)
+            extend(counter.recent)
+            append(counter.newest)
     for seen in state.seen.values():
-        add(seen.first)
-        add(seen.last)
+        append(seen.first)
+        append(seen.last)
     if state.last_purchase_at is not None:
-        add(state.last_purchase_at)
+        append(state.last_purchase_at)
     if state.session is not None:
-        add(state.session.started_at)
-        add(state.session.last_at)
-    update([affinity.at for affinity in state.affinities.values()])
-    update([entry.at for entry in state.recent_items])
+        append(state.session.started_at)
+        append(state.session.last_at)
+    for affinity in state.affinities.values():  # a few: a loop costs less than a list
+        append(affinity.at)
+    extend([entry.at for entry in state.recent_items])
     if state.cart:
-        update([line.added_at for line in state.cart.values()])
+        extend([line.added_at for line in state.cart.values()])
     for timer in state.timers.values():
-        add(timer.due_at)
-        add(timer.armed_at)
+        append(timer.due_at)
+        append(timer.armed_at)
     if state.purchased:
-        update([entry.at for entry in state.purchased])
-    if set(map(type, found)) != {int}:  # in C: not a generator's call per timestamp
-        raise TypeError("a timestamp that is not an int")
+        extend([entry.at for entry in state.purchased])
     return found
+
+
+_INT = frozenset((int,))
+_UINT64 = 1 << 32, 1 << 64
+"""The timestamps MessagePack writes in 9 bytes (uint64): every epoch millisecond since
+1970-02-19."""
 
 
 def layout(state: ProfileState) -> bytes:
@@ -390,8 +467,28 @@ def layout(state: ProfileState) -> bytes:
     Raises ValueError or TypeError for a state it cannot hold exactly (see `_counter`,
     `_times`): the caller writes the deflated MessagePack instead.
     """
-    table, index = _table(_times(state))
-    return _encoder.encode([table, _layout(state, index.__getitem__)])
+    return measured(state)[0]
+
+
+def measured(state: ProfileState) -> tuple[bytes, int]:
+    """`layout`, and a floor of the length of the state's MessagePack (0 when there is
+    none to tell): what lets `profile.encode` keep the compact document without
+    encoding the MessagePack only to find it longer.
+
+    The floor: each timestamp `_times` finds is a value of its own in the state's
+    MessagePack, so when all are between 2**32 and 2**64 the MessagePack has at least
+    9 bytes for each: an int there is a uint64 (9 bytes), and so is a float or an int
+    subclass the set of distinct times hid behind an equal int (a float64: 9 bytes; a
+    bool cannot be that large). `encode` checks this against the full comparison."""
+    found = _times(state)
+    distinct = set(found)
+    if {*map(type, distinct)} != _INT:  # in C: not a generator's call per timestamp
+        raise TypeError("a timestamp that is not an int")
+    ordered = sorted(distinct)
+    table, index = _table(ordered)
+    low, high = _UINT64
+    floor = 9 * len(found) if ordered and low <= ordered[0] and ordered[-1] < high else 0
+    return _encoder.encode([table, _layout(state, index.__getitem__)]), floor
 
 
 def unlayout(raw: bytes) -> ProfileState:
@@ -413,10 +510,26 @@ def unpack(blob: bytes | memoryview) -> ProfileState:
 
 
 def _uncategories(packed: dict[str, Any], times: list[int]) -> dict[str, dict[str, WindowCounter]]:
-    return {
-        kind: {category: _uncounter(counter, times) for category, counter in by.items()}
-        for kind, by in packed.items()
-    }
+    found: dict[str, dict[str, WindowCounter]] = {}
+    for kind, by in packed.items():  # loops, not comprehensions: see `_layout`
+        counters = found[kind] = {}
+        for category, counter in by.items():
+            counters[category] = _uncounter(counter, times)
+    return found
+
+
+def _unseen(packed: dict[str, list[int]], times: list[int]) -> dict[str, Seen]:
+    found: dict[str, Seen] = {}
+    for kind, (first, last) in packed.items():
+        found[kind] = Seen(times[first], times[last])
+    return found
+
+
+def _unaffinities(packed: dict[str, list[Any]], times: list[int]) -> dict[str, Affinity]:
+    found: dict[str, Affinity] = {}
+    for category, (score, at) in packed.items():
+        found[category] = Affinity(score, times[at])
+    return found
 
 
 def _state(
@@ -425,49 +538,50 @@ def _state(
     counts: dict[str, WindowCounter],
     category_counts: dict[str, dict[str, WindowCounter]],
 ) -> ProfileState:
-    """The state from the fields `_layout` wrote, its counters already read."""
+    """The state from the fields `_layout` wrote, its counters already read.
+
+    Its arguments are positional, in the order of `KNOWN_FIELDS` (the struct's): by
+    keyword, msgspec matches each of the twenty names, ~9,000 instructions a decode."""
     (user_id, created, updated, events, _, _, seen, purchases, monetary) = fields[:9]
     (last_purchase, session, sessions, affinities, recent, cart) = fields[9:15]
     (segments, consent, attributes, timers, purchased) = fields[15:]
     return ProfileState(
-        user_id=user_id,
-        created_at=times[created],
-        updated_at=times[updated],
-        events=events,
-        counts=counts,
-        category_counts=category_counts,
-        seen={kind: Seen(times[first], times[last]) for kind, (first, last) in seen.items()},
-        purchases=purchases,
-        monetary=monetary,
-        last_purchase_at=None if last_purchase is None else times[last_purchase],
-        session=None
+        user_id,
+        times[created],
+        times[updated],
+        events,
+        counts,
+        category_counts,
+        _unseen(seen, times),
+        purchases,
+        monetary,
+        None if last_purchase is None else times[last_purchase],
+        None
         if session is None
-        else Session(
-            id=session[0],
-            started_at=times[session[1]],
-            last_at=times[session[2]],
-            events=session[3],
-            client_id=session[0] if session[4] is True else session[4],
+        else Session(  # id, started_at, last_at, events, client_id
+            session[0],
+            times[session[1]],
+            times[session[2]],
+            session[3],
+            session[0] if session[4] is True else session[4],
         ),
-        sessions=sessions,
-        affinities={
-            category: Affinity(score, times[at]) for category, (score, at) in affinities.items()
-        },
-        recent_items=_unitems(recent, times),
+        sessions,
+        _unaffinities(affinities, times),
+        _unitems(recent, times),
         # (empty in most profiles: no comprehension made then)
-        cart={item_id: CartLine(quantity, times[at]) for item_id, (quantity, at) in cart.items()}
+        {item_id: CartLine(quantity, times[at]) for item_id, (quantity, at) in cart.items()}
         if cart
         else {},
-        segments=segments,
-        consent=consent,
-        attributes=attributes,
-        timers={
+        segments,
+        consent,
+        attributes,
+        {
             rule_id: ArmedTimer(times[due], armed_by, times[armed])
             for rule_id, (due, armed_by, armed) in timers.items()
         }
         if timers
         else {},
-        purchased=_unitems(purchased, times) if purchased else [],
+        _unitems(purchased, times) if purchased else [],
     )
 
 

@@ -122,11 +122,19 @@ class Dictionaries:
         """The dictionary's number (varint) and the zstd frame of `raw` (`active` unless
         `number` says which)."""
         number = self.active if number is None else number
-        return _varint(number) + self._codecs[number].compressor.compress(raw)
+        head = _ONE_BYTE[number] if number < 0x80 else _varint(number)
+        return head + self._codecs[number].compressor.compress(raw)
 
     def decompress(self, blob: bytes | memoryview) -> bytes:
-        """`compress` undone; `MissingDictionary` when the dictionary is not known."""
-        number, start = _unvarint(blob)
+        """`compress` undone; `MissingDictionary` when the dictionary is not known.
+
+        A number below 128 (one byte: every dictionary of a store that trained fewer) is
+        read without `_unvarint`'s call and loop, on every profile read."""
+        number = blob[0]
+        if number < 0x80:
+            start = 1
+        else:
+            number, start = _unvarint(blob)
         codec = self._codecs.get(number)
         if codec is None:
             raise MissingDictionary(
@@ -151,6 +159,10 @@ class Dictionaries:
                     if number not in codecs:
                         found.add(number)
         return found
+
+
+_ONE_BYTE = [bytes((number,)) for number in range(0x80)]
+"""The varint of each number below 128: itself."""
 
 
 def _varint(number: int) -> bytes:
