@@ -121,7 +121,7 @@ async def test_fewer_candidates_is_opt_in_and_leaves_rules_less_to_choose_from(
 ) -> None:
     """`candidates` (per placement) bounds the candidates a decision weighs: an item a rule
     would lift from far down the list is not among them any more. Unset: max(10·k, 50)."""
-    wide = {"id": "wide", "k": 4, "policy": "rules"}
+    wide = {"id": "wide", "k": 4, "policy": "rules", "deadline_ms": 2_000}
     narrow = {**wide, "id": "narrow", "candidates": 6}
     for placement in (wide, narrow, {**wide, "id": "long", "k": 20}):
         await engine.put_one("placements", placement)
