@@ -8,7 +8,7 @@ from typing import Any
 
 import cel
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from relevo.features.profile import FeatureParams, ProfileState, ProfileView, apply_event
@@ -118,16 +118,28 @@ def outcome(run: Any) -> tuple[str, Any]:
         return "error", None
 
 
-def same(expected: tuple[str, Any], got: tuple[str, Any]) -> bool:
+def same(expected: tuple[str, Any], got: tuple[str, Any], source: str = "") -> bool:
     if expected[0] != got[0]:
         return False
     if expected[0] == "error":
         return True
-    return type(expected[1]) is type(got[1]) and expected[1] == got[1]
+    if type(expected[1]) is not type(got[1]):
+        return False
+    if expected[1] == got[1]:
+        return True
+    # `list + map` appends the map's keys in the library's hash order, which changes from
+    # one process to the next (a Rust HashMap): only which keys, not their order, is
+    # defined there, so only that can be compared
+    return "+" in source and _as_multiset(expected[1]) == _as_multiset(got[1])
+
+
+def _as_multiset(value: Any) -> Any:
+    return sorted(map(repr, value)) if isinstance(value, list) else value
 
 
 @settings(max_examples=1500, deadline=None)
 @given(source=expressions, values=roots)
+@example(source="([] + a)", values={"a": {"x": [], "y": 0, "z": 1}, "b": {}})
 def test_fast_path_agrees_with_the_cel_library(source: str, values: dict[str, Any]) -> None:
     try:
         program = cel.compile(source)
@@ -140,7 +152,7 @@ def test_fast_path_agrees_with_the_cel_library(source: str, values: dict[str, An
     for kind, run in (("closures", fast), ("generated", generate(fast, source))):
         result = run(values)
         got = ("error", None) if isinstance(result, Err) else ("ok", result)
-        assert same(expected, got), (kind, source, values, expected, got)
+        assert same(expected, got, source), (kind, source, values, expected, got)
 
 
 class LazyMapping(Mapping[str, Any]):
