@@ -19,6 +19,8 @@ import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import compress, count, repeat
+from operator import attrgetter, ge
 from typing import Any
 
 import msgspec
@@ -26,7 +28,13 @@ import msgspec
 from relevo import consent
 from relevo.clock import to_iso
 from relevo.features.sessions import Session, touch
-from relevo.features.windows import DAY_MS, EXACT_HORIZON_MS, WINDOWS_MS, WindowCounter
+from relevo.features.windows import (
+    DAY_MS,
+    EXACT_HORIZON_MS,
+    WINDOWS_MS,
+    WindowCounter,
+    counted_once,
+)
 
 MAX_TYPES = 64
 MAX_CATEGORIES = 128
@@ -258,10 +266,11 @@ def _fold(state: ProfileState, record: dict[str, Any], params: FeatureParams) ->
     state.events += 1
     # Comparisons, not min() and max(): those parse their (keyword) arguments in C on
     # every call, ~1,400 instructions each, and the fold makes six of them per event.
-    # Written as min and max answer (the first argument unless the second is beyond it).
-    created, updated = state.created_at, state.updated_at
-    state.created_at = ts if state.events == 1 or ts < created else created
-    state.updated_at = ts if ts > updated else updated
+    # A field is written only when it changes (a struct's setattr is not free).
+    if state.events == 1 or ts < state.created_at:
+        state.created_at = ts
+    if ts > state.updated_at:
+        state.updated_at = ts
 
     categories = event_categories(record)
     lines = event_lines(record)
@@ -270,34 +279,39 @@ def _fold(state: ProfileState, record: dict[str, Any], params: FeatureParams) ->
     state.session, started = touch(
         state.session, ts, record.get("session_id"), params.session_timeout_ms
     )
-    state.sessions += started
+    if started:
+        state.sessions += 1
     _affinity(state, kind, categories, ts, params)
     if kind not in NOT_INTERACTIONS and lines:
-        _recent(state, [line[0] for line in lines], ts)
+        _remember(state.recent_items, lines, ts, MAX_RECENT_ITEMS)
     if kind in {"add_to_cart", "remove_from_cart", "purchase"}:
         _cart(state, kind, lines, ts)
     if kind == "purchase":
         _purchase(state, record, lines, ts)
-        _remember(state.purchased, [line[0] for line in lines], ts, MAX_PURCHASED_ITEMS)
+        _remember(state.purchased, lines, ts, MAX_PURCHASED_ITEMS)
 
 
 def _count(state: ProfileState, kind: str, categories: list[str], ts: int) -> None:
     counter = state.counts.get(kind)
-    if counter is None:
-        if len(state.counts) >= MAX_TYPES:
-            return
-        counter = state.counts[kind] = WindowCounter()
-    counter.add(ts)
+    if counter is not None:
+        counter.add(ts)
+    elif len(state.counts) < MAX_TYPES:
+        state.counts[kind] = counted_once(ts)
+    else:
+        return
     if not categories:
         return
-    by_category = state.category_counts.setdefault(kind, {})
+    by_category = state.category_counts.get(kind)
+    if by_category is None:
+        by_category = state.category_counts[kind] = {}
     for category in categories:
         counter = by_category.get(category)
-        if counter is None:
-            if len(by_category) >= MAX_CATEGORIES:
-                _evict_stalest(by_category)
-            counter = by_category[category] = WindowCounter()
-        counter.add(ts)
+        if counter is not None:
+            counter.add(ts)
+            continue
+        if len(by_category) >= MAX_CATEGORIES:
+            _evict_stalest(by_category)
+        by_category[category] = counted_once(ts)
 
 
 def _evict_stalest(by_category: dict[str, WindowCounter]) -> None:
@@ -348,27 +362,33 @@ def _affinity(
             current.score += weight * 2.0 ** (-(current.at - ts) / params.affinity_half_life_ms)
 
 
-def _recent(state: ProfileState, item_ids: list[str], ts: int) -> None:
-    _remember(state.recent_items, item_ids, ts, MAX_RECENT_ITEMS)
-
-
-def _remember(recent: list[RecentItem], item_ids: list[str], ts: int, most: int) -> None:
-    """Keep the newest time per item, newest first, at most `most` items."""
-    for item_id in item_ids:
+def _remember(
+    recent: list[RecentItem], lines: list[tuple[str, int, float | None]], ts: int, most: int
+) -> None:
+    """Keep the newest time per item of the `lines`, newest first, at most `most` items."""
+    for item_id, _, _ in lines:
         if not recent:  # a new profile's first item
             recent.append(RecentItem(item_id, ts))
             continue
         if recent[0].item_id == item_id and recent[0].at <= ts:
             recent[0].at = ts  # the common case: the same item again, newest
             continue
-        known = next((i for i, entry in enumerate(recent) if entry.item_id == item_id), None)
-        if known is not None:
+        # Searched in C (`map`, `list.index`, `compress`), not by a generator that
+        # resumes a Python frame per entry: a new item is looked for in all 50.
+        known_ids = list(map(_ITEM_ID, recent))
+        if item_id in known_ids:
+            known = known_ids.index(item_id)
             if recent[known].at >= ts:
                 continue
             del recent[known]
-        position = next((i for i, entry in enumerate(recent) if entry.at <= ts), len(recent))
+        not_newer = map(ge, repeat(ts), map(_AT, recent))  # entry.at <= ts, entry by entry
+        position = next(compress(count(), not_newer), len(recent))
         recent.insert(position, RecentItem(item_id, ts))
     del recent[most:]
+
+
+_ITEM_ID = attrgetter("item_id")
+_AT = attrgetter("at")
 
 
 def _cart(

@@ -56,20 +56,50 @@ class WindowCounter(msgspec.Struct, array_like=True):
         >>> counter.count(WINDOWS_MS["5m"], now_ms=400_000)  # (100 s, 400 s]
         2
         """
-        self.total += 1
         previous = self.newest
-        self.newest = newest = ts_ms if ts_ms > previous else previous
+        if ts_ms < previous:
+            self._add_late(ts_ms, previous)
+            return
+        # An event no older than the newest (most of them): it appends to `recent`, whose
+        # oldest times are dropped only when one fell behind the horizon (a comparison,
+        # no bisect); its buckets are the newest, always kept, and older buckets can fall
+        # out only when the newest moved (checked by `min`, in C). No helper calls: the
+        # fold makes two or three `add` per event.
+        self.total += 1
+        self.newest = ts_ms
         recent = self.recent
-        if recent and ts_ms < recent[-1]:
+        if recent and ts_ms < recent[-1]:  # only in a counter `add` did not keep
             insort(recent, ts_ms)
-        else:  # the common case, events in time order: where `insort` would put it
+        else:
             recent.append(ts_ms)
+        if recent[0] <= ts_ms - EXACT_HORIZON_MS or len(recent) > MAX_EXACT:
+            horizon = bisect_right(recent, ts_ms - EXACT_HORIZON_MS)
+            del recent[: max(horizon, len(recent) - MAX_EXACT)]
+        hours, hour = self.hours, ts_ms // HOUR_MS
+        hours[hour] = hours.get(hour, 0) + 1
+        if hour != previous // HOUR_MS and min(hours) <= hour - HOURS_KEPT:
+            _drop_older(hours, hour - (HOURS_KEPT - 1))
+        days, day = self.days, ts_ms // DAY_MS
+        days[day] = days.get(day, 0) + 1
+        if day != previous // DAY_MS and min(days) <= day - DAYS_KEPT:
+            _drop_older(days, day - (DAYS_KEPT - 1))
+
+    def _add_late(self, ts_ms: int, newest: int) -> None:
+        """`add` of an event older than the `newest`: counted where it belongs, if still
+        kept. The newest bucket does not move, so no other bucket falls out."""
+        self.total += 1
+        recent = self.recent
+        insort(recent, ts_ms)
         horizon = bisect_right(recent, newest - EXACT_HORIZON_MS)
         overflow = len(recent) - MAX_EXACT
         if horizon or overflow > 0:
             del recent[: max(horizon, overflow)]
-        _bump(self.hours, ts_ms // HOUR_MS, previous // HOUR_MS, newest // HOUR_MS, HOURS_KEPT)
-        _bump(self.days, ts_ms // DAY_MS, previous // DAY_MS, newest // DAY_MS, DAYS_KEPT)
+        hour = ts_ms // HOUR_MS
+        if hour > newest // HOUR_MS - HOURS_KEPT:
+            self.hours[hour] = self.hours.get(hour, 0) + 1
+        day = ts_ms // DAY_MS
+        if day > newest // DAY_MS - DAYS_KEPT:
+            self.days[day] = self.days.get(day, 0) + 1
 
     def count(self, window_ms: int, now_ms: int) -> int:
         """Events in ``(now - window, now]``: exact up to 1 h, whole buckets beyond."""
@@ -93,14 +123,24 @@ class WindowCounter(msgspec.Struct, array_like=True):
         return found
 
 
-def _bump(buckets: dict[int, int], bucket: int, previous: int, newest: int, kept: int) -> None:
-    """Count in `bucket`; drop buckets that fell out of the last `kept` (only when it moved)."""
-    oldest_kept = newest - (kept - 1)
-    if bucket >= oldest_kept:
-        buckets[bucket] = buckets.get(bucket, 0) + 1
-    # the common case, nothing stale, is seen by `min` in C, without a comprehension; and
-    # without its ``default=``: a keyword argument doubled the call's cost (~1,000
-    # instructions more, each time an event's hour or day moves the newest)
-    if newest != previous and buckets and min(buckets) < oldest_kept:
-        for stale in [b for b in buckets if b < oldest_kept]:
-            del buckets[stale]
+def _drop_older(buckets: dict[int, int], oldest_kept: int) -> None:
+    """Drop the buckets before `oldest_kept` (the newest bucket moved past them)."""
+    for stale in [b for b in buckets if b < oldest_kept]:
+        del buckets[stale]
+
+
+def counted_once(ts_ms: int) -> WindowCounter:
+    """A new counter of one event at `ts_ms`, built at once: what ``WindowCounter()``
+    then ``add(ts_ms)`` leaves (for a time before 1970, that is what it does).
+
+    A new profile starts several counters per event; building each whole saves the
+    empty containers and the `add`.
+
+    >>> counted_once(7_200_000)
+    WindowCounter(recent=[7200000], hours={2: 1}, days={0: 1}, total=1, newest=7200000)
+    """
+    if ts_ms < 0:
+        counter = WindowCounter()
+        counter.add(ts_ms)
+        return counter
+    return WindowCounter([ts_ms], {ts_ms // HOUR_MS: 1}, {ts_ms // DAY_MS: 1}, 1, ts_ms)
