@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 
 from relevo.features.profile import CartLine, FeatureParams, ProfileState, apply_event
 from relevo.features.sessions import Session
-from relevo.monitoring.features import (
+from relevo.monitoring.features import (  # the per-value helpers are not what changed
     Value,
+    _number,
+    _text,
     observed,
     observed_columns,
     replay_features,
@@ -34,16 +36,6 @@ from tests.conftest import StoreHarness
 
 T0 = 1_767_225_600_000
 MINUTE = 60_000
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def reference_features(state: ProfileState, record: Mapping[str, Any]) -> dict[str, Value]:
