@@ -10,7 +10,13 @@ import random
 
 import pytest
 
-from relevo.store.base import DECAY_REBASE_EXPONENT, DecayedAdd, DecayedRead, Store
+from relevo.store.base import (
+    DECAY_REBASE_EXPONENT,
+    DecayedAdd,
+    DecayedGroup,
+    DecayedRead,
+    Store,
+)
 from tests.conftest import StoreHarness
 
 HOUR = 3_600_000
@@ -46,6 +52,32 @@ async def test_adds_at_different_times_sum_their_decayed_weights(store: Store) -
     await store.decayed_add([DecayedAdd("{d}", {"b": 4.0}, T0 - HOUR)], HOUR, max_len=10)
     found = await top(store, "{d}", T0 + HOUR, HOUR)
     assert found == [("b", pytest.approx(1.5 + 1.0)), ("a", pytest.approx(1.5))]
+
+
+async def test_groups_are_each_added_with_their_own_half_life_bound_and_expiry(
+    store: Store,
+) -> None:
+    """`decayed_add_groups` is `decayed_add` of each group (one round trip on Redis)."""
+    await store.decayed_add_groups(
+        [
+            DecayedGroup([DecayedAdd("{g}a", {"x": 8.0, "y": 1.0, "z": 4.0}, T0)], HOUR, 2),
+            DecayedGroup([], DAY, 10),  # nothing: no call
+            DecayedGroup(
+                [DecayedAdd("{g}b", {"x": 8.0}, T0), DecayedAdd("{g}c", {"w": 1.0}, T0)],
+                DAY,
+                10,
+                ttl_ms=HOUR,
+            ),
+        ]
+    )
+    later = T0 + 2 * HOUR
+    assert await top(store, "{g}a", later, HOUR) == [  # its bound: the lowest left
+        ("x", pytest.approx(2.0)),
+        ("z", pytest.approx(1.0)),
+    ]
+    expected = 8.0 * 2.0 ** (-2 * HOUR / DAY)  # its own half-life
+    assert await top(store, "{g}b", later, DAY) == [("x", pytest.approx(expected))]
+    assert 0 < (await store.ttl_ms("{g}c") or 0) <= HOUR  # its own expiry
 
 
 async def test_far_apart_adds_rebase_without_losing_precision(store: Store) -> None:

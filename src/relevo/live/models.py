@@ -23,7 +23,7 @@ from relevo.live import attributes, covisitation, trending
 from relevo.live.accumulator import DecayedBatch
 from relevo.live.weights import event_items, event_weight
 from relevo.store import keys
-from relevo.store.base import DecayedRead, Store
+from relevo.store.base import DecayedGroup, DecayedRead, Store
 
 
 @dataclass(frozen=True)
@@ -97,17 +97,17 @@ class LiveModels:
                 covisitation.add_pairs(
                     pairs, items, predecessors or (), weight, record["timestamp"]
                 )
-        await self.store.decayed_add(
-            pairs.adds(),
-            self.covisitation_half_life_ms,
-            covisitation.MAX_NEIGHBOURS,
-            covisitation.TTL_MS,
-        )
-        await self.store.decayed_add(
-            overall.adds(), self.trending_half_life_ms, trending.OVERALL_MAX
-        )
-        await self.store.decayed_add(
-            by_category.adds(), self.trending_half_life_ms, trending.CATEGORY_MAX
+        await self.store.decayed_add_groups(
+            [
+                DecayedGroup(
+                    pairs.adds(),
+                    self.covisitation_half_life_ms,
+                    covisitation.MAX_NEIGHBOURS,
+                    covisitation.TTL_MS,
+                ),
+                DecayedGroup(overall.adds(), self.trending_half_life_ms, trending.OVERALL_MAX),
+                DecayedGroup(by_category.adds(), self.trending_half_life_ms, trending.CATEGORY_MAX),
+            ]
         )
 
     async def items_applied(self, items: Sequence[dict[str, Any]]) -> None:

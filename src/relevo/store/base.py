@@ -67,6 +67,16 @@ class DecayedAdd:
     at_ms: int
 
 
+@dataclass(slots=True)  # not frozen: see `DecayedAdd`
+class DecayedGroup:
+    """The arguments of one `Store.decayed_add`, for `Store.decayed_add_groups`."""
+
+    adds: Sequence[DecayedAdd]
+    half_life_ms: int
+    max_len: int
+    ttl_ms: int | None = None
+
+
 @dataclass(slots=True)  # not frozen: see `DecayedAdd` (a decision makes a dozen)
 class DecayedRead:
     """Read the `limit` highest members of the decayed sorted set `key`."""
@@ -339,6 +349,11 @@ class Store(Protocol):
         with the same half-life. Keys of one call may live on different Cluster slots:
         each key is updated atomically on its own.
         """
+        ...
+
+    async def decayed_add_groups(self, groups: Sequence[DecayedGroup]) -> None:
+        """`decayed_add` of each group (its own half-life, bound and expiry), in one
+        round trip: an applied batch updates co-visitation and two kinds of trending."""
         ...
 
     async def decayed_top(

@@ -27,6 +27,7 @@ from relevo.store.base import (
     DECAY_REBASE_EXPONENT,
     BucketGrant,
     DecayedAdd,
+    DecayedGroup,
     DecayedRead,
     Doc,
     DocRead,
@@ -397,6 +398,10 @@ class MemoryStore:
             decayed.trim(max_len)
             if ttl_ms is not None:
                 self._expire(add.key, ttl_ms)
+
+    async def decayed_add_groups(self, groups: Sequence[DecayedGroup]) -> None:
+        for group in groups:
+            await self.decayed_add(group.adds, group.half_life_ms, group.max_len, group.ttl_ms)
 
     async def decayed_top(
         self, reads: Sequence[DecayedRead], now_ms: int

@@ -32,6 +32,7 @@ from relevo.store.base import (
     DECAY_REBASE_EXPONENT,
     BucketGrant,
     DecayedAdd,
+    DecayedGroup,
     DecayedRead,
     Doc,
     DocRead,
@@ -959,8 +960,31 @@ class RedisStore:
         max_len: int,
         ttl_ms: int | None = None,
     ) -> None:
-        if not adds:
-            return
+        if adds:
+            await self.run_scripts(self._decayed_calls(adds, half_life_ms, max_len, ttl_ms))
+
+    @_unavailable
+    async def decayed_add_groups(self, groups: Sequence[DecayedGroup]) -> None:
+        calls = [
+            call
+            for group in groups
+            if group.adds
+            for call in self._decayed_calls(
+                group.adds, group.half_life_ms, group.max_len, group.ttl_ms
+            )
+        ]
+        if calls:
+            await self.run_scripts(calls)
+
+    def _decayed_calls(
+        self,
+        adds: Sequence[DecayedAdd],
+        half_life_ms: int,
+        max_len: int,
+        ttl_ms: int | None,
+    ) -> list[tuple[Any, Sequence[str | bytes], list[Any]]]:
+        """The `_decayed_add` script calls of one group: a call's keys share one slot on a
+        cluster, and a call holds at most `DECAYED_MEMBERS_PER_SCRIPT` members."""
         header = [
             half_life_ms,
             max_len,
@@ -986,7 +1010,7 @@ class RedisStore:
                 args += (add.at_ms, len(weights), _pack_weights(weights.values()), *weights)
                 members += len(weights)
             calls.append((self._decayed_add, script_keys, args))
-        await self.run_scripts(calls)
+        return calls
 
     @_unavailable
     async def decayed_top(
