@@ -960,8 +960,7 @@ class RedisStore:
         max_len: int,
         ttl_ms: int | None = None,
     ) -> None:
-        if adds:
-            await self.run_scripts(self._decayed_calls(adds, half_life_ms, max_len, ttl_ms))
+        await self.decayed_add_groups([DecayedGroup(adds, half_life_ms, max_len, ttl_ms)])
 
     @_unavailable
     async def decayed_add_groups(self, groups: Sequence[DecayedGroup]) -> None:
