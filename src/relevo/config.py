@@ -188,6 +188,13 @@ class Settings(BaseSettings):
         "the answers of other processes within this long (of the process applying it, at "
         "once); 0 reads the catalog from the store on every request.",
     )
+    trending_refresh: DurationMs = Field(
+        parse_duration_ms("1s"),
+        description="How long a process reuses the trending items (overall and by category) "
+        "it read for decisions and recommendations: events applied by other processes reach "
+        "its trending within this long (the applying process's at once); 0 reads trending "
+        "from the store on every request.",
+    )
     covisitation_half_life: DurationMs = Field(
         parse_duration_ms("14d"), description="Half-life of live co-visitation counts."
     )

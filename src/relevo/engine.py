@@ -136,6 +136,7 @@ class Engine:
             covisitation_half_life_ms=settings.covisitation_half_life,
             trending_half_life_ms=settings.trending_half_life,
             catalog=self.catalog,
+            trending_refresh_ms=settings.trending_refresh,
         )
         self.exposures = Exposures(self.store, self.clock)
         self.applier = Applier(

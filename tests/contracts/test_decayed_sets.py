@@ -165,3 +165,30 @@ async def test_many_keys_and_members_in_one_call_match_one_call_per_key(store: S
         assert len(found) == min(250, len({*add.weights, "a", "b"}))
         assert found == await top(store, "one" + add.key, now, HOUR, 300)
         assert await store.ttl_ms(add.key) is not None
+
+
+async def test_stored_tops_decay_to_what_a_read_answers(store: Store) -> None:
+    """`decayed_top_stored` keeps the scores as stored, with the set's landmark: decayed to
+    any time they are the very numbers `decayed_top` answers then (a process keeps the
+    trending sets this way, `relevo.live.shared`), across a rebase of the landmark too."""
+    rng = random.Random(7)
+    for step in range(6):
+        at = T0 + step * 7 * HOUR  # 42 hours in all: past the rebase exponent's 32 half-lives
+        weights = {f"m{rng.randrange(30)}": rng.uniform(0.1, 5.0) for _ in range(8)}
+        await store.decayed_add([DecayedAdd("{d}", weights, at)], HOUR, max_len=20)
+        reads = [
+            DecayedRead("{d}", HOUR, 12),
+            DecayedRead("{missing}", HOUR, 5),
+            DecayedRead("{d}", HOUR, 0),
+            DecayedRead("{d}", 2 * HOUR, 3),
+        ]
+        stored = await store.decayed_top_stored(reads)
+        assert stored[1].landmark_ms is None
+        assert stored[2].members == []
+        for now in (at, at + 1, at + 5 * HOUR + 17):
+            decayed = [
+                top.decayed(now, read.half_life_ms) for top, read in zip(stored, reads, strict=True)
+            ]
+            assert decayed == await store.decayed_top(reads, now)
+    assert stored[0].landmark_ms is not None
+    assert stored[0].landmark_ms > T0  # rebased

@@ -21,6 +21,7 @@ from relevo.clock import Clock
 from relevo.features.profile import ProfileState
 from relevo.live import attributes, covisitation, trending
 from relevo.live.accumulator import DecayedBatch
+from relevo.live.shared import SharedTops
 from relevo.live.weights import event_items, event_weight
 from relevo.store import keys
 from relevo.store.base import DecayedGroup, DecayedRead, Store
@@ -67,6 +68,7 @@ class LiveModels:
         covisitation_half_life_ms: int,
         trending_half_life_ms: int,
         catalog: CatalogCache | None = None,
+        trending_refresh_ms: int = 0,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -75,6 +77,9 @@ class LiveModels:
         #: Attribute postings and the item count change with the catalog only: cached with
         #: it (off by default: read from the store each time).
         self.catalog = catalog or CatalogCache(store, clock, 0)
+        #: Trending as this process last read it, for up to `trending_refresh_ms` (off by
+        #: default: read from the store each time).
+        self.shared = SharedTops(store, trending_refresh_ms)
 
     # -- the applier's hook -------------------------------------------------------------
     def observe(self, state: ProfileState, record: dict[str, Any]) -> tuple[str, ...]:
@@ -109,6 +114,7 @@ class LiveModels:
                 DecayedGroup(by_category.adds(), self.trending_half_life_ms, trending.CATEGORY_MAX),
             ]
         )
+        self.shared.invalidate()  # this process's next read sees what it just added
 
     async def items_applied(self, items: Sequence[dict[str, Any]]) -> None:
         """After catalog upserts: index their attributes."""
@@ -130,38 +136,38 @@ class LiveModels:
         trending_limit: int = 100,
     ) -> LiveSignals:
         """Co-visited items of `anchors` and trending items, in one store round trip (two in
-        the rare case a trending shard holds more of the best than its share)."""
-        reads = [
+        the rare case a trending shard holds more of the best than its share, or when this
+        process's copies of trending are due to be read again: `relevo.live.shared`)."""
+        covisited = [
             DecayedRead(keys.covisitation_key(item), self.covisitation_half_life_ms, neighbours)
             for item in anchors
         ]
-        reads += [
+        reads = [
             DecayedRead(keys.trending_key(c), self.trending_half_life_ms, trending_limit)
             for c in categories
         ]
         shards = keys.trending_shard_keys() if overall else []
         share = shard_share(trending_limit, len(shards))
         reads += [DecayedRead(k, self.trending_half_life_ms, share) for k in shards]
-        if not reads:
+        if not covisited and not reads:
             return LiveSignals()
         now = self.clock.now_ms()
-        found = await self.store.decayed_top(reads, now)
-        tops = found[len(found) - len(shards) :]
+        found, trending_found = await self.shared.read(covisited, reads, now)
+        tops = trending_found[len(categories) :]
         merged = _merge_tops(tops, trending_limit)
         deeper = _incomplete(tops, share, trending_limit, merged)
         if deeper:  # a shard holds more of the best than its share: read those in full
             again = [
                 DecayedRead(shards[j], self.trending_half_life_ms, trending_limit) for j in deeper
             ]
-            for j, top in zip(deeper, await self.store.decayed_top(again, now), strict=True):
+            _, in_full = await self.shared.read([], again, now)
+            for j, top in zip(deeper, in_full, strict=True):
                 tops[j] = top
             merged = _merge_tops(tops, trending_limit)
         return LiveSignals(
-            covisited=found[: len(anchors)],
+            covisited=found,
             trending=merged,
-            by_category=dict(
-                zip(categories, found[len(anchors) : len(anchors) + len(categories)], strict=True)
-            ),
+            by_category=dict(zip(categories, trending_found[: len(categories)], strict=True)),
         )
 
     async def category_items(self, category: str, limit: int) -> list[str]:

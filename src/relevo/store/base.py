@@ -86,6 +86,28 @@ class DecayedRead:
     limit: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredTop:
+    """A decayed set's highest members with their scores as stored, as of the set's
+    `landmark_ms` (None: no such key), best first (`Store.decayed_top_stored`).
+
+    Why keep them as stored: `decayed` turns them into what `Store.decayed_top` would
+    answer at any time, by the same product of the same numbers, so a reader may keep the
+    top of a set that every request reads alike (trending) and decay it per request,
+    with the answers of a fresh read (`relevo.live.shared`).
+    """
+
+    members: list[tuple[str, float]]
+    landmark_ms: int | None
+
+    def decayed(self, now_ms: int, half_life_ms: int) -> list[tuple[str, float]]:
+        """The members with their scores decayed to `now_ms` (as `Store.decayed_top`)."""
+        if self.landmark_ms is None:
+            return []
+        factor = 2.0 ** (-(now_ms - self.landmark_ms) / half_life_ms)
+        return [(member, score * factor) for member, score in self.members]
+
+
 #: A decayed set stores scores as of a *landmark* time; adding at `at_ms` scales the
 #: weight by ``2 ** ((at_ms - landmark) / half_life)`` (forward decay, Cormode et al.
 #: 2009), so every member decays alike without being rewritten. When that factor would
@@ -364,6 +386,13 @@ class Store(Protocol):
         Ordered by score, then member name, both descending; a missing key gives [].
         One round trip for all reads (a request reads co-visitation and trending at once).
         """
+        ...
+
+    async def decayed_top_stored(self, reads: Sequence[DecayedRead]) -> list[StoredTop]:
+        """Per read, the key's `limit` highest members with their scores as stored, and
+        the set's landmark: ``top.decayed(now_ms, read.half_life_ms)`` of each is what
+        `decayed_top` of the same reads answers at `now_ms` while the sets do not change.
+        One round trip for all reads."""
         ...
 
     # -- stream -------------------------------------------------------------------------

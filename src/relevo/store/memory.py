@@ -34,6 +34,7 @@ from relevo.store.base import (
     DocWrite,
     MapIncr,
     MarksSweep,
+    StoredTop,
     StoreUsage,
     StreamEntry,
 )
@@ -406,15 +407,18 @@ class MemoryStore:
     async def decayed_top(
         self, reads: Sequence[DecayedRead], now_ms: int
     ) -> list[list[tuple[str, float]]]:
-        found: list[list[tuple[str, float]]] = []
+        tops = await self.decayed_top_stored(reads)
+        return [top.decayed(now_ms, r.half_life_ms) for top, r in zip(tops, reads, strict=True)]
+
+    async def decayed_top_stored(self, reads: Sequence[DecayedRead]) -> list[StoredTop]:
+        found: list[StoredTop] = []
         for read in reads:
             decayed: _Decayed | None = self._live(read.key)
             if decayed is None or read.limit <= 0:
-                found.append([])
+                found.append(StoredTop([], None))
                 continue
-            factor = 2.0 ** (-(now_ms - decayed.landmark) / read.half_life_ms)
             best = heapq.nlargest(read.limit, decayed.scores.items(), key=_BY_SCORE_THEN_MEMBER)
-            found.append([(member, score * factor) for member, score in best])
+            found.append(StoredTop(best, decayed.landmark))
         return found
 
     # -- stream -------------------------------------------------------------------------

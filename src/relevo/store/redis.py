@@ -13,7 +13,7 @@ import contextlib
 import math
 import re
 import struct
-from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -39,6 +39,7 @@ from relevo.store.base import (
     DocWrite,
     MapIncr,
     MarksSweep,
+    StoredTop,
     StoreUsage,
     StreamEntry,
 )
@@ -1018,16 +1019,7 @@ class RedisStore:
         wanted = [read for read in reads if read.limit > 0]
         if not wanted:
             return [[] for _ in reads]
-        commands: list[tuple[str | int, ...]] = [
-            ("ZREVRANGE", self.k(read.key), 0, read.limit - 1, "WITHSCORES") for read in wanted
-        ]
-        landmark_keys = [self.k(read.key + ":at") for read in wanted]
-        if self.cluster:  # the landmarks live on the slots of their sets
-            replies = await self._send([*commands, *(("GET", key) for key in landmark_keys)])
-            tops, landmarks = iter(replies[: len(wanted)]), iter(replies[len(wanted) :])
-        else:  # all in one command
-            replies = await self._send([*commands, ("MGET", *landmark_keys)])
-            tops, landmarks = iter(replies[:-1]), iter(replies[-1])
+        tops, landmarks = await self._decayed_replies(wanted)
         found: list[list[tuple[str, float]]] = []
         for read in reads:
             if read.limit <= 0:
@@ -1040,6 +1032,40 @@ class RedisStore:
             factor = 2.0 ** (-(now_ms - int(landmark)) / read.half_life_ms)
             found.append(_decayed(members, factor))
         return found
+
+    @_unavailable
+    async def decayed_top_stored(self, reads: Sequence[DecayedRead]) -> list[StoredTop]:
+        wanted = [read for read in reads if read.limit > 0]
+        if not wanted:
+            return [StoredTop([], None) for _ in reads]
+        tops, landmarks = await self._decayed_replies(wanted)
+        found: list[StoredTop] = []
+        for read in reads:
+            if read.limit <= 0:
+                found.append(StoredTop([], None))
+                continue
+            members, landmark = next(tops), next(landmarks)
+            if landmark is None:
+                found.append(StoredTop([], None))
+            else:  # (a factor of 1.0 leaves each score as stored, exactly)
+                found.append(StoredTop(_decayed(members, 1.0), int(landmark)))
+        return found
+
+    async def _decayed_replies(
+        self, reads: Sequence[DecayedRead]
+    ) -> tuple[Iterator[Any], Iterator[Any]]:
+        """Each read's members with their stored scores, and each set's landmark (None
+        when the set is missing), in one round trip."""
+        commands: list[tuple[str | int, ...]] = [
+            ("ZREVRANGE", self.k(read.key), 0, read.limit - 1, "WITHSCORES") for read in reads
+        ]
+        landmark_keys = [self.k(read.key + ":at") for read in reads]
+        if self.cluster:  # the landmarks live on the slots of their sets
+            replies = await self._send([*commands, *(("GET", key) for key in landmark_keys)])
+            return iter(replies[: len(reads)]), iter(replies[len(reads) :])
+        # all in one command
+        replies = await self._send([*commands, ("MGET", *landmark_keys)])
+        return iter(replies[:-1]), iter(replies[-1])
 
     # -- stream -------------------------------------------------------------------------
     @_unavailable
