@@ -28,6 +28,11 @@ class Background:
         """Whether `stop` was called: a long job checks it between its rounds."""
         return self._stopping.is_set()
 
+    @property
+    def jobs(self) -> list[str]:
+        """The names of the jobs started, in order."""
+        return [task.get_name() for task in self._tasks]
+
     def every(self, seconds: float, work: Callable[[], Awaitable[Any]], name: str) -> None:
         """Run `work` every `seconds` until `stop`; errors are logged, never fatal."""
 

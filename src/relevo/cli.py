@@ -202,7 +202,7 @@ def worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await engine.start()
+        await engine.start(housekeeping=True)
         try:
             await worker.run(stop)
         finally:

@@ -240,48 +240,29 @@ class Engine:
         self.started = False
 
     # -- lifecycle ----------------------------------------------------------------------
-    async def start(self, *, background: bool = True) -> None:
-        """Recover state from the log, then accept work (and run housekeeping if asked)."""
+    async def start(self, *, background: bool = True, housekeeping: bool | None = None) -> None:
+        """Recover state from the log, then accept work (and run background jobs if asked).
+
+        `housekeeping`: with the background jobs, run the shared ones too (archiving,
+        timer firing, compaction, retraining, the marks sweep, site-dictionary training,
+        monitoring evaluation), each taken by one process at a time. By default every
+        process does, except an API process in worker mode (``RELEVO_APPLY=worker``),
+        which leaves them to the workers (`relevo worker` passes True): they come in
+        bursts (an archive flush builds and writes thousands of rows at once), and in
+        that topology the API processes are there to answer requests without delay.
+        """
         await self.backend.open(self._apply_records, self._refresh_configs)
         await self.models.refresh()
         if self.settings.is_redis:
             await self._refresh_dictionaries()  # write with the site's dictionary from the start
         self.committer.start()
         self.started = True
+        if housekeeping is None:
+            housekeeping = self.settings.apply != "worker"
         if background:
-            every = self.background.every
-            if self.settings.is_redis:
-                every(
-                    site_dictionaries.REFRESH_S, self._refresh_dictionaries, "relevo-dictionaries"
-                )
-                every(
-                    site_dictionaries.TRAINING_CHECK_S,
-                    self.dictionary_training.run_once,
-                    "relevo-dictionary-training",
-                )
-            every(self.backend.maintenance_every_s, self._maintain, "relevo-maintenance")
-            every(self.settings.archive_flush_every / 1000, self.archiver.flush, "relevo-archiver")
-            every(1.0, self.scheduler.run_once, "relevo-timers")
-            every(1.0, self._refresh_configs, "relevo-config-refresh")
-            every(5.0, self.rule_stats.flush, "relevo-rule-stats")
-            every(self.settings.compact_every / 1000, self.compact, "relevo-compaction")
-            every(1.0, self.models.refresh, "relevo-models-refresh")
-            if self.settings.retrain_every:
-                every(self.settings.retrain_every / 1000, self._retrain, "relevo-retrain")
-            if self.webhooks.targets:
-                every(1.0, self.webhooks.run_once, "relevo-webhooks")
-            every(1.0, self.monitoring.flush, "relevo-monitoring-flush")
-            if self.settings.marks_sweep_every:
-                every(
-                    min(CHECK_EVERY_S, self.settings.marks_sweep_every / 1000),
-                    self._sweep_marks,
-                    "relevo-marks-sweep",
-                )
-            every(
-                self.settings.monitoring_every / 1000,
-                self.monitoring.evaluate,
-                "relevo-monitoring",
-            )
+            self._own_jobs()
+            if housekeeping:
+                self._shared_jobs()
         if self.project.rules is not None:
             await self.put_rules({"rules": self.project.rules})
         for kind in ("placements", "experiments", "flags"):
@@ -292,6 +273,42 @@ class Engine:
             from relevo.demo.catalog import demo_items
 
             await self.upsert_items(demo_items())
+
+    def _own_jobs(self) -> None:
+        """What each process does for itself: follow the shared configuration, models
+        and dictionary, flush its own counts, recover what its peers left in flight."""
+        every = self.background.every
+        if self.settings.is_redis:
+            every(site_dictionaries.REFRESH_S, self._refresh_dictionaries, "relevo-dictionaries")
+        every(self.backend.maintenance_every_s, self._maintain, "relevo-maintenance")
+        every(1.0, self._refresh_configs, "relevo-config-refresh")
+        every(5.0, self.rule_stats.flush, "relevo-rule-stats")
+        every(1.0, self.models.refresh, "relevo-models-refresh")
+        if self.webhooks.targets:
+            every(1.0, self.webhooks.run_once, "relevo-webhooks")
+        every(1.0, self.monitoring.flush, "relevo-monitoring-flush")
+
+    def _shared_jobs(self) -> None:
+        """The site's housekeeping, done by whichever process takes it (see `start`)."""
+        every = self.background.every
+        if self.settings.is_redis:
+            every(
+                site_dictionaries.TRAINING_CHECK_S,
+                self.dictionary_training.run_once,
+                "relevo-dictionary-training",
+            )
+        every(self.settings.archive_flush_every / 1000, self.archiver.flush, "relevo-archiver")
+        every(1.0, self.scheduler.run_once, "relevo-timers")
+        every(self.settings.compact_every / 1000, self.compact, "relevo-compaction")
+        if self.settings.retrain_every:
+            every(self.settings.retrain_every / 1000, self._retrain, "relevo-retrain")
+        if self.settings.marks_sweep_every:
+            every(
+                min(CHECK_EVERY_S, self.settings.marks_sweep_every / 1000),
+                self._sweep_marks,
+                "relevo-marks-sweep",
+            )
+        every(self.settings.monitoring_every / 1000, self.monitoring.evaluate, "relevo-monitoring")
 
     async def stop(self) -> None:
         await self.background.stop()

@@ -215,3 +215,37 @@ async def test_ingestion_refuses_work_over_the_backlog_limit(
         assert (await engine.ingest(events("flood", 1, start=12))).count("accepted") == 1
     finally:
         await engine.stop()
+
+
+SHARED_JOBS = {
+    "relevo-archiver",
+    "relevo-timers",
+    "relevo-compaction",
+    "relevo-monitoring",
+    "relevo-dictionary-training",
+}
+
+
+async def test_api_processes_in_worker_mode_leave_the_housekeeping_to_workers(
+    worker_settings: Settings,
+) -> None:
+    """Archiving, timers, compaction, drift evaluation...: the workers' jobs, so that no
+    burst of them (an archive flush of thousands of rows) delays an API process's
+    requests; every process still follows the configuration and flushes its counts."""
+    api = Engine(worker_settings, SystemClock())
+    worker = Engine(worker_settings, SystemClock())
+    inline = Engine(worker_settings.model_copy(update={"apply": "inline"}), SystemClock())
+    await api.start()
+    await worker.start(housekeeping=True)  # as `relevo worker` starts its engine
+    await inline.start()
+    try:
+        assert SHARED_JOBS.isdisjoint(api.background.jobs)
+        assert set(worker.background.jobs) >= SHARED_JOBS
+        assert set(inline.background.jobs) >= SHARED_JOBS  # one process does everything
+        for engine in (api, worker, inline):
+            assert {"relevo-config-refresh", "relevo-monitoring-flush"} <= set(
+                engine.background.jobs
+            )
+    finally:
+        for engine in (api, worker, inline):
+            await engine.stop()
