@@ -666,8 +666,9 @@ def main() -> None:
             wait_applied(redis_url, timeout=30)
 
         # The history's add_to_cart events are days old, so their cart-abandoned timers
-        # (15 minutes, the demo's rule) are all due at once: every API and worker process
-        # fires them, 1,000 a second, stalling its event loop. Measure after that backlog.
+        # (15 minutes, the demo's rule) are all due at once: the workers (worker mode's
+        # housekeeping) fire them, 1,000 a second, stalling their event loops. Measure
+        # after that backlog.
         wait_timers(redis_url, timeout=120)
         settle()
 
