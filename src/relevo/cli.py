@@ -197,7 +197,7 @@ def worker(
 
     async def run() -> None:
         engine = Engine(settings)
-        worker = Worker(engine, lease_ms=settings.worker_lease)
+        worker = Worker(engine, lease_ms=settings.worker_lease, linger_ms=settings.worker_linger)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -43,6 +43,7 @@ class Worker:
         max_deliveries: int = 5,
         retry_idle_ms: int = 5_000,
         lease_ms: int = LEASE_MS,
+        linger_ms: int = 0,
     ) -> None:
         if not isinstance(engine.backend, RedisBackend) or engine.settings.apply != "worker":
             raise ConfigurationError(
@@ -57,6 +58,7 @@ class Worker:
         self.max_deliveries = max_deliveries
         self.retry_idle_ms = retry_idle_ms
         self.lease_ms = lease_ms
+        self.linger_ms = linger_ms
         self.owned: set[int] = set()
         self._to_claim: set[int] = set()  # partitions taken whose backlog must be claimed
         self.applied = 0
@@ -86,11 +88,22 @@ class Worker:
             records = await self.log.read_new(
                 sorted(self.owned), self.name, self.batch, self.block_ms
             )
+            if records and len(records) < self.batch and self.linger_ms > 0:
+                records += await self._lingered(len(records))
         if not self.owned:
             await asyncio.sleep(self.block_ms / 1000)  # nothing to own: another worker has it all
         if records:
             await self.apply(records)
         return len(records)
+
+    async def _lingered(self, have: int) -> list[LogRecord]:
+        """What arrived within `linger_ms` after a read that brought `have` records, fewer
+        than a batch: a batch's fixed cost (a dozen round trips, ~1.5 ms of CPU) is then
+        shared by more events when traffic is light (bench.load's mixed traffic brought
+        a worker 2 to 5 events a read). Read after the earlier ones, so each partition's
+        records stay in order."""
+        await asyncio.sleep(self.linger_ms / 1000)
+        return await self.log.read_new(sorted(self.owned), self.name, self.batch - have, None)
 
     async def rebalance(self) -> list[int]:
         """Renew this worker's leases, take free partitions up to a fair share, give back

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from relevo.consent import consent_event
 from relevo.engine import Engine
 from relevo.errors import Overloaded
 from relevo.eventlog.base import LogRecord
+from relevo.eventlog.redis_stream import APPLY_GROUP
 from relevo.worker import Worker
 from tests.conftest import unique_prefix
 from tests.support.servers import RedisServer
@@ -249,3 +251,32 @@ async def test_api_processes_in_worker_mode_leave_the_housekeeping_to_workers(
     finally:
         for engine in (api, worker, inline):
             await engine.stop()
+
+
+async def delivered_not_acknowledged(engine: Engine) -> int:
+    stream = engine.backend.stream  # type: ignore[attr-defined]
+    total = 0
+    for name in stream.streams:
+        total += (await stream.client.xpending(name, APPLY_GROUP))["pending"]
+    return int(total)
+
+
+async def test_a_lingering_worker_applies_what_arrives_meanwhile_in_one_batch(
+    api: Engine, workers: Factory
+) -> None:
+    """After a read that brought less than a batch, the worker waits `linger_ms` and reads
+    again before applying: light traffic makes fewer, larger batches (each has a fixed
+    cost of a dozen round trips)."""
+    worker = await workers(linger_ms=500)
+    await worker.step()  # takes its partitions; nothing to apply yet
+    await api.ingest(events("early", 3))
+    stepping = asyncio.create_task(worker.step())
+    deadline = time.monotonic() + 10
+    while await delivered_not_acknowledged(api) < 3:  # read, now lingering
+        assert time.monotonic() < deadline, "the worker did not read the first events"
+        await asyncio.sleep(0.005)
+    await api.ingest(events("late", 2))
+    assert await stepping == 5  # one step applied both requests' events
+    assert await views(api, "early") == 3
+    assert await views(api, "late") == 2
+    assert await delivered_not_acknowledged(api) == 0
