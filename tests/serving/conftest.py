@@ -38,6 +38,14 @@ async def make_engine(settings: Settings, clock: ManualClock) -> AsyncIterator[E
 
 
 @pytest.fixture
+def redis_settings(settings: Settings) -> Settings:
+    """The settings on Redis only: two engines on one Redis are two processes."""
+    if settings.store == "embedded":
+        pytest.skip("one process: the embedded store has no other process to tell")
+    return settings
+
+
+@pytest.fixture
 async def engine(make_engine: EngineFactory, clock: ManualClock) -> Engine:
     clock.set(T0)
     return await make_engine()

@@ -11,8 +11,6 @@ import gc
 from array import array
 from typing import Any
 
-import pytest
-
 from relevo.catalog_cache import CatalogCache
 from relevo.clock import ManualClock
 from relevo.config import Settings
@@ -38,13 +36,6 @@ async def decided(engine: Engine, user: str) -> list[str]:
     found = await engine.decide({"user_id": user, "placement": "recs"})
     assert found["fallback"] is False
     return [item["item_id"] for item in found["items"]]
-
-
-@pytest.fixture
-def redis_settings(settings: Settings) -> Settings:
-    if settings.store == "embedded":
-        pytest.skip("one process: the embedded store has no other process to tell")
-    return settings
 
 
 async def test_an_upsert_reaches_another_process_within_the_refresh(

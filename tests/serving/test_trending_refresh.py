@@ -12,8 +12,6 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
 from relevo.clock import ManualClock
 from relevo.config import Settings
 from relevo.engine import Engine
@@ -40,13 +38,6 @@ async def trending(engine: Engine) -> list[str]:
         item for item, _ in signals.trending
     ]
     return [item for item, _ in signals.trending]
-
-
-@pytest.fixture
-def redis_settings(settings: Settings) -> Settings:
-    if settings.store == "embedded":
-        pytest.skip("one process: the embedded store has no other process to tell")
-    return settings
 
 
 async def test_another_process_sees_new_trending_within_the_refresh(
