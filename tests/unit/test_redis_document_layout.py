@@ -135,6 +135,24 @@ async def test_old_marks_with_a_new_document(store: RedisStore) -> None:
     assert (doc.version, doc.value, doc.marked) == (1, b"doc", [True, False])
 
 
+async def test_earlier_marks_of_one_user_among_many_are_read(store: RedisStore) -> None:
+    """A read of many users asks whether any has a marks key of an earlier layout (one
+    ``EXISTS``); when one has, its marks still count, whatever kind of key holds them, and
+    the others read as they would alone."""
+    client = store.client
+    await store.docs_write([write(0, b"doc", [b"m"])])  # user a: the current layout
+    await client.zadd(store.k("{u:b}:applied"), {b"m": NOW})  # b: no document, old marks
+    await client.set(store.k("{u:c}:applied"), b"\x01m" + (NOW // 1000).to_bytes(4, "big"))
+    reads = [DocRead(f"{{u:{u}}}:profile", f"{{u:{u}}}:applied", [b"m", b"x"]) for u in "abcd"]
+    docs = await store.docs_read([*reads, DocRead("{u:a}:profile", "{u:a}:applied")])
+    assert [doc.marked for doc in docs] == [[True, False]] * 3 + [[False, False], []]
+    assert [doc.current_layout for doc in docs] == [True, False, False, True, False]
+    await client.delete(store.k("{u:b}:applied"), store.k("{u:c}:applied"))
+    docs = await store.docs_read(reads)
+    assert [doc.marked for doc in docs] == [[True, False]] + [[False, False]] * 3
+    assert [doc.current_layout for doc in docs] == [True] * 4
+
+
 async def test_a_mark_longer_than_255_bytes_is_refused(store: RedisStore) -> None:
     from relevo.errors import InvalidInput
 
