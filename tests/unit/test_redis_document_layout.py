@@ -248,6 +248,19 @@ async def test_the_lean_paths_store_the_bytes_the_full_script_stores(store: Redi
     assert 0 < await client.pttl(store.k(keys.profile_key("b"))) <= 60_000
 
 
+async def test_a_first_write_of_one_mark_stores_the_full_scripts_bytes(store: RedisStore) -> None:
+    """A new user's first event (the ``SET NX`` of one mark, its own shortcut) against
+    `_DOC_CAS`."""
+    full = DocWrite(
+        keys.profile_key("a"), keys.profile_marks_key("a"), 0, b"doc", now_ms=NOW + 999,
+        marks=[b"12345678"], ttl_ms=60_000, marks_horizon_ms=HORIZON,
+    )  # fmt: skip
+    lean = written_as_read("b", 0, b"doc", [b"12345678"], NOW + 999)
+    assert await store.docs_write([full, lean]) == [True, True]
+    stored = [await store.client.get(store.k(keys.profile_key(user))) for user in "ab"]
+    assert stored[0] == stored[1]
+
+
 async def test_a_read_says_whether_it_found_the_current_layout(store: RedisStore) -> None:
     client = store.client
 

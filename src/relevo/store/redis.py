@@ -1340,6 +1340,9 @@ def _mark_records(marks: Sequence[bytes], now_ms: int) -> bytes:
     if not marks:
         return b""
     second = _MARK_TIME.pack(now_ms // 1000)
+    if len(marks) == 1:  # most writes (a new user's first event): no grouping to do
+        (mark,) = marks
+        return b"".join((bytes((0, 1, len(mark))), second, mark))
     groups: dict[int, list[bytes]] = {}
     for mark in marks:
         groups.setdefault(len(mark), []).append(mark)
