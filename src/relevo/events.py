@@ -455,6 +455,7 @@ _CONTEXT_LENGTHS = {
     "locale": 35,
 }
 """`Context`'s fields, in its order, and their most characters."""
+_CONTEXT_FIELDS = tuple(_CONTEXT_LENGTHS.items())
 _LINE_FIELDS = frozenset({"item_id", "quantity", "price", "category"})
 
 
@@ -485,16 +486,40 @@ def _plain_record(
     raw: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]
 ) -> dict[str, Any]:
     """One event's record, in `Event`'s field order (`_plain_records`)."""
-    if type(raw) is not dict or not raw.keys() <= _EVENT_FIELDS:
+    if type(raw) is not dict:
         raise _Refused
+    given = tuple(raw)
     record: dict[str, Any] = {}
-    for name, check in _EVENT_CHECKS:
-        value = raw.get(name)
+    for name, check in _event_shapes.get(given) or _shape(given, _EVENT_CHECKS, _event_shapes):
+        value = raw[name]
         if value is not None:
             record[name] = check(value, latest, limits, labels, texts)
     if "type" not in record:
         raise _Refused
     return record
+
+
+_SHAPES_KEPT = 512
+_event_shapes: dict[tuple[str, ...], tuple[tuple[str, Any], ...]] = {}
+_context_shapes: dict[tuple[str, ...], tuple[tuple[str, Any], ...]] = {}
+
+
+def _shape(
+    given: tuple[str, ...],
+    fields: tuple[tuple[str, Any], ...],
+    shapes: dict[tuple[str, ...], tuple[tuple[str, Any], ...]],
+) -> tuple[tuple[str, Any], ...]:
+    """The `fields` (name, what checks it) among the keys `given`, in the schema's order;
+    `_Refused` if a key is not one of them. Kept per order of keys (clients send theirs
+    in the same order every time), so a record visits the fields given, not every field
+    of the schema; only shapes of known keys are kept, `_SHAPES_KEPT` at most."""
+    present = set(given)
+    if not present <= {name for name, _ in fields}:
+        raise _Refused
+    if len(shapes) >= _SHAPES_KEPT:
+        shapes.clear()
+    shape = shapes[given] = tuple(field for field in fields if field[0] in present)
+    return shape
 
 
 def _id(value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]) -> str:
@@ -539,11 +564,12 @@ def _context(
     value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]
 ) -> dict[str, Any]:
     """Known context fields only (custom keys go through `Context._bounded_extras`)."""
-    if type(value) is not dict or not value.keys() <= _CONTEXT_LENGTHS.keys():
+    if type(value) is not dict:
         raise _Refused
+    given = tuple(value)
     context: dict[str, Any] = {}
-    for name, most in _CONTEXT_LENGTHS.items():
-        text = value.get(name)
+    for name, most in _context_shapes.get(given) or _shape(given, _CONTEXT_FIELDS, _context_shapes):
+        text = value[name]
         if text is None:
             continue
         if type(text) is not str or len(text) > most:
@@ -618,7 +644,6 @@ _EVENT_CHECKS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("decision_id", _id),
 )
 """`Event`'s fields in its order, each with its check (which returns the value recorded)."""
-_EVENT_FIELDS = frozenset(name for name, _ in _EVENT_CHECKS)
 
 
 def finish_record(record: dict[str, Any], received_ms: int) -> dict[str, Any]:

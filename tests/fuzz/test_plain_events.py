@@ -76,8 +76,10 @@ def _mostly(good: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.Sea
 
 
 def _odd_key(fields: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    """`fields`, once in eight times with a key no schema knows (custom, in a context)."""
-    return _mostly(st.just(fields), scalars.map(lambda value: {**fields, "colour": value}))
+    """`fields` in any order, once in eight times with a key no schema knows (custom, in a
+    context)."""
+    odd = _mostly(st.just(fields), scalars.map(lambda value: {**fields, "colour": value}))
+    return odd.flatmap(lambda found: st.permutations(list(found.items())).map(dict))
 
 
 good_text = st.text(st.characters(min_codepoint=32, exclude_categories=["Cs"]), max_size=12)
