@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -404,14 +406,17 @@ def parse_all(raws: list[Any], limits: Limits) -> list[dict[str, Any]] | None:
     """All events validated and dumped in one pass, or None if any is invalid.
 
     The common case, a batch with no bad event, costs one call into pydantic's core
-    instead of one per event; the caller falls back to `parse_event` one by one to
-    report which events are wrong.
+    instead of one per event, or none when every event has the plain shape that
+    `_plain_records` checks itself; the caller falls back to `parse_event` one by one
+    to report which events are wrong.
     """
-    try:
-        events = _EVENT_LIST.validate_python(raws, context={"limits": limits})
-    except ValidationError:
-        return None
-    dumped: list[dict[str, Any]] = _EVENT_LIST.dump_python(events, exclude_none=True)
+    dumped = _plain_records(raws, limits)
+    if dumped is None:
+        try:
+            events = _EVENT_LIST.validate_python(raws, context={"limits": limits})
+        except ValidationError:
+            return None
+        dumped = _EVENT_LIST.dump_python(events, exclude_none=True)
     # the rules across fields, read from the records: a model's attributes go through
     # pydantic's `__getattr__` hook, ~500 instructions each
     get, check = dict.get, _who_and_what_problem
@@ -425,6 +430,220 @@ def parse_all(raws: list[Any], limits: Limits) -> list[dict[str, Any]] | None:
         ):
             return None
     return dumped
+
+
+# --- the plain shape, checked without pydantic ---------------------------------------------
+# Validating and dumping through pydantic was a fifth of an API process's CPU in worker mode
+# (`bench.load`'s ingestion), where most events are a handful of ids, a type, a timestamp
+# and a small context. Those are checked here, exactly as the schema above checks them, and
+# their records built in the order of its fields (the order `model_dump` gives, which the log
+# keeps); anything else (another type of value, a coercion pydantic would make, a custom
+# context key, a value out of bounds) is left to pydantic, which then also names what is
+# wrong. `tests/fuzz/test_plain_events.py` holds the two to the same records.
+
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+"""What `_NO_CONTROL` refuses, and what pydantic refuses in any string: a lone surrogate."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_TYPE = re.compile("[a-z][a-z0-9_]*")
+_STANDARD_TYPES = frozenset(STANDARD_EVENT_TYPES)
+_CONTEXT_LENGTHS = {
+    "device": 64,
+    "country": 2,
+    "referrer": 2048,
+    "page": 2048,
+    "user_agent": 1024,
+    "locale": 35,
+}
+"""`Context`'s fields, in its order, and their most characters."""
+_CONTEXT_FIELDS = tuple(_CONTEXT_LENGTHS.items())
+_LINE_FIELDS = frozenset({"item_id", "quantity", "price", "category"})
+
+
+class _Refused(Exception):
+    """Not the plain shape: pydantic decides."""
+
+
+def _plain_records(raws: list[Any], limits: Limits) -> list[dict[str, Any]] | None:
+    """The records of `raws` if every one has the plain shape (see above), else None.
+
+    Ids and labels are gathered and searched for control characters once per batch, and
+    every other string for lone surrogates: one regular expression call each, not one a
+    field.
+    """
+    latest = min(limits.now_ms + limits.future_tolerance_ms, _YEAR_3000_MS)
+    labels: list[str] = []  # ids and labels: no control character, no lone surrogate
+    texts: list[str] = []  # other strings: no lone surrogate
+    try:
+        records = [_plain_record(raw, latest, limits, labels, texts) for raw in raws]
+    except _Refused:
+        return None
+    if _CONTROL.search("".join(labels)) or _SURROGATE.search("".join(texts)):
+        return None
+    return records
+
+
+def _plain_record(
+    raw: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]
+) -> dict[str, Any]:
+    """One event's record, in `Event`'s field order (`_plain_records`)."""
+    if type(raw) is not dict:
+        raise _Refused
+    given = tuple(raw)
+    record: dict[str, Any] = {}
+    for name, check in _event_shapes.get(given) or _shape(given, _EVENT_CHECKS, _event_shapes):
+        value = raw[name]
+        if value is not None:
+            record[name] = check(value, latest, limits, labels, texts)
+    if "type" not in record:
+        raise _Refused
+    return record
+
+
+_SHAPES_KEPT = 512
+_event_shapes: dict[tuple[str, ...], tuple[tuple[str, Any], ...]] = {}
+_context_shapes: dict[tuple[str, ...], tuple[tuple[str, Any], ...]] = {}
+
+
+def _shape(
+    given: tuple[str, ...],
+    fields: tuple[tuple[str, Any], ...],
+    shapes: dict[tuple[str, ...], tuple[tuple[str, Any], ...]],
+) -> tuple[tuple[str, Any], ...]:
+    """The `fields` (name, what checks it) among the keys `given`, in the schema's order;
+    `_Refused` if a key is not one of them. Kept per order of keys (clients send theirs
+    in the same order every time), so a record visits the fields given, not every field
+    of the schema; only shapes of known keys are kept, `_SHAPES_KEPT` at most."""
+    present = set(given)
+    if not present <= {name for name, _ in fields}:
+        raise _Refused
+    if len(shapes) >= _SHAPES_KEPT:
+        shapes.clear()
+    shape = shapes[given] = tuple(field for field in fields if field[0] in present)
+    return shape
+
+
+def _id(value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]) -> str:
+    if type(value) is not str or not 0 < len(value) <= 256:
+        raise _Refused
+    labels.append(value)
+    return value
+
+
+def _label(value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]) -> str:
+    if type(value) is not str or not 0 < len(value) <= 128:
+        raise _Refused
+    labels.append(value)
+    return value
+
+
+def _event_type(
+    value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]
+) -> str:
+    if type(value) is str and value in _STANDARD_TYPES:
+        return value
+    if type(value) is not str or len(value) > 64 or _TYPE.fullmatch(value) is None:
+        raise _Refused
+    return value
+
+
+def _timestamp(value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]) -> int:
+    if type(value) is not int or not EARLIEST_MS <= value <= latest:
+        raise _Refused
+    return value
+
+
+def _value(value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]) -> float:
+    """A float, or an int as pydantic turns it into one (a bool is left to it)."""
+    kind = type(value)
+    if (kind is float or kind is int) and -1e12 <= value <= 1e12:  # (NaN compares False)
+        return float(value)
+    raise _Refused
+
+
+def _context(
+    value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]
+) -> dict[str, Any]:
+    """Known context fields only (custom keys go through `Context._bounded_extras`)."""
+    if type(value) is not dict:
+        raise _Refused
+    given = tuple(value)
+    context: dict[str, Any] = {}
+    for name, most in _context_shapes.get(given) or _shape(given, _CONTEXT_FIELDS, _context_shapes):
+        text = value[name]
+        if text is None:
+            continue
+        if type(text) is not str or len(text) > most:
+            raise _Refused
+        if name == "country" and not (len(text) == 2 and text.isascii() and text.isalpha()):
+            raise _Refused
+        texts.append(text)
+        context[name] = text
+    return context
+
+
+def _items(
+    value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]
+) -> list[dict[str, Any]]:
+    if type(value) is not list or len(value) > 100:
+        raise _Refused
+    return [_line(line, labels) for line in value]
+
+
+def _line(line: Any, labels: list[str]) -> dict[str, Any]:
+    """A `LineItem`'s record: its quantity always (1 by default), the rest when given."""
+    if type(line) is not dict or not line.keys() <= _LINE_FIELDS:
+        raise _Refused
+    item_id, quantity = line.get("item_id"), line.get("quantity", 1)
+    if type(item_id) is not str or not 0 < len(item_id) <= 256:
+        raise _Refused
+    if type(quantity) is not int or not 1 <= quantity <= 1_000_000:
+        raise _Refused
+    labels.append(item_id)
+    record: dict[str, Any] = {"item_id": item_id, "quantity": quantity}
+    price, category = line.get("price"), line.get("category")
+    if price is not None:
+        kind = type(price)
+        if not ((kind is float or kind is int) and 0 <= price <= 1e9):
+            raise _Refused
+        record["price"] = float(price)
+    if category is not None:
+        if type(category) is not str or not 0 < len(category) <= 128:
+            raise _Refused
+        labels.append(category)
+        record["category"] = category
+    return record
+
+
+def _properties(
+    value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]
+) -> dict[str, Any]:
+    """Free-form: bounded as `Event._bounded_properties` bounds it (its JSON encoding also
+    refuses lone surrogates), kept as given, as pydantic keeps a `dict[str, Any]`."""
+    if type(value) is not dict or not all(type(key) is str for key in value):
+        raise _Refused
+    try:
+        _check_free_form(value, limits.max_properties_bytes, limits.max_properties_depth)
+    except ValueError:
+        raise _Refused from None
+    return value
+
+
+_EVENT_CHECKS: tuple[tuple[str, Callable[..., Any]], ...] = (
+    ("event_id", _id),
+    ("type", _event_type),
+    ("user_id", _id),
+    ("anonymous_id", _id),
+    ("session_id", _id),
+    ("timestamp", _timestamp),
+    ("item_id", _id),
+    ("items", _items),
+    ("category", _label),
+    ("value", _value),
+    ("context", _context),
+    ("properties", _properties),
+    ("decision_id", _id),
+)
+"""`Event`'s fields in its order, each with its check (which returns the value recorded)."""
 
 
 def finish_record(record: dict[str, Any], received_ms: int) -> dict[str, Any]:

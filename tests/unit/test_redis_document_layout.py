@@ -135,6 +135,24 @@ async def test_old_marks_with_a_new_document(store: RedisStore) -> None:
     assert (doc.version, doc.value, doc.marked) == (1, b"doc", [True, False])
 
 
+async def test_earlier_marks_of_one_user_among_many_are_read(store: RedisStore) -> None:
+    """A read of many users asks whether any has a marks key of an earlier layout (one
+    ``EXISTS``); when one has, its marks still count, whatever kind of key holds them, and
+    the others read as they would alone."""
+    client = store.client
+    await store.docs_write([write(0, b"doc", [b"m"])])  # user a: the current layout
+    await client.zadd(store.k("{u:b}:applied"), {b"m": NOW})  # b: no document, old marks
+    await client.set(store.k("{u:c}:applied"), b"\x01m" + (NOW // 1000).to_bytes(4, "big"))
+    reads = [DocRead(f"{{u:{u}}}:profile", f"{{u:{u}}}:applied", [b"m", b"x"]) for u in "abcd"]
+    docs = await store.docs_read([*reads, DocRead("{u:a}:profile", "{u:a}:applied")])
+    assert [doc.marked for doc in docs] == [[True, False]] * 3 + [[False, False], []]
+    assert [doc.current_layout for doc in docs] == [True, False, False, True, False]
+    await client.delete(store.k("{u:b}:applied"), store.k("{u:c}:applied"))
+    docs = await store.docs_read(reads)
+    assert [doc.marked for doc in docs] == [[True, False]] + [[False, False]] * 3
+    assert [doc.current_layout for doc in docs] == [True] * 4
+
+
 async def test_a_mark_longer_than_255_bytes_is_refused(store: RedisStore) -> None:
     from relevo.errors import InvalidInput
 
@@ -228,6 +246,19 @@ async def test_the_lean_paths_store_the_bytes_the_full_script_stores(store: Redi
     assert folded in inside  # young enough to stay
     assert many[0] not in inside  # the first write's records left
     assert 0 < await client.pttl(store.k(keys.profile_key("b"))) <= 60_000
+
+
+async def test_a_first_write_of_one_mark_stores_the_full_scripts_bytes(store: RedisStore) -> None:
+    """A new user's first event (the ``SET NX`` of one mark, its own shortcut) against
+    `_DOC_CAS`."""
+    full = DocWrite(
+        keys.profile_key("a"), keys.profile_marks_key("a"), 0, b"doc", now_ms=NOW + 999,
+        marks=[b"12345678"], ttl_ms=60_000, marks_horizon_ms=HORIZON,
+    )  # fmt: skip
+    lean = written_as_read("b", 0, b"doc", [b"12345678"], NOW + 999)
+    assert await store.docs_write([full, lean]) == [True, True]
+    stored = [await store.client.get(store.k(keys.profile_key(user))) for user in "ab"]
+    assert stored[0] == stored[1]
 
 
 async def test_a_read_says_whether_it_found_the_current_layout(store: RedisStore) -> None:

@@ -7,12 +7,19 @@ and on a cluster through redis-py: both must give the same records.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
 
 from relevo.eventlog.base import LogRecord
-from relevo.eventlog.redis_stream import RedisStreamLog, _flat_record, _record
+from relevo.eventlog.redis_stream import (
+    ARCHIVE_GROUP,
+    ARCHIVE_IDLE_MS,
+    RedisStreamLog,
+    _flat_record,
+    _record,
+)
 from relevo.store.redis import RedisStore
 from tests.conftest import unique_prefix
 from tests.support.servers import RedisClusterServers, RedisServer
@@ -98,3 +105,36 @@ async def test_a_partition_whose_pending_entries_were_all_erased_moves_on(
     later = LogRecord("event", kept, orjson.dumps({"event_id": "k", "user_id": kept}))
     (position,) = await log.append([later])
     assert await log.archive_batch(1_000) == [LogRecord("event", kept, later.body, position)]
+
+
+async def test_records_of_an_archiver_that_died_are_claimed_once_they_rested(
+    log: RedisStreamLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another archiver takes what one read and never archived once it rested
+    `ARCHIVE_IDLE_MS`; until a partition's oldest pending record was logged that long ago,
+    none can have, and its pending records are not searched (no ``XAUTOCLAIM``)."""
+    (position,) = await log.append([records()[0]])
+    recent = int(position.split("/")[0])
+    old = (recent + 1) % log.partitions
+    assert len(await log.archive_batch(1_000)) == 1  # read, never archived: it died
+    other = RedisStreamLog(log.store, partitions=log.partitions, workers=True)
+    other.consumer = "another-archiver"
+    searched: list[Any] = []
+    autoclaim = log.client.xautoclaim
+
+    async def counted(stream: Any, *args: Any, **kwargs: Any) -> Any:
+        searched.append(stream)
+        return await autoclaim(stream, *args, **kwargs)
+
+    monkeypatch.setattr(log.client, "xautoclaim", counted)
+    assert await other.archive_batch(1_000) == []
+    assert searched == []  # logged just now: none can have rested a minute
+    # a record logged in 1970, read by the archiver that died a minute ago
+    body = orjson.dumps({"event_id": "e-old", "user_id": "u-old"})
+    await log.client.xadd(log.streams[old], {"k": "event", "u": "u-old", "d": body}, id="1000-0")
+    assert sorted(r.key for r in await log.archive_batch(1_000)) == ["u-old", "u1"]
+    await log.client.xclaim(
+        log.streams[old], ARCHIVE_GROUP, log.consumer, 0, ["1000-0"], idle=ARCHIVE_IDLE_MS
+    )
+    assert await other.archive_batch(1_000) == [LogRecord("event", "u-old", body, f"{old}/1000-0")]
+    assert searched == [log.streams[old]]

@@ -54,6 +54,8 @@ return ids
 """
 
 ARCHIVE_GROUP = "archive"
+ARCHIVE_IDLE_MS = 60_000
+"""How long records read by an archiver rest unarchived before another archiver takes them."""
 APPLY_GROUP = "apply"
 
 
@@ -218,11 +220,14 @@ class RedisStreamLog:
         )
 
     @_unavailable
-    async def stalled(self, partitions: Sequence[int], idle_ms: int) -> list[int]:
-        """Those of `partitions` whose pending records may have rested `idle_ms` or more
-        since they were read: those whose oldest pending record was logged at least that
-        long ago by the server's clock (a stream id is its record's logging time, and a
-        record is read after it is logged, so one logged later cannot have rested as long).
+    async def stalled(
+        self, partitions: Sequence[int], idle_ms: int, group: str = APPLY_GROUP
+    ) -> list[int]:
+        """Those of `partitions` whose pending records (of `group`) may have rested
+        `idle_ms` or more since they were read: those whose oldest pending record was
+        logged at least that long ago by the server's clock (a stream id is its record's
+        logging time, and a record is read after it is logged, so one logged later cannot
+        have rested as long).
 
         Why: ``XAUTOCLAIM`` looks through up to ten times its ``COUNT`` of pending records
         to find idle ones, and a worker ran it on each of its partitions every second:
@@ -234,12 +239,12 @@ class RedisStreamLog:
             return []
         streams = [self.streams[p] for p in partitions]
         if self.store.cluster:  # (each stream on its node; the nodes' clocks agree closely)
-            found = await asyncio.gather(*(self.client.xpending(s, APPLY_GROUP) for s in streams))
+            found = await asyncio.gather(*(self.client.xpending(s, group) for s in streams))
             oldest = [summary["min"] if summary["pending"] else None for summary in found]
             seconds, micros = await self.client.time()
         else:
             *summaries, (seconds, micros) = await self.store._send(
-                [*(("XPENDING", s, APPLY_GROUP) for s in streams), ("TIME",)]
+                [*(("XPENDING", s, group) for s in streams), ("TIME",)]
             )
             oldest = [summary[1] if summary[0] else None for summary in summaries]
         cutoff = int(seconds) * 1000 + int(micros) // 1000 - idle_ms
@@ -351,11 +356,29 @@ class RedisStreamLog:
                     records.extend(entries)
                     break
             else:
-                claimed = await self.client.xautoclaim(
-                    stream, ARCHIVE_GROUP, self.consumer, min_idle_time=60_000, count=limit
-                )
-                records.extend(_record(partition, i, f) for i, f in claimed[1] if f)
+                records += await self._reclaim_archive(partition, limit)
         return records
+
+    async def _reclaim_archive(self, partition: int, count: int) -> list[LogRecord]:
+        """Records another archiver read `ARCHIVE_IDLE_MS` ago or more and never archived
+        (it died), claimed for this one.
+
+        ``XAUTOCLAIM`` is sent only when the partition's oldest pending record was logged
+        that long ago (`stalled`): it looks through the pending records one by one, and
+        while other archivers hold their batches (up to 50,000 records each) it cost Redis
+        about a millisecond per call to find none, several times a second in
+        `bench.load`'s ingestion (one call per empty partition per archive pass).
+        """
+        if not await self.stalled([partition], ARCHIVE_IDLE_MS, ARCHIVE_GROUP):
+            return []
+        claimed = await self.client.xautoclaim(
+            self.streams[partition],
+            ARCHIVE_GROUP,
+            self.consumer,
+            min_idle_time=ARCHIVE_IDLE_MS,
+            count=count,
+        )
+        return [_record(partition, i, f) for i, f in claimed[1] if f]
 
     async def _read_archive(
         self, partition: int, start: str, count: int
