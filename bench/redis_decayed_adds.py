@@ -1,12 +1,12 @@
 """Redis's own work for the live models: instructions of `redis-server` (run under
-callgrind) per event for the decayed adds (`RedisStore.decayed_add`) the live models
-make, which the machine's load does not change (the CPU of a Redis on a shared machine
+callgrind) per event for the decayed adds (`RedisStore.decayed_add_groups`) the live
+models make, which the machine's load does not change (the CPU of a Redis on a shared machine
 does).
 
 The adds are those of a real ingestion: ``bench.ingest``'s events (``--users`` users, 200
 by default: returning users, whose sessions give co-visitation pairs) applied in batches
-of ``--batch`` on the embedded store, each `DecayedAdd` the live models send recorded,
-then the same adds sent to a `RedisStore` on a `redis-server` under callgrind.
+of ``--batch`` on the embedded store, each call of groups of adds the live models make
+recorded, then the same calls sent to a `RedisStore` on a `redis-server` under callgrind.
 ``--digest`` also prints a digest of every decayed set and landmark written (scores as
 Redis stores them, TTLs present or not): two versions of the store should print the same.
 
@@ -32,13 +32,13 @@ from bench.support import callgrind_control, data_dir, print_table, redis_under_
 from relevo.config import Settings
 from relevo.demo.catalog import demo_items
 from relevo.engine import Engine
-from relevo.store.base import DecayedAdd
+from relevo.store.base import DecayedAdd, DecayedGroup
 from relevo.store.redis import RedisStore
 
 NOW_S = 1_767_225_600.0
 """Events are timed before this (`make_batches` reads the clock): the same adds each run."""
 
-Call = tuple[list[DecayedAdd], int, int, int | None]
+Call = list[DecayedGroup]
 
 
 async def recorded_adds(events: list[Any], batch: int) -> list[Call]:
@@ -46,17 +46,15 @@ async def recorded_adds(events: list[Any], batch: int) -> list[Call]:
     engine = Engine(Settings(store="embedded", data_dir=data_dir()))
     await engine.start(background=False)
     calls: list[Call] = []
-    original = engine.store.decayed_add
+    original = engine.store.decayed_add_groups
 
-    async def record(
-        adds: Sequence[DecayedAdd], half_life_ms: int, max_len: int, ttl_ms: int | None = None
-    ) -> None:
-        calls.append((list(adds), half_life_ms, max_len, ttl_ms))
-        await original(adds, half_life_ms, max_len, ttl_ms)
+    async def record(groups: Sequence[DecayedGroup]) -> None:
+        calls.append(list(groups))
+        await original(groups)
 
     try:
         await engine.upsert_items(demo_items())  # its attribute postings: not recorded
-        with mock.patch.object(engine.store, "decayed_add", record):
+        with mock.patch.object(engine.store, "decayed_add_groups", record):
             for start in range(0, len(events), batch):
                 await engine.ingest(events[start : start + batch])
     finally:
@@ -72,8 +70,8 @@ async def replay(url: str, pid: int, folder: Path, calls: list[Call], digest: bo
         await store.decayed_add([DecayedAdd("warm", {"w": 1.0}, 0)], 1000, 10)  # loads the script
         callgrind_control("--zero", pid)
         callgrind_control("--instr=on", pid)
-        for adds, half_life_ms, max_len, ttl_ms in calls:
-            await store.decayed_add(adds, half_life_ms, max_len, ttl_ms)
+        for groups in calls:
+            await store.decayed_add_groups(groups)
         counted = instructions_counted(pid, folder)
         if digest:
             print("digest:", await written(store))
@@ -109,8 +107,8 @@ def main() -> None:
     calls = asyncio.run(recorded_adds(events, args.batch))
     with redis_under_callgrind() as (url, pid, folder):
         counted = asyncio.run(replay(url, pid, folder, calls, args.digest))
-    members = sum(len(add.weights) for adds, *_ in calls for add in adds)
-    sets = sum(len(adds) for adds, *_ in calls)
+    members = sum(len(add.weights) for groups in calls for g in groups for add in g.adds)
+    sets = sum(len(group.adds) for groups in calls for group in groups)
     print_table(
         f"Redis instructions for the live models' decayed adds, {len(events):,} events "
         f"({args.users:,} users), batches of {args.batch:,}",
