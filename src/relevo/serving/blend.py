@@ -166,11 +166,13 @@ class Blend:
             )
         return self._ranking
 
-    def best(self, count: int) -> list[str]:
-        """The `count` best items, in no particular order (no sorting when all are)."""
+    def best(self, count: int) -> set[str]:
+        """The `count` best items, as a set: no sorting when all are, and then the set is
+        made from the blend's dict, whose hashes it reuses (a decision asks the catalog
+        cache for these items' documents: `CatalogCache.documents`)."""
         if len(self.scores) <= count:
-            return list(self.scores)
-        return self.ranking().top(count)
+            return set(self.scores)
+        return set(self.ranking().top(count))
 
     def ranked(self) -> list[Entry]:
         """`ranking` as a list of entries."""
