@@ -281,20 +281,38 @@ class Ranking:
         end = min(count, size)
         while end < size and scores[end] == scores[end - 1]:
             end += 1
-        items, codes = list(self._items[start:end]), list(self._codes[start:end])
-        values = list(scores[start:end])  # (equal, yet 0.0 and -0.0 each stay with its item)
-        run = 0  # the first position (in `items`) of the current run of equal scores
+        unordered = self._unordered_runs(start, end)
+        if unordered:
+            self._order(start, end, unordered)
+        self._settled = end
+
+    def _unordered_runs(self, start: int, end: int) -> list[slice]:
+        """The runs of equal scores among items `start` to `end` (positions from `start`)
+        that are not in id order yet: nearly always none, as a blend's sources list equal
+        scores by id and its sort is stable (a ranking then is left as it is, not copied)."""
+        items, values = self._items, self.scores[start:end]
+        unordered: list[slice] = []
+        run = 0  # the first position (from `start`) of the current run of equal scores
         for index in range(1, end - start + 1):
             if index < end - start and values[index] == values[run]:
                 continue
-            if index - run > 1:  # (ids are distinct: the triples sort by id)
-                run_of = slice(run, index)
-                triples = sorted(zip(items[run_of], codes[run_of], values[run_of], strict=True))
-                items[run_of] = [item for item, _, _ in triples]
-                codes[run_of] = [code for _, code, _ in triples]
-                values[run_of] = [value for _, _, value in triples]
+            if index - run > 1:
+                ids = items[start + run : start + index]
+                if list(ids) != sorted(ids):
+                    unordered.append(slice(run, index))
             run = index
+        return unordered
+
+    def _order(self, start: int, end: int, runs: list[slice]) -> None:
+        """Put each of `runs` (of items `start` to `end`) in id order, with its items'
+        scores and codes."""
+        items, codes = list(self._items[start:end]), list(self._codes[start:end])
+        values = list(self.scores[start:end])  # (equal, yet 0.0 and -0.0 stay with their items)
+        for run in runs:  # (ids are distinct: the triples sort by id)
+            triples = sorted(zip(items[run], codes[run], values[run], strict=True))
+            items[run] = [item for item, _, _ in triples]
+            codes[run] = [code for _, code, _ in triples]
+            values[run] = [value for _, _, value in triples]
         self._items = self._items[:start] + tuple(items) + self._items[end:]
         self._codes = self._codes[:start] + tuple(codes) + self._codes[end:]
-        self.scores = scores[:start] + tuple(values) + scores[end:]
-        self._settled = end
+        self.scores = self.scores[:start] + tuple(values) + self.scores[end:]
