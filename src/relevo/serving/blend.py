@@ -258,8 +258,8 @@ class Ranking:
 
     def _stretches(self) -> Iterator[Iterator[Entry]]:
         """The entries a stretch at a time (twice what was read so far), each settled
-        when reached, then zipped in C: a generator resumed per entry cost a decision,
-        which reads ~50, ~10 k instructions more (``bench.decide_cpu --callgrind``)."""
+        when reached, then zipped in C: a generator resumed per entry cost ~20 k
+        instructions more for the ~50 entries a decision reads (docs/operations.md)."""
         combinations, start = self.combinations, 0
         while start < len(self._items):
             self._settle(max(2 * start, 64))
