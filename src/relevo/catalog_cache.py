@@ -24,7 +24,15 @@ Documents are shared between requests: callers must treat them as read-only.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Hashable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any, TypeVar
 
 from relevo import catalog
@@ -94,16 +102,18 @@ class CatalogCache:
                 found[item_id] = doc  # type: ignore[assignment]
         return found
 
-    async def documents(self, item_ids: Sequence[str]) -> Mapping[str, dict[str, Any]]:
+    async def documents(self, item_ids: Collection[str]) -> Mapping[str, dict[str, Any]]:
         """What `items` answers, as a mapping that looks a document up when asked, when
         every one of `item_ids` is held (nearly always): a recommendation reads the
         documents of its best few hundred candidates and looks at the first few dozen."""
         if self.enabled:
             await self._check()
             asked = set(item_ids)
-            if self._docs.keys() >= asked:
+            # (what ``self._docs.keys() >= asked`` says, in a third fewer instructions: a
+            # set's difference with a dict looks its entries up with the hashes they have)
+            if not asked.difference(self._docs):
                 return Held(asked, self._docs)
-        return await self.items(item_ids)
+        return await self.items(list(item_ids))
 
     async def derived(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
         """A value computed from the catalog only (attribute neighbours, the item count),

@@ -38,6 +38,26 @@ async def test_a_message_carries_a_uniform_sample_of_its_values(harness: StoreHa
     assert observations.dropped == 2 * MESSAGE_VALUES + 500
 
 
+async def test_values_added_one_at_a_time_are_a_uniform_sample(harness: StoreHarness) -> None:
+    """Past the bound, a value added alone (a decision's score) takes a slot with the odds
+    of a batch's values (`Observations._replace`, one draw): each value seen is kept with
+    the same odds, the first ones as the last ones."""
+    observations = Observations(harness.store, harness.clock)
+    for value in range(3 * MESSAGE_VALUES):
+        observations.add({"decision.score": float(value)})
+    await observations.flush()
+    (message,), _ = await observations.read(None)
+    kept = message["decision.score"]
+    assert len(kept) == len(set(kept)) == MESSAGE_VALUES
+    assert observations.dropped == 2 * MESSAGE_VALUES
+    # 1000 of 3000 drawn without replacement: the mean is 1500 give or take 22, and each
+    # third of the values holds 333 of them give or take 12 (bounds: 9 and 5 of those).
+    assert abs(statistics.fmean(kept) - 1_500) < 200
+    for third in range(3):
+        low, high = third * MESSAGE_VALUES, (third + 1) * MESSAGE_VALUES
+        assert abs(sum(low <= value < high for value in kept) - MESSAGE_VALUES / 3) < 60
+
+
 async def test_the_stream_keeps_a_bounded_number_of_messages(harness: StoreHarness) -> None:
     observations = Observations(harness.store, harness.clock)
     for step in range(STREAM_KEPT + 250):  # small messages: bounded by their count

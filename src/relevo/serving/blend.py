@@ -13,9 +13,10 @@ this moment (the session) lead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from operator import itemgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from relevo.serving.results import Reason
 
@@ -92,31 +93,28 @@ class Blend:
         fresh = self._extend(-1, reason)
         if not scores and self._first(kept, weight, best, fresh):
             return
+        get, setdefault = scores.get, codes.setdefault  # (bound once: fewer instructions)
         moved: dict[int, int] = {}  # combination → with this reason too (this call's share)
         # Two copies of one loop, by score and by rank: a shared loop over a list of shares
         # costs 1.5% more per decision (`bench.decide_cpu --callgrind`), for ~800 candidates.
+        # `setdefault` gives a new item `fresh` in the one call that finds it new (most
+        # are); an item that came with other reasons moves along the table.
         if best > 0:
             for item, score in kept:
-                scores[item] = scores.get(item, 0.0) + weight * (
-                    score / best if score > 0.0 else 0.0
-                )
-                code = codes.get(item)
-                if code is None:
-                    codes[item] = fresh
-                elif code in moved:
+                scores[item] = get(item, 0.0) + weight * (score / best if score > 0.0 else 0.0)
+                code = setdefault(item, fresh)
+                if code != fresh:  # (seen before, with another reason)
+                    if code not in moved:
+                        moved[code] = self._extend(code, reason)
                     codes[item] = moved[code]
-                else:
-                    codes[item] = moved[code] = self._extend(code, reason)
             return
         for (item, _), share in zip(kept, _rank_shares(len(kept)), strict=False):
-            scores[item] = scores.get(item, 0.0) + weight * share
-            code = codes.get(item)
-            if code is None:
-                codes[item] = fresh
-            elif code in moved:
+            scores[item] = get(item, 0.0) + weight * share
+            code = setdefault(item, fresh)
+            if code != fresh:  # (seen before, with another reason)
+                if code not in moved:
+                    moved[code] = self._extend(code, reason)
                 codes[item] = moved[code]
-            else:
-                codes[item] = moved[code] = self._extend(code, reason)
 
     def _first(
         self, kept: Sequence[tuple[str, float]], weight: float, best: float, fresh: int
@@ -168,20 +166,23 @@ class Blend:
             )
         return self._ranking
 
-    def best(self, count: int) -> list[str]:
-        """The `count` best items, in no particular order (no sorting when all are)."""
+    def best(self, count: int) -> set[str]:
+        """The `count` best items, as a set: no sorting when all are, and then the set is
+        made from the blend's dict, whose hashes it reuses (a decision asks the catalog
+        cache for these items' documents: `CatalogCache.documents`)."""
         if len(self.scores) <= count:
-            return list(self.scores)
-        return self.ranking().top(count)
+            return set(self.scores)
+        return set(self.ranking().top(count))
 
     def ranked(self) -> list[Entry]:
         """`ranking` as a list of entries."""
         return list(self.ranking())
 
 
-def _values(mapping: dict[str, T], order: list[str]) -> tuple[T, ...]:
+def _values(mapping: Mapping[Any, T] | Sequence[T], order: Sequence[Any]) -> tuple[T, ...]:
     """``tuple(map(mapping.__getitem__, order))``, with one itemgetter call instead of a
-    call per item (a seventh of a ranking's instructions)."""
+    call per item (a seventh of a ranking's instructions); `mapping` may be a tuple (and
+    `order` its indices)."""
     if len(order) < 2:  # (an itemgetter of one key returns the value, not a tuple)
         return tuple(map(mapping.__getitem__, order))
     values: tuple[T, ...] = itemgetter(*order)(mapping)
@@ -253,11 +254,23 @@ class Ranking:
 
     def __iter__(self) -> Iterator[Entry]:
         """The entries, best first, as `Blend.ranked` gave them."""
-        combinations = self.combinations
-        for index in range(len(self._items)):
-            if index >= self._settled:  # the next stretch: twice what was read so far
-                self._settle(max(2 * index, 64))
-            yield self._items[index], self.scores[index], combinations[self._codes[index]]
+        return chain.from_iterable(self._stretches())
+
+    def _stretches(self) -> Iterator[Iterator[Entry]]:
+        """The entries a stretch at a time (twice what was read so far), each settled
+        when reached, then zipped in C: a generator resumed per entry cost ~20 k
+        instructions more for the ~50 entries a decision reads (docs/operations.md)."""
+        combinations, start = self.combinations, 0
+        while start < len(self._items):
+            self._settle(max(2 * start, 64))
+            end = self._settled
+            yield zip(
+                self._items[start:end],
+                self.scores[start:end],
+                _values(combinations, self._codes[start:end]),
+                strict=True,
+            )
+            start = end
 
     def _settle(self, count: int) -> None:
         """Put the first `count` items (and the rest of the run of equal scores the last
@@ -268,20 +281,38 @@ class Ranking:
         end = min(count, size)
         while end < size and scores[end] == scores[end - 1]:
             end += 1
-        items, codes = list(self._items[start:end]), list(self._codes[start:end])
-        values = list(scores[start:end])  # (equal, yet 0.0 and -0.0 each stay with its item)
-        run = 0  # the first position (in `items`) of the current run of equal scores
+        unordered = self._unordered_runs(start, end)
+        if unordered:
+            self._order(start, end, unordered)
+        self._settled = end
+
+    def _unordered_runs(self, start: int, end: int) -> list[slice]:
+        """The runs of equal scores among items `start` to `end` (positions from `start`)
+        that are not in id order yet: nearly always none, as a blend's sources list equal
+        scores by id and its sort is stable (a ranking then is left as it is, not copied)."""
+        items, values = self._items, self.scores[start:end]
+        unordered: list[slice] = []
+        run = 0  # the first position (from `start`) of the current run of equal scores
         for index in range(1, end - start + 1):
             if index < end - start and values[index] == values[run]:
                 continue
-            if index - run > 1:  # (ids are distinct: the triples sort by id)
-                run_of = slice(run, index)
-                triples = sorted(zip(items[run_of], codes[run_of], values[run_of], strict=True))
-                items[run_of] = [item for item, _, _ in triples]
-                codes[run_of] = [code for _, code, _ in triples]
-                values[run_of] = [value for _, _, value in triples]
+            if index - run > 1:
+                ids = items[start + run : start + index]
+                if list(ids) != sorted(ids):
+                    unordered.append(slice(run, index))
             run = index
+        return unordered
+
+    def _order(self, start: int, end: int, runs: list[slice]) -> None:
+        """Put each of `runs` (of items `start` to `end`) in id order, with its items'
+        scores and codes."""
+        items, codes = list(self._items[start:end]), list(self._codes[start:end])
+        values = list(self.scores[start:end])  # (equal, yet 0.0 and -0.0 stay with their items)
+        for run in runs:  # (ids are distinct: the triples sort by id)
+            triples = sorted(zip(items[run], codes[run], values[run], strict=True))
+            items[run] = [item for item, _, _ in triples]
+            codes[run] = [code for _, code, _ in triples]
+            values[run] = [value for _, _, value in triples]
         self._items = self._items[:start] + tuple(items) + self._items[end:]
         self._codes = self._codes[:start] + tuple(codes) + self._codes[end:]
-        self.scores = scores[:start] + tuple(values) + scores[end:]
-        self._settled = end
+        self.scores = self.scores[:start] + tuple(values) + self.scores[end:]

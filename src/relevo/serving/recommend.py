@@ -335,7 +335,8 @@ class RecommendationService:
         if doc is None:
             return await self.catalog.documents(wanted)
         candidates, ids, scores = await self._attribute_neighbours(doc, pool)
-        docs = await self.catalog.documents([*wanted, *candidates])
+        wanted.update(candidates)
+        docs = await self.catalog.documents(wanted)
         blend.add(
             zip(ids, scores, strict=True),
             WEIGHTS["attributes"],
