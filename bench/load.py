@@ -17,7 +17,9 @@ One run, on one redis-server (AOF, ``appendfsync everysec``):
 2. **Reference.** The trivial FastAPI ``GET /ping`` (``bench/trivial_app.py``, uvicorn,
    one process) under the same open-loop generator: its maximum sustainable rate.
 3. **Mixed traffic** against one, then two API processes (two ports, round robin in the
-   generator; the same workers apply): 80% ``POST /v1/decide`` for random known users
+   generator; the same workers apply), once the workers' one-off start-up work is done
+   (the history's overdue timers, the site dictionary's training, the marks sweep's
+   first pass): 80% ``POST /v1/decide`` for random known users
    (three in four on the item placement ``home_recs``, one in four on the variant
    placement ``home_hero``) and 20% ``POST /v1/events`` batches of ``--batch`` new events.
    The arrival rate doubles from a low start until a step fails, then is bisected between
