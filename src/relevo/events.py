@@ -447,14 +447,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _TYPE = re.compile("[a-z][a-z0-9_]*")
 _STANDARD_TYPES = frozenset(STANDARD_EVENT_TYPES)
 _CONTEXT_LENGTHS = {
-    "device": 64,
-    "country": 2,
-    "referrer": 2048,
-    "page": 2048,
-    "user_agent": 1024,
-    "locale": 35,
+    name: next(s["maxLength"] for s in field["anyOf"] if "maxLength" in s)
+    for name, field in Context.model_json_schema()["properties"].items()
 }
-"""`Context`'s fields, in its order, and their most characters."""
+"""`Context`'s fields, in its order, and their most characters: read from its schema, so
+that the two cannot disagree."""
 _CONTEXT_FIELDS = tuple(_CONTEXT_LENGTHS.items())
 _LINE_FIELDS = frozenset({"item_id", "quantity", "price", "category"})
 

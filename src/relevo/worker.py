@@ -100,8 +100,8 @@ class Worker:
         """What arrived within `linger_ms` after a read that brought `have` records, fewer
         than a batch: a batch's fixed cost (a dozen round trips, ~1.5 ms of CPU) is then
         shared by more events when traffic is light (bench.load's mixed traffic brought
-        a worker 2 to 5 events a read). Read after the earlier ones, so each partition's
-        records stay in order."""
+        a worker 1 to 5 events a read). Read after the earlier ones, so each
+        partition's records stay in order."""
         await asyncio.sleep(self.linger_ms / 1000)
         return await self.log.read_new(sorted(self.owned), self.name, self.batch - have, None)
 
