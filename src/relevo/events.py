@@ -46,14 +46,25 @@ CART_EVENT_TYPES = frozenset({"add_to_cart", "remove_from_cart"})
 EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything earlier is a unit mistake (seconds?)
 _YEAR_3000_MS = 32_503_680_000_000
 
+# Bounds of the schema below, named once: the plain-event path (`_plain_record`) checks
+# the same numbers without pydantic.
+ID_MAX_LENGTH = 256
+LABEL_MAX_LENGTH = 128
+TYPE_MAX_LENGTH = 64
+LINE_ITEMS_MAX = 100
+QUANTITY_MAX = 1_000_000
+PRICE_MAX = 1e9
+VALUE_BOUND = 1e12
+"""An event's `value` is within ±this."""
+
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
-Id = Annotated[str, Field(min_length=1, max_length=256, pattern=_NO_CONTROL)]
-Label = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_CONTROL)]
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=_NO_CONTROL)]
+Label = Annotated[str, Field(min_length=1, max_length=LABEL_MAX_LENGTH, pattern=_NO_CONTROL)]
 EventType = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=64,
+        max_length=TYPE_MAX_LENGTH,
         pattern=r"^[a-z][a-z0-9_]*$",
         description="`view`, `click`, `add_to_cart`, `remove_from_cart`, `purchase`, `search`, "
         "`impression`, or a custom name in lower_snake_case.",
@@ -155,8 +166,8 @@ class LineItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     item_id: Id
-    quantity: int = Field(1, ge=1, le=1_000_000)
-    price: float | None = Field(None, ge=0, le=1e9, description="Unit price.")
+    quantity: int = Field(1, ge=1, le=QUANTITY_MAX)
+    price: float | None = Field(None, ge=0, le=PRICE_MAX, description="Unit price.")
     category: Label | None = None
 
     _finite_price = field_validator("price")(_finite)
@@ -234,11 +245,13 @@ class Event(BaseModel):
         None, description="When it happened (default: when it arrived)."
     )
     item_id: Id | None = None
-    items: list[LineItem] | None = Field(None, max_length=100)
+    items: list[LineItem] | None = Field(None, max_length=LINE_ITEMS_MAX)
     category: Label | None = Field(
         None, description="Category viewed (for category pages); filled from the catalog."
     )
-    value: float | None = Field(None, ge=-1e12, le=1e12, description="Order value, rating, ...")
+    value: float | None = Field(
+        None, ge=-VALUE_BOUND, le=VALUE_BOUND, description="Order value, rating, ..."
+    )
     context: Context | None = None
     properties: dict[str, Any] | None = Field(None, description="Free-form, bounded in size.")
     decision_id: Id | None = Field(None, description="The decision this event responds to.")
@@ -304,7 +317,7 @@ class Item(BaseModel):
     category: Label | None = None
     tags: list[Label] = Field(default_factory=list, max_length=64)
     brand: Label | None = None
-    price: float | None = Field(None, ge=0, le=1e9)
+    price: float | None = Field(None, ge=0, le=PRICE_MAX)
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
     in_stock: bool = True
     text: Annotated[str, Field(max_length=20_000)] | None = Field(
@@ -520,14 +533,14 @@ def _shape(
 
 
 def _id(value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]) -> str:
-    if type(value) is not str or not 0 < len(value) <= 256:
+    if type(value) is not str or not 0 < len(value) <= ID_MAX_LENGTH:
         raise _Refused
     labels.append(value)
     return value
 
 
 def _label(value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]) -> str:
-    if type(value) is not str or not 0 < len(value) <= 128:
+    if type(value) is not str or not 0 < len(value) <= LABEL_MAX_LENGTH:
         raise _Refused
     labels.append(value)
     return value
@@ -538,7 +551,7 @@ def _event_type(
 ) -> str:
     if type(value) is str and value in _STANDARD_TYPES:
         return value
-    if type(value) is not str or len(value) > 64 or _TYPE.fullmatch(value) is None:
+    if type(value) is not str or len(value) > TYPE_MAX_LENGTH or _TYPE.fullmatch(value) is None:
         raise _Refused
     return value
 
@@ -552,7 +565,7 @@ def _timestamp(value: Any, latest: int, limits: Limits, labels: list[str], texts
 def _value(value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]) -> float:
     """A float, or an int as pydantic turns it into one (a bool is left to it)."""
     kind = type(value)
-    if (kind is float or kind is int) and -1e12 <= value <= 1e12:  # (NaN compares False)
+    if (kind is float or kind is int) and -VALUE_BOUND <= value <= VALUE_BOUND:  # (NaN: False)
         return float(value)
     raise _Refused
 
@@ -581,7 +594,7 @@ def _context(
 def _items(
     value: Any, latest: int, limits: Limits, labels: list[str], texts: list[str]
 ) -> list[dict[str, Any]]:
-    if type(value) is not list or len(value) > 100:
+    if type(value) is not list or len(value) > LINE_ITEMS_MAX:
         raise _Refused
     return [_line(line, labels) for line in value]
 
@@ -591,20 +604,20 @@ def _line(line: Any, labels: list[str]) -> dict[str, Any]:
     if type(line) is not dict or not line.keys() <= _LINE_FIELDS:
         raise _Refused
     item_id, quantity = line.get("item_id"), line.get("quantity", 1)
-    if type(item_id) is not str or not 0 < len(item_id) <= 256:
+    if type(item_id) is not str or not 0 < len(item_id) <= ID_MAX_LENGTH:
         raise _Refused
-    if type(quantity) is not int or not 1 <= quantity <= 1_000_000:
+    if type(quantity) is not int or not 1 <= quantity <= QUANTITY_MAX:
         raise _Refused
     labels.append(item_id)
     record: dict[str, Any] = {"item_id": item_id, "quantity": quantity}
     price, category = line.get("price"), line.get("category")
     if price is not None:
         kind = type(price)
-        if not ((kind is float or kind is int) and 0 <= price <= 1e9):
+        if not ((kind is float or kind is int) and 0 <= price <= PRICE_MAX):
             raise _Refused
         record["price"] = float(price)
     if category is not None:
-        if type(category) is not str or not 0 < len(category) <= 128:
+        if type(category) is not str or not 0 < len(category) <= LABEL_MAX_LENGTH:
             raise _Refused
         labels.append(category)
         record["category"] = category

@@ -6,11 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from relevo.api.app import create_app
-from relevo.api.security import api_routes, declared_access
+from relevo.api.direct import DirectRoute
+from relevo.api.security import WRITE as WRITE_ACCESS
+from relevo.api.security import api_routes, declared_access, default_deny
 from relevo.auth import KeyRing, Role
 from relevo.clock import ManualClock
 from tests.api.conftest import make_settings
@@ -20,6 +23,7 @@ WRITE = {"Authorization": "Bearer w-new"}
 OLD_WRITE = {"Authorization": "Bearer w-old"}
 ADMIN = {"Authorization": "Bearer a-1"}
 EVENT = {"type": "view", "user_id": "auth-user", "item_id": "sho-001"}
+HERO = {"variants": [{"id": "A"}], "default": "A"}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -60,6 +64,7 @@ ROUTES: list[tuple[str, str, object, Role | None]] = [
     ("PUT", "/v1/flags", {"flags": []}, Role.ADMIN),
     ("GET", "/v1/recommendations?user_id=auth-user", None, Role.WRITE),
     ("GET", "/v1/models", None, Role.ADMIN),
+    ("POST", "/v1/decide", {"user_id": "auth-user", "placement": "auth_hero"}, Role.WRITE),
 ]
 
 
@@ -68,6 +73,7 @@ def test_each_route_needs_its_role(
     client: TestClient, method: str, path: str, body: object, role: Role | None
 ) -> None:
     client.post("/v1/events", json=EVENT, headers=WRITE)  # so the profile exists
+    client.put("/v1/placements/auth_hero", json=HERO, headers=ADMIN)
     none = client.request(method, path, json=body)
     write = client.request(method, path, json=body, headers=WRITE)
     admin = client.request(method, path, json=body, headers=ADMIN)
@@ -173,3 +179,41 @@ def test_a_write_key_may_ride_in_the_query_for_beacons(client: TestClient) -> No
     assert admin_in_url.status_code == 401
     assert "Authorization header" in admin_in_url.json()["error"]["message"]
     assert client.get("/v1/stats?key=w-new").status_code == 403
+
+
+def test_direct_routes_check_access_as_the_dependency_does(client: TestClient) -> None:
+    """`POST /v1/decide` and `POST /v1/events` are served without FastAPI's dependencies
+    (`DirectRoute`): their access is checked by the same code, and only their declared
+    access and the app's `default_deny` are given to them (no other would run)."""
+    decide = {"user_id": "auth-user", "placement": "auth_hero"}
+    client.put("/v1/placements/auth_hero", json=HERO, headers=ADMIN)
+    basic = client.post("/v1/decide", json=decide, headers={"Authorization": "Basic w-new"})
+    assert basic.status_code == 401
+    assert "Bearer" in basic.json()["error"]["message"]
+    assert client.post("/v1/decide?key=w-new", json=decide).status_code == 200  # a beacon
+    assert client.post("/v1/decide?key=a-1", json=decide).status_code == 401
+    routes = api_routes(client.app.routes)  # type: ignore[attr-defined]
+    direct = [r for r in routes if isinstance(getattr(r, "original_route", r), DirectRoute)]
+    assert sorted((r.path, sorted(r.methods)) for r in direct) == [
+        ("/v1/decide", ["POST"]),
+        ("/v1/events", ["POST"]),
+    ]
+    for route in direct:
+        given = {d.dependency for d in route.dependencies}
+        assert given <= {WRITE_ACCESS.dependency, default_deny}, route.path
+
+
+def test_a_direct_route_takes_the_request_alone_and_declares_access() -> None:
+    router = APIRouter(dependencies=[WRITE_ACCESS])
+
+    async def with_a_parameter(request: Request, user_id: str) -> JSONResponse:
+        return JSONResponse({})
+
+    with pytest.raises(TypeError, match="request alone"):
+        router.add_api_route("/x", with_a_parameter, route_class_override=DirectRoute)
+
+    async def fine(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    with pytest.raises(TypeError, match="must declare"):
+        APIRouter().add_api_route("/y", fine, route_class_override=DirectRoute)

@@ -79,12 +79,31 @@ async def public_access() -> None:
 PUBLIC = Depends(public_access)
 WRITE = Depends(write_access)
 ADMIN = Depends(admin_access)
-_DECLARATIONS = {public_access, write_access, admin_access}
+_ROLES: dict[Any, Role | None] = {
+    public_access: None,
+    write_access: Role.WRITE,
+    admin_access: Role.ADMIN,
+}
 
 
 def declared_access(route: Any) -> set[Any]:
     """The access dependencies a route declares (exactly one is expected)."""
-    return {d.dependency for d in route.dependencies if d.dependency in _DECLARATIONS}
+    return {d.dependency for d in route.dependencies if d.dependency in _ROLES}
+
+
+def declared_role(route: Any) -> Role | None:
+    """The role a route's declared access demands (None: public); TypeError unless it
+    declares exactly one."""
+    declared = declared_access(route)
+    if len(declared) != 1:
+        raise TypeError(f"{route.path} must declare one of PUBLIC, WRITE or ADMIN")
+    return _ROLES[declared.pop()]
+
+
+async def check_access(request: Request, role: Role) -> Principal:
+    """What `write_access` or `admin_access` checks, for a route that is not given the
+    header by FastAPI (`default_deny`, `relevo.api.direct.DirectRoute`)."""
+    return await _check(request, await _bearer(request), role)
 
 
 def api_routes(routes: list[Any]) -> list[Any]:
@@ -111,7 +130,7 @@ async def default_deny(request: Request) -> None:
     """
     route = request.scope.get("route")
     if isinstance(route, APIRoute) and not declared_access(route):
-        await _check(request, await _bearer(request), Role.ADMIN)
+        await check_access(request, Role.ADMIN)
 
 
 _ERROR = {"model": ErrorBody}

@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 
 from relevo.api.deps import EngineDep
+from relevo.api.direct import DirectRoute
 from relevo.api.responses import JSON, ErrorBody, read_json
 from relevo.api.security import RESPONSES, WRITE
 from relevo.decisions.request import DecideBody
+from relevo.engine import Engine
 
 router = APIRouter(tags=["decisions"], dependencies=[WRITE], responses=RESPONSES)
 
@@ -24,8 +26,16 @@ model versions that produced the answer.
 """
 
 
-@router.post(
+async def decide(request: Request) -> JSON:
+    engine: Engine = request.app.state.engine
+    body = await read_json(request, engine.settings.max_body_bytes)
+    return JSON(await engine.decide(body))
+
+
+router.add_api_route(
     "/v1/decide",
+    decide,
+    methods=["POST"],
     summary="Decide what to show in a placement",
     description=DESCRIPTION,
     responses={404: {"model": ErrorBody, "description": "Unknown placement"}},
@@ -35,10 +45,8 @@ model versions that produced the answer.
             "content": {"application/json": {"schema": DecideBody.model_json_schema()}},
         }
     },
+    route_class_override=DirectRoute,  # the hottest route: no dependencies to solve
 )
-async def decide(request: Request, engine: EngineDep) -> JSON:
-    body = await read_json(request, engine.settings.max_body_bytes)
-    return JSON(await engine.decide(body))
 
 
 @router.get(

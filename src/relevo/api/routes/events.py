@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from relevo.api.deps import EngineDep
+from relevo.api.direct import DirectRoute
 from relevo.api.responses import JSON, ErrorBody, read_json
 from relevo.api.security import RESPONSES, WRITE
+from relevo.engine import Engine
 from relevo.errors import InvalidInput
 
 router = APIRouter(tags=["events"], dependencies=[WRITE], responses=RESPONSES)
@@ -97,8 +98,35 @@ def split_body(body: Any) -> tuple[list[Any], bool]:
     )
 
 
-@router.post(
+_BOOL = TypeAdapter(bool)
+ATOMIC = "All-or-nothing batch: one invalid event rejects all."
+
+
+def atomic_flag(request: Request) -> bool:
+    """``?atomic=``, read as FastAPI reads a ``bool`` query parameter (pydantic's: `true`,
+    `1`, `yes`, `on`...; the last one given), refused as it refuses one."""
+    given = request.query_params.get("atomic")
+    if given is None:
+        return False
+    try:
+        return _BOOL.validate_python(given)
+    except ValidationError as error:
+        raise InvalidInput(error.errors()[0]["msg"], field="atomic") from None
+
+
+async def post_events(request: Request) -> JSON:
+    engine: Engine = request.app.state.engine
+    atomic = atomic_flag(request)
+    body = await read_json(request, engine.settings.max_body_bytes)
+    events, batch = split_body(body)
+    report = await engine.ingest(events, batch=batch, atomic=atomic)
+    return JSON(report.to_dict())
+
+
+router.add_api_route(
     "/v1/events",
+    post_events,
+    methods=["POST"],
     summary="Send events (one or a batch)",
     description=DESCRIPTION,
     response_model=IngestBody,
@@ -108,6 +136,15 @@ def split_body(body: Any) -> tuple[list[Any], bool]:
         503: {"model": ErrorBody, "description": "Store or log unavailable; retry"},
     },
     openapi_extra={
+        "parameters": [
+            {
+                "name": "atomic",
+                "in": "query",
+                "required": False,
+                "description": ATOMIC,
+                "schema": {"type": "boolean", "default": False, "title": "Atomic"},
+            }
+        ],
         "requestBody": {
             "required": True,
             "content": {
@@ -121,15 +158,7 @@ def split_body(body: Any) -> tuple[list[Any], bool]:
                     "examples": _EXAMPLES,
                 }
             },
-        }
+        },
     },
+    route_class_override=DirectRoute,  # most requests of a site: no dependencies to solve
 )
-async def post_events(
-    request: Request,
-    engine: EngineDep,
-    atomic: bool = Query(False, description="All-or-nothing batch: one invalid event rejects all."),
-) -> JSON:
-    body = await read_json(request, engine.settings.max_body_bytes)
-    events, batch = split_body(body)
-    report = await engine.ingest(events, batch=batch, atomic=atomic)
-    return JSON(report.to_dict())
