@@ -12,12 +12,15 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from relevo.clock import ManualClock
 from relevo.config import Settings
 from relevo.engine import Engine
+from relevo.live import shared as shared_module
 from relevo.live.models import LiveModels
 from relevo.live.shared import SharedTops
-from relevo.store.base import DecayedRead, StoredTop
+from relevo.store.base import DecayedAdd, DecayedRead, StoredTop
 from relevo.store.memory import MemoryStore
 from tests.serving.conftest import MINUTE, T0, EngineFactory
 
@@ -124,3 +127,27 @@ async def test_a_read_that_began_before_an_invalidation_is_not_kept(clock: Manua
     assert store.reads == 2  # the first was not kept
     await shared.read([], [read], T0)
     assert store.reads == 2  # the second was
+
+
+async def test_copies_hold_a_bounded_number_of_members(
+    clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site with many categories starts over past `MAX_KEPT_MEMBERS` members, over all
+    copies, rather than keeping every category's trending; refreshing a copy counts it
+    once."""
+    monkeypatch.setattr(shared_module, "MAX_KEPT_MEMBERS", 10)
+    store = MemoryStore(clock)
+    adds = [
+        DecayedAdd(f"{{trending:c{n}}}", {f"i{k}": 1.0 for k in range(4)}, T0) for n in range(4)
+    ]
+    await store.decayed_add(adds, 3_600_000, max_len=10)
+    shared = SharedTops(store, max_age_ms=REFRESH)
+    reads = [DecayedRead(f"{{trending:c{n}}}", 3_600_000, 4) for n in range(4)]
+    for read in reads[:2]:
+        await shared.read([], [read], T0)
+        await shared.read([], [read], T0 + REFRESH)  # old: read again, replaced
+    assert shared.kept_members == 8
+    await shared.read([], [reads[2]], T0 + REFRESH)  # 12 would pass 10: starts over
+    assert shared.kept_members == 4
+    await shared.read([], reads[:1], T0 + REFRESH)
+    assert shared.kept_members == 8
