@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from relevo.catalog_cache import CHANGES_KEPT, change_entry
 from relevo.clock import Clock
 from relevo.errors import Unavailable
 from relevo.eventlog.base import RecordKind
@@ -345,8 +346,13 @@ class Applier:
         for hook in self.hooks:
             await hook.items_applied(items)
         # Last, once documents and postings are written: processes that cache the catalog
-        # (`relevo.catalog_cache`) drop what they hold when they see it move.
-        await self.store.incr(keys.CATALOG_GENERATION)
+        # (`relevo.catalog_cache`) see it move, and drop what these items changed.
+        generation = await self.store.incr(keys.CATALOG_GENERATION)
+        await self.store.list_push(
+            keys.CATALOG_CHANGES,
+            [change_entry(generation, [item["item_id"] for item in items])],
+            CHANGES_KEPT,
+        )
 
 
 def _family(entry: tuple[RecordKind, dict[str, Any]]) -> str:

@@ -11,10 +11,14 @@ import gc
 from array import array
 from typing import Any
 
+import pytest
+
+from relevo import catalog_cache
 from relevo.catalog_cache import CatalogCache
 from relevo.clock import ManualClock
 from relevo.config import Settings
 from relevo.engine import Engine
+from relevo.errors import Unavailable
 from relevo.store import keys
 from tests.serving.conftest import MINUTE, T0, EngineFactory, view
 
@@ -175,3 +179,100 @@ async def test_an_anchors_attribute_neighbours_are_kept_as_few_objects_the_colle
         assert not gc.is_tracked(candidates)
         assert not gc.is_tracked(ids)
         assert isinstance(scores, array)  # one object, however many scores
+
+
+async def test_a_change_drops_only_the_documents_it_changed(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """A site that changes stock every second must not read its whole catalog again
+    every second: a generation's entry in `keys.CATALOG_CHANGES` names its items, and
+    only those are read again (derived values all go: attribute postings moved)."""
+    await upsert(engine, *ITEMS)
+    cache = CatalogCache(engine.store, clock, REFRESH)
+    before = await cache.items(["boot-1", "pan"])
+    await cache.derived("count", lambda: _value(1))
+    await upsert(engine, {**ITEMS[0], "in_stock": False})
+    await upsert(engine, {"item_id": "tent", "category": "outdoor"})  # two generations
+    clock.advance(REFRESH)
+    after = await cache.items(["boot-1", "pan", "tent"])
+    assert after["boot-1"]["in_stock"] is False
+    assert after["pan"] is before["pan"]  # held: not read again
+    assert "tent" in after
+    assert await cache.derived("count", lambda: _value(2)) == 2
+
+
+async def test_without_the_changes_of_a_generation_everything_is_dropped(
+    engine: Engine, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What changed is unknown when a generation's entry is missing (trimmed, or not
+    pushed yet by its writer), or when it was a bulk change: then every document goes."""
+    await upsert(engine, *ITEMS)
+    cache = CatalogCache(engine.store, clock, REFRESH)
+    held = (await cache.items(["pan"]))["pan"]
+    await upsert(engine, {**ITEMS[0], "in_stock": False})
+    await engine.store.delete([keys.CATALOG_CHANGES])
+    clock.advance(REFRESH)
+    again = (await cache.items(["pan"]))["pan"]
+    assert again is not held  # read again
+    assert again == held
+
+    monkeypatch.setattr(catalog_cache, "CHANGED_IDS_KEPT", 1)
+    await upsert(engine, {**ITEMS[0], "in_stock": True}, {**ITEMS[1], "in_stock": False})
+    clock.advance(REFRESH)
+    assert (await cache.items(["pan"]))["pan"] is not again
+
+
+async def test_a_failed_read_of_the_changes_drops_everything(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """The generation is taken before the changes are read: if that read fails (the
+    store, a cancelled request), nothing must stay that the change made stale."""
+
+    class FailingChanges:
+        """The engine's store, whose reads of the changes fail when told to."""
+
+        fail = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(engine.store, name)
+
+        async def list_range(self, key: str, start: int = 0, stop: int = -1) -> list[bytes]:
+            if self.fail:
+                raise Unavailable("the store is away")
+            return await engine.store.list_range(key, start, stop)
+
+    store = FailingChanges()
+    await upsert(engine, *ITEMS)
+    cache = CatalogCache(store, clock, REFRESH)  # type: ignore[arg-type]
+    assert (await cache.items(["boot-1"]))["boot-1"]["title"] == "Hiking boot"
+    await upsert(engine, {**ITEMS[0], "title": "Winter boot"})
+    store.fail = True
+    clock.advance(REFRESH)
+    with pytest.raises(Unavailable):
+        await cache.items(["boot-1"])
+    store.fail = False
+    assert (await cache.items(["boot-1"]))["boot-1"]["title"] == "Winter boot"
+
+
+async def test_values_kept_with_a_document_are_made_again_when_it_is_read_again(
+    engine: Engine, clock: ManualClock
+) -> None:
+    await upsert(engine, *ITEMS)
+    cache = CatalogCache(engine.store, clock, REFRESH)
+    titles: list[str] = []
+
+    def title(doc: Any) -> str:
+        titles.append(doc["title"])
+        return str(doc["title"])
+
+    doc = (await cache.items(["boot-1"]))["boot-1"]
+    assert [cache.of_item("boot-1", doc, title) for _ in range(2)] == ["Hiking boot"] * 2
+    await upsert(engine, {**ITEMS[0], "title": "Winter boot"})
+    clock.advance(REFRESH)
+    doc = (await cache.items(["boot-1"]))["boot-1"]
+    assert cache.of_item("boot-1", doc, title) == "Winter boot"
+    assert titles == ["Hiking boot", "Winter boot"]
+
+
+async def _value(value: int) -> int:
+    return value

@@ -47,6 +47,9 @@ def item_key(item_id: str) -> str:
 ITEMS_INDEX = "items:index"
 CATALOG_GENERATION = "items:generation"
 """Incremented by every applied catalog upsert: processes caching the catalog compare it."""
+CATALOG_CHANGES = "items:changes"
+"""The item ids of the latest catalog upserts, one entry per generation (a bounded list,
+`relevo.catalog_cache.change_entry`): a process drops only those items' documents."""
 TIMERS_DUE = "timers:due"
 RECENT_EVENTS = "events:recent"
 EVENT_TOTALS = "stats:events:total"
@@ -136,6 +139,7 @@ _GLOBAL_KINDS: tuple[tuple[str, str], ...] = (
     ("item:", "items"),
     (ITEMS_INDEX, "items"),
     (CATALOG_GENERATION, "items"),
+    (CATALOG_CHANGES, "items"),
     ("decision:", "decisions"),
     ("live:{i:", "live co-visitation"),
     ("live:{trending", "trending"),
