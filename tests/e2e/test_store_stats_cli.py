@@ -61,7 +61,7 @@ def test_store_stats_counts_known_keys_and_finds_every_ttl(settings: Settings) -
     assert kinds["profile"]["sampled"] == 3
     assert not kinds["profile"]["exact"]
     assert kinds["profile"]["bytes"] > 0
-    assert kinds["items"]["keys"] == 6  # four items, the index and the catalog generation
+    assert kinds["items"]["keys"] == 7  # four items, the index, the generation, the changes
     assert not kinds["items"]["per_user"]
     assert kinds["live co-visitation"]["keys"] >= 1
     assert kinds["trending"]["keys"] >= 1
