@@ -520,10 +520,19 @@ class Engine:
         return {"version": registry.version, "changed": record is not None}
 
     async def put_one(self, kind: str, entry: dict[str, Any], key: str = "id") -> dict[str, Any]:
-        """Add or replace one placement, experiment or flag (by id or key)."""
+        """Add or replace one placement, experiment or flag (by id or key).
+
+        An error in the entry names its field within the entry (``variants[1].id``; the
+        entry itself: ``body``), not within the whole configuration it was checked in."""
         spec = await self.configs[kind].spec()
         kept = [e for e in spec.get(kind, []) if e.get(key) != entry.get(key)]
-        return await self.put_config(kind, {kind: [*kept, entry]})
+        try:
+            return await self.put_config(kind, {kind: [*kept, entry]})
+        except InvalidInput as error:
+            within = f"{kind}[{len(kept)}]"
+            if error.field == within or (error.field or "").startswith(within + "."):
+                error.field = (error.field or "")[len(within) + 1 :] or "body"
+            raise
 
     # -- decisions -------------------------------------------------------------------------
     async def decide(self, raw: Any) -> dict[str, Any]:

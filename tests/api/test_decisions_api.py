@@ -46,6 +46,10 @@ def test_decide_errors(api: Api) -> None:
     assert bad.json()["error"]["field"] == "user_id"
     wrong = api.client.put("/v1/placements/x", json={"variants": [{"id": "A"}], "default": "Z"})
     assert wrong.status_code == 422
+    assert wrong.json()["error"]["field"] == "body"  # the entry sent, not placements[n]
+    deeper = api.client.put("/v1/placements/x", json={"variants": [{"id": ""}], "default": ""})
+    assert deeper.status_code == 422
+    assert deeper.json()["error"]["field"].startswith("variants[0]")
 
 
 def test_flags_over_http(api: Api) -> None:
