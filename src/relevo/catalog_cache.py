@@ -20,10 +20,10 @@ it drops everything. So a catalog change applied by any process reaches the deci
 every process within `check_every_ms` (plus two round trips), and at once in the process
 that applied it (the cache is one of its applier's hooks). Why not drop everything each
 time, as this did first: a site that changes stock every second (an ERP's sync) would read
-every document again every second, and decisions cost half as much again (one item
-upserted a second, 2,000 items: 1.18-1.45 ms of CPU a decision against 0.79; dropping
-the derived values alone, 1.03-1.06 against 0.92-0.94). 0 turns the cache off: every
-read goes to the store.
+every document again every second (one item upserted a second, 2,000 items, decisions in
+process: 1.18-1.45 ms of CPU a decision against 0.79 without the upserts; now 1.09-1.16
+against 0.83-1.03, the rest being the derived values computed again). 0 turns the cache
+off: every read goes to the store.
 
 A read that was in flight while the cache was dropped does not fill it (its answer may
 predate the change): a local epoch, bumped by every drop, tells. Size is bounded: past

@@ -2,10 +2,10 @@
 
 `POST /v1/decide` is most of an API process's traffic. Through FastAPI, each request
 solved a tree of dependencies (the app's `default_deny`, the router's access check, the
-bearer header under it, the engine) before the endpoint ran: about 0.1 ms of the ~1 ms
-of CPU a decision costs the process (the app called in process, without HTTP: 1.02-1.06
-ms a decision through FastAPI's route, 0.92-0.93 through this one; docs/operations.md,
-"FastAPI around a decision").
+bearer header under it, the engine) before the endpoint ran: what the app adds around the
+engine was 936 k instructions a decision and 979 k an event, 498 k and 534 k through
+this route (`python -m bench.app_cpu --callgrind`: a decision 5.15 M → 4.71 M; about 0.1
+ms of CPU; docs/operations.md, "FastAPI around a decision").
 
 A direct route's endpoint takes the request alone. The access its router declares
 (`PUBLIC`, `WRITE` or `ADMIN`) is checked here by the code the dependency runs
