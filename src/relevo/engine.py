@@ -529,9 +529,9 @@ class Engine:
         try:
             return await self.put_config(kind, {kind: [*kept, entry]})
         except InvalidInput as error:
-            within = f"{kind}[{len(kept)}]"
-            if error.field == within or (error.field or "").startswith(within + "."):
-                error.field = (error.field or "")[len(within) + 1 :] or "body"
+            field, within = error.field or "", f"{kind}[{len(kept)}]"
+            if field == within or field.startswith(within + "."):
+                error.field = field[len(within) + 1 :] or "body"
             raise
 
     # -- decisions -------------------------------------------------------------------------
