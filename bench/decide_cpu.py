@@ -12,8 +12,11 @@ known users, three in four on ``home_recs``, one in four on ``home_hero``), time
 
 Rows, each on users of its own (the answer cache must not serve one row from another):
 the first decisions after the data was loaded (cold catalog cache), the same mix once
-warm, each placement alone, the mix with the catalog cache off (``RELEVO_CATALOG_REFRESH
-=0``: what decisions cost before it) and with the answer cache off. The reference,
+warm, each placement alone, the mix while a shop's stock sync changes one item's stock
+every `CHURN_EVERY` decisions (each upsert's own cost included: about one a second at
+the rates of this machine), the mix with the catalog cache off
+(``RELEVO_CATALOG_REFRESH=0``: what decisions cost before it) and with the answer cache
+off. The reference,
 measured in the same run: one ``GET`` round trip through the same store (``Store.get``
 of a missing key), the smallest thing a decision does several of.
 
@@ -59,6 +62,8 @@ from relevo.demo.runner import PLACEMENTS, RULES
 from relevo.engine import Engine
 
 DEVICES = ["mobile", "desktop"]
+CHURN_EVERY = 250
+"""Decisions between two stock updates in the stock-churn row."""
 """Set in the environment of the copy of this script that runs under valgrind."""
 
 
@@ -163,6 +168,7 @@ async def measure(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
         found["mixed"] = await decisions(DECIDE_PLACEMENTS, count)
         found["home_recs"] = await decisions(["home_recs"], count)
         found["home_hero"] = await decisions(["home_hero"], count)
+        found["stock_churn"] = await with_stock_churn(engine, args, next(seeds), meter)
         if args.profile:
             bodies = requests(args.users, count, DECIDE_PLACEMENTS, next(seeds))
             profiler = cProfile.Profile()
@@ -183,11 +189,29 @@ async def measure(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
         await engine.stop()
 
 
+async def with_stock_churn(
+    engine: Engine, args: argparse.Namespace, seed: int, meter: Meter
+) -> float:
+    """The mix while one item's stock changes every `CHURN_EVERY` decisions."""
+    bodies = requests(args.users, args.decisions, DECIDE_PLACEMENTS, seed)
+    listing = catalog(args.items)
+
+    async def call(number: int) -> None:
+        if number % CHURN_EVERY == 0:
+            changed = number // CHURN_EVERY
+            item = listing[changed * 7 % len(listing)]
+            await engine.upsert_items([{**item, "in_stock": changed % 2 == 1}])
+        await engine.decide(bodies[number])
+
+    return await meter.per_call(call, args.decisions)
+
+
 ROWS = {
     "cold": "decide, mixed, first after loading (cold catalog cache)",
     "mixed": "decide, mixed (75% home_recs, 25% home_hero)",
     "home_recs": "decide, home_recs (items)",
     "home_hero": "decide, home_hero (variants)",
+    "stock_churn": f"decide, mixed, a stock update every {CHURN_EVERY} decisions",
     "no_catalog_cache": "decide, mixed, catalog cache off",
     "no_answer_cache": "decide, mixed, answer cache off",
 }

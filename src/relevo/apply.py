@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from relevo import catalog
 from relevo.catalog_cache import CHANGES_KEPT, change_entry
 from relevo.clock import Clock
 from relevo.errors import Unavailable
@@ -28,6 +29,7 @@ from relevo.eventlog.base import RecordKind
 from relevo.events import profile_key
 from relevo.features.profile import FeatureParams, ProfileState, apply_event, decode, encode
 from relevo.features.windows import MINUTE_MS
+from relevo.live.attributes import CatalogChange, catalog_change
 from relevo.rules.effects import (
     TIMER_FIELD,
     Effects,
@@ -61,13 +63,19 @@ class ApplyHook(Protocol):
     events that were new to them, each with its note: a redelivered event never
     reaches a hook twice. A plan redone after a write conflict observes again; only
     the notes of the plan that was written are handed back.
+
+    Catalog upserts reach `items_upserting` before their documents are written (derived
+    indexes: an upsert delivered again after a crash sees the documents it replaces
+    again, so it indexes the same) and `items_applied` after (caches of the documents).
     """
 
     def observe(self, state: ProfileState, record: dict[str, Any]) -> Any: ...
 
     async def events_applied(self, noted: Sequence[tuple[dict[str, Any], Any]]) -> None: ...
 
-    async def items_applied(self, items: Sequence[dict[str, Any]]) -> None: ...
+    async def items_upserting(self, change: CatalogChange) -> None: ...
+
+    async def items_applied(self, change: CatalogChange) -> None: ...
 
 
 # Not frozen: made per user of every batch, where a frozen dataclass's `__init__` (each
@@ -337,6 +345,12 @@ class Applier:
     async def apply_items(self, items: Sequence[dict[str, Any]]) -> None:
         if not items:
             return
+        # What the documents replace, read first: the hooks index what changed before the
+        # documents are written, so an upsert delivered again after a crash finds the same.
+        previous = await catalog.get_items(self.store, [item["item_id"] for item in items])
+        change = catalog_change(items, previous)
+        for hook in self.hooks:
+            await hook.items_upserting(change)
         await self.store.set_many(
             {keys.item_key(item["item_id"]): orjson.dumps(item) for item in items}
         )
@@ -344,13 +358,13 @@ class Applier:
             keys.ITEMS_INDEX, {item["item_id"]: item["updated_at"] for item in items}
         )
         for hook in self.hooks:
-            await hook.items_applied(items)
+            await hook.items_applied(change)
         # Last, once documents and postings are written: processes that cache the catalog
         # (`relevo.catalog_cache`) see it move, and drop what these items changed.
         generation = await self.store.incr(keys.CATALOG_GENERATION)
         await self.store.list_push(
             keys.CATALOG_CHANGES,
-            [change_entry(generation, [item["item_id"] for item in items])],
+            [change_entry(generation, change.item_ids, attributes=change.attributes_changed)],
             CHANGES_KEPT,
         )
 

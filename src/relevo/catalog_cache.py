@@ -13,17 +13,21 @@ are written (`relevo.apply.Applier.apply_items`), then records which items it ch
 process reads the generation at most once every `check_every_ms`
 (``RELEVO_CATALOG_REFRESH``, 1 s by default; the first read after that long awaits the
 check). When it moved, the process reads the changes since the generation it knew and
-drops the documents of those items, and every value derived from the catalog (attribute
-neighbours read the postings, which every upsert changes); when a generation's entry is
-missing (trimmed, not written yet, a bulk change of more than `CHANGED_IDS_KEPT` items)
-it drops everything. So a catalog change applied by any process reaches the decisions of
-every process within `check_every_ms` (plus two round trips), and at once in the process
-that applied it (the cache is one of its applier's hooks). Why not drop everything each
-time, as this did first: a site that changes stock every second (an ERP's sync) would read
-every document again every second (one item upserted a second, 2,000 items, decisions in
-process: 1.18-1.45 ms of CPU a decision against 0.79 without the upserts; now 1.09-1.16
-against 0.83-1.03, the rest being the derived values computed again). 0 turns the cache
-off: every read goes to the store.
+drops the documents of those items and the values derived from the catalog; when a
+generation's entry is missing (trimmed, not written yet, a bulk change of more than
+`CHANGED_IDS_KEPT` items) it drops everything. Values derived from items' attributes
+alone (attribute postings and neighbours, the item count: ``derived(...,
+from_attributes=True)``) stay when no change since added an item or changed an item's
+attributes (`relevo.live.attributes.catalog_change`): the stock and price updates that
+make most of a shop's catalog traffic. So a catalog change applied by any process
+reaches the decisions of every process within `check_every_ms` (plus two round trips),
+and at once in the process that applied it (the cache is one of its applier's hooks).
+Why not drop everything each time, as this did first: a site that changes stock every
+second (an ERP's sync) would read every document again every second (one item upserted a
+second, 2,000 items, decisions in process: 1.18-1.45 ms of CPU a decision against 0.79
+without the upserts; then 1.09-1.16 against 0.83-1.03, the rest being the attribute
+neighbours computed again, which stock updates now leave alone). 0 turns the cache off:
+every read goes to the store.
 
 A read that was in flight while the cache was dropped does not fill it (its answer may
 predate the change): a local epoch, bumped by every drop, tells. Size is bounded: past
@@ -43,13 +47,16 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from relevo import catalog
 from relevo.clock import Clock
 from relevo.features.profile import ProfileState
 from relevo.store import keys
 from relevo.store.base import Store
+
+if TYPE_CHECKING:
+    from relevo.live.attributes import CatalogChange
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -60,27 +67,47 @@ CHANGED_IDS_KEPT = 1_000
 """Item ids an entry lists at most: an upsert of more is recorded as a change of all."""
 _UNREAD = object()
 _ALL = "*"
+_DOCUMENTS_ONLY = "\x01documents"
+"""The line that marks a change of documents only (no item's attributes changed, no new
+item). A line, not a flag on the number, so that a process of an earlier version reads
+it as one more id to forget (ids hold no control character), and an entry of an earlier
+version, without it, counts as a change of attributes."""
 
 
-def change_entry(generation: int, item_ids: Sequence[str]) -> bytes:
+class Changed(NamedTuple):
+    """What some catalog generations changed (`changed_between`)."""
+
+    items: set[str]
+    attributes: bool
+    """Whether one of them added an item or changed an item's attributes."""
+
+
+def change_entry(generation: int, item_ids: Sequence[str], *, attributes: bool = True) -> bytes:
     """The `keys.CATALOG_CHANGES` entry of one generation: its number, then the ids it
-    changed (or `_ALL`), one a line (ids hold no control character: `relevo.events.Id`)."""
+    changed (or `_ALL`), one a line (ids hold no control character: `relevo.events.Id`),
+    then `_DOCUMENTS_ONLY` unless it changed `attributes`."""
     listed = item_ids if len(item_ids) <= CHANGED_IDS_KEPT else [_ALL]
-    return "\n".join([str(generation), *listed]).encode()
+    return "\n".join(
+        [str(generation), *listed, *([] if attributes else [_DOCUMENTS_ONLY])]
+    ).encode()
 
 
-def changed_between(entries: Sequence[bytes], after: int, upto: int) -> set[str] | None:
+def changed_between(entries: Sequence[bytes], after: int, upto: int) -> Changed | None:
     """The items changed by generations ``after + 1`` to `upto` from their `entries`
     (newest first, as pushed; concurrent writers may push them a little out of order),
     or None when one is missing or changed everything.
 
-    >>> changed_between([change_entry(3, ["b"]), change_entry(2, ["a", "b"])], 1, 3)
-    {'a', 'b'}
+    >>> changed = changed_between([change_entry(3, ["b"]), change_entry(2, ["a", "b"])], 1, 3)
+    >>> sorted(changed.items), changed.attributes
+    (['a', 'b'], True)
+    >>> changed_between([change_entry(3, ["b"], attributes=False)], 2, 3)
+    Changed(items={'b'}, attributes=False)
     >>> changed_between([change_entry(3, ["b"])], 1, 3) is None  # 2 is not there
     True
     """
     found: set[str] = set()
     seen: set[int] = set()
+    attributes = False
     for entry in entries:
         number, *ids = entry.decode().split("\n")
         generation = int(number)
@@ -88,8 +115,12 @@ def changed_between(entries: Sequence[bytes], after: int, upto: int) -> set[str]
             if _ALL in ids:
                 return None
             seen.add(generation)
+            if ids and ids[-1] == _DOCUMENTS_ONLY:
+                ids.pop()
+            else:
+                attributes = True
             found.update(ids)
-    return found if len(seen) == upto - after else None
+    return Changed(found, attributes) if len(seen) == upto - after else None
 
 
 class CatalogCache:
@@ -104,7 +135,10 @@ class CatalogCache:
         self.max_entries = max_entries
         #: item id → its document, or None when the catalog has no such item.
         self._docs: dict[str, dict[str, Any] | None] = {}
+        #: values derived from the catalog: dropped with any change.
         self._derived: dict[Hashable, Any] = {}
+        #: values derived from items' attributes alone: dropped with a change of them.
+        self._of_attributes: dict[Hashable, Any] = {}
         #: (item id, compute) → (the document, what `compute` made of it)
         self._of_items: dict[tuple[str, Callable[[Any], Any]], tuple[Any, Any]] = {}
         self._generation: int | None = None
@@ -161,32 +195,45 @@ class CatalogCache:
                 return Held(asked, self._docs)
         return await self.items(list(item_ids))
 
-    async def derived(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
-        """A value computed from the catalog only (attribute neighbours, the item count),
-        computed once per catalog generation."""
+    async def derived(
+        self,
+        key: Hashable,
+        compute: Callable[[], Awaitable[T]],
+        *,
+        from_attributes: bool = False,
+    ) -> T:
+        """A value computed from the catalog only (the newest items), computed once per
+        catalog generation; with `from_attributes`, from items' attributes alone (their
+        tokens, postings and count: attribute neighbours), computed once per change of
+        them."""
         if not self.enabled:
             return await compute()
         await self._check()
-        if key in self._derived:
-            value: T = self._derived[key]
+        held = self._of_attributes if from_attributes else self._derived
+        if key in held:
+            value: T = held[key]
             return value
         epoch = self._epoch
         value = await compute()
         if epoch == self._epoch:
-            if len(self._derived) >= self.max_entries:
-                self._derived.clear()
-            self._derived[key] = value
+            if len(held) >= self.max_entries:
+                held.clear()
+            held[key] = value
         return value
 
     async def derived_many(
-        self, keys: Sequence[K], compute: Callable[[list[K]], Awaitable[list[T]]]
+        self,
+        keys: Sequence[K],
+        compute: Callable[[list[K]], Awaitable[list[T]]],
+        *,
+        from_attributes: bool = False,
     ) -> list[T]:
         """Like `derived` for several keys; `compute` gets the keys not held, in one call
         (one store round trip for all of them), and returns their values in that order."""
         if not self.enabled:
             return await compute(list(keys))
         await self._check()
-        held = self._derived
+        held = self._of_attributes if from_attributes else self._derived
         missing = list(dict.fromkeys(key for key in keys if key not in held))
         if missing:
             epoch = self._epoch
@@ -217,11 +264,13 @@ class CatalogCache:
         """Forget everything (the catalog changed)."""
         self._docs = {}
         self._derived = {}
+        self._of_attributes = {}
         self._of_items = {}
         self._epoch += 1
 
-    def forget(self, item_ids: Collection[str]) -> None:
-        """Forget these items' documents, and every derived value (the catalog changed).
+    def forget(self, item_ids: Collection[str], *, attributes: bool = True) -> None:
+        """Forget these items' documents and the values derived from the catalog (it
+        changed), and those derived from attributes if the change was one of `attributes`.
 
         The documents are a new dict (`Held` reads the one it was given); values computed
         with `of_item` stay, kept with the document they came from."""
@@ -230,6 +279,8 @@ class CatalogCache:
             docs.pop(item_id, None)
         self._docs = docs
         self._derived = {}
+        if attributes:
+            self._of_attributes = {}
         self._epoch += 1
 
     async def _check(self) -> None:
@@ -254,9 +305,9 @@ class CatalogCache:
             if changed is None:
                 self.drop()
             else:
-                self.forget(changed)
+                self.forget(changed.items, attributes=changed.attributes)
 
-    async def _changed(self, known: int | None, generation: int) -> set[str] | None:
+    async def _changed(self, known: int | None, generation: int) -> Changed | None:
         """The items changed since generation `known`, or None: all of them may have."""
         if known is None or not known < generation <= known + CHANGES_KEPT:
             return None
@@ -272,8 +323,11 @@ class CatalogCache:
     async def events_applied(self, noted: Sequence[tuple[dict[str, Any], Any]]) -> None:
         return None
 
-    async def items_applied(self, items: Sequence[dict[str, Any]]) -> None:
-        self.forget([item["item_id"] for item in items])
+    async def items_upserting(self, change: CatalogChange) -> None:
+        return None
+
+    async def items_applied(self, change: CatalogChange) -> None:
+        self.forget(change.item_ids, attributes=change.attributes_changed)
 
 
 class Held(Mapping[str, dict[str, Any]]):

@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from relevo import catalog
 from relevo.clock import ManualClock
 from relevo.engine import Engine
+from relevo.live import attributes
 from relevo.live.models import _merge_tops
 from relevo.store import keys
 from relevo.store.base import DecayedRead
@@ -96,6 +98,46 @@ async def test_a_new_item_has_attribute_neighbours_from_its_first_upsert(engine:
     assert max(scores, key=lambda item_id: scores[item_id]) == "boot-1"
     assert scores["boot-1"] > scores["sandal"] > 0
     assert scores["tent"] > 0
+
+
+async def test_an_item_joins_a_posting_once_whatever_updates_its_stock(
+    engine: Engine, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shop's stock sync upserts every item again and again. Were each upsert added to
+    the item's postings again, the synced items would outweigh a new item, the first
+    trimmed from a full posting: no attribute neighbours for the newest items."""
+    monkeypatch.setattr(attributes, "POSTING_MAX", 3)
+    shoes = [{"item_id": f"shoe-{n}", "category": "shoes", "title": "Shoe"} for n in range(3)]
+    await engine.upsert_items(shoes)
+    for _ in range(5):
+        clock.advance(MINUTE)
+        await engine.upsert_items([{**shoe, "in_stock": False} for shoe in shoes])
+    clock.advance(MINUTE)
+    await engine.upsert_items([{"item_id": "new-shoe", "category": "shoes", "title": "Shoe"}])
+    assert (await engine.live.category_items("shoes", 10))[0] == "new-shoe"
+
+    weights = await engine.store.decayed_top(
+        [DecayedRead(keys.attribute_key("c:shoes"), attributes.POSTING_HALF_LIFE_MS, 10)],
+        clock.now_ms(),
+    )
+    assert max(weight for _, weight in weights[0]) <= 1.0  # each joined once
+
+
+async def test_an_item_joins_the_postings_of_the_attributes_it_gains(
+    engine: Engine, clock: ManualClock
+) -> None:
+    await engine.upsert_items([{"item_id": "boot", "category": "shoes", "title": "Boot"}])
+    clock.advance(MINUTE)
+    await engine.upsert_items([{"item_id": "boot", "category": "outdoor", "title": "Boot"}])
+    assert await engine.live.category_items("outdoor", 10) == ["boot"]
+    stored = await catalog.get_items(engine.store, ["boot"])
+    await engine.applier.apply_items([stored["boot"]])  # delivered again: joins nothing more
+    assert await engine.live.category_items("outdoor", 10) == ["boot"]
+    weights = await engine.store.decayed_top(
+        [DecayedRead(keys.attribute_key("c:outdoor"), attributes.POSTING_HALF_LIFE_MS, 10)],
+        clock.now_ms(),
+    )
+    assert weights[0] == [("boot", pytest.approx(1.0))]
 
 
 @pytest.mark.parametrize("crowded_share", [0.9, 0.1])

@@ -170,7 +170,8 @@ async def test_an_anchors_attribute_neighbours_are_kept_as_few_objects_the_colle
     await engine.ingest([view("u", "boot-1", T0 - MINUTE)])
     assert "boot-2" in await decided(engine, "u")  # an attribute neighbour of boot-1
 
-    held = [value for key, value in engine.catalog._derived.items() if key[0] == "attributes"]
+    derived = engine.catalog._of_attributes.items()
+    held = [value for key, value in derived if key[0] == "attributes"]
     assert held
     gc.collect()
     for candidates, ids, scores in held:
@@ -199,6 +200,53 @@ async def test_a_change_drops_only_the_documents_it_changed(
     assert after["pan"] is before["pan"]  # held: not read again
     assert "tent" in after
     assert await cache.derived("count", lambda: _value(2)) == 2
+
+
+async def test_a_stock_update_keeps_what_is_derived_from_attributes(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """Most of a shop's catalog traffic changes stock and prices: attribute neighbours,
+    postings and the item count stay; what every upsert moves (the newest items) goes."""
+    await upsert(engine, *ITEMS)
+    cache = CatalogCache(engine.store, clock, REFRESH)
+    assert await cache.derived("tokens", lambda: _value(1), from_attributes=True) == 1
+    assert await cache.derived("newest", lambda: _value(1)) == 1
+
+    await upsert(engine, {**ITEMS[0], "in_stock": False, "price": 12.5})
+    clock.advance(REFRESH)
+    assert (await cache.items(["boot-1"]))["boot-1"]["in_stock"] is False
+    assert await cache.derived("tokens", lambda: _value(2), from_attributes=True) == 1
+    assert await cache.derived("newest", lambda: _value(2)) == 2
+
+    await upsert(engine, {**ITEMS[0], "in_stock": False, "tags": ["hiking", "winter"]})
+    clock.advance(REFRESH)
+    assert await cache.derived("tokens", lambda: _value(3), from_attributes=True) == 3
+
+    await upsert(engine, {"item_id": "tent", "category": "outdoor"})  # a new item
+    clock.advance(REFRESH)
+    assert await cache.derived("tokens", lambda: _value(4), from_attributes=True) == 4
+
+
+async def test_the_applying_process_keeps_its_neighbours_but_not_the_stock(
+    engine: Engine, clock: ManualClock
+) -> None:
+    await upsert(engine, *ITEMS)
+    await engine.put_config(
+        "placements", {"placements": [{"id": "recs", "k": 4, "deadline_ms": 2_000}]}
+    )
+    await engine.ingest([view("u", "boot-1", T0 - MINUTE)])
+    assert "boot-2" in await decided(engine, "u")  # an attribute neighbour of boot-1
+    held = dict(engine.catalog._of_attributes)
+    assert any(key[0] == "attributes" for key in held)
+
+    await upsert(engine, {**ITEMS[1], "in_stock": False})
+    kept = engine.catalog._of_attributes
+    assert all(kept.get(key) is value for key, value in held.items())
+    assert "boot-2" not in await decided(engine, "u")  # out of stock: filtered out
+
+    await upsert(engine, {**ITEMS[1], "in_stock": True, "title": "Winter boot"})
+    assert not engine.catalog._of_attributes  # its tokens changed: computed again
+    assert "boot-2" in await decided(engine, "u")
 
 
 async def test_without_the_changes_of_a_generation_everything_is_dropped(

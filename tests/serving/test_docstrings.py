@@ -7,7 +7,12 @@ import importlib
 
 import pytest
 
-MODULES = ["relevo.serving.blend", "relevo.serving.cache", "relevo.models.profile_features"]
+MODULES = [
+    "relevo.serving.blend",
+    "relevo.serving.cache",
+    "relevo.models.profile_features",
+    "relevo.catalog_cache",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -25,6 +25,7 @@ import orjson
 from relevo.clock import Clock
 from relevo.decisions.pipeline import Decision
 from relevo.events import profile_key
+from relevo.live.attributes import CatalogChange
 from relevo.store import keys, sharded
 from relevo.store.base import MapIncr, Store
 
@@ -103,7 +104,10 @@ class Exposures:
     async def events_applied(self, noted: Sequence[tuple[dict[str, Any], Any]]) -> None:
         await self.credit([event for event, _ in noted])
 
-    async def items_applied(self, items: Sequence[dict[str, Any]]) -> None:
+    async def items_upserting(self, change: CatalogChange) -> None:
+        return None
+
+    async def items_applied(self, change: CatalogChange) -> None:
         return None
 
     async def credit(self, events: Sequence[dict[str, Any]]) -> None:

@@ -16,6 +16,14 @@ of a candidate not in the query's postings get the IDF of a rare token, so the
 score is an approximation that never overrates a candidate. An item that changes
 attributes stays in its old postings until they trim it; its score is computed
 from its current document, so a stale posting only adds a candidate.
+
+An item joins a token's posting once, when it first carries the token (its first
+upsert, or one that gave it the token), as of that upsert's ``updated_at``: upserts that
+change its stock or price leave its postings alone (`catalog_change`). Were each upsert
+added again, an item a shop's ERP updated every hour would weigh hundreds in its postings
+after a week, and a new item, weighing one, would be the first trimmed from a posting
+already full (`POSTING_MAX`): no attribute neighbours for exactly the items that need
+them.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -64,10 +73,63 @@ def item_tokens(item: Mapping[str, Any]) -> dict[str, float]:
     return tokens
 
 
-def index_item(batch: DecayedBatch, item: Mapping[str, Any]) -> None:
-    """Add an upserted item to the postings of its tokens."""
-    for token in item_tokens(item):
-        batch.add(keys.attribute_key(token), str(item["item_id"]), 1.0, int(item["updated_at"]))
+@dataclass(frozen=True, slots=True)
+class CatalogChange:
+    """An applied catalog upsert, as what is derived from items' attributes sees it."""
+
+    items: Sequence[dict[str, Any]]
+    """The upserted documents, in order."""
+    joined: Mapping[str, Mapping[str, int]]
+    """Item id → the tokens whose postings it joins (the tokens it did not carry before),
+    each with the ``updated_at`` of the upsert that gave it."""
+    attributes_changed: bool
+    """Whether a new item came or an item's tokens changed: the postings, the item count
+    or a candidate's cosine may differ, so values computed from them are stale. False
+    when only other fields changed (stock, price): what a shop's stock sync sends."""
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [str(item["item_id"]) for item in self.items]
+
+
+def catalog_change(
+    items: Sequence[dict[str, Any]], previous: Mapping[str, Mapping[str, Any]]
+) -> CatalogChange:
+    """What upserting `items` changes, given the documents they replace (`previous`, read
+    before they are written: the postings are written first, so an upsert delivered again
+    after a crash finds the same `previous` and joins the same postings).
+
+    >>> shoe = {"item_id": "s", "category": "shoes", "in_stock": True, "updated_at": 1}
+    >>> change = catalog_change([{**shoe, "in_stock": False, "updated_at": 2}], {"s": shoe})
+    >>> change.joined, change.attributes_changed
+    ({}, False)
+    >>> change = catalog_change([{**shoe, "tags": ["trail"], "updated_at": 7}], {"s": shoe})
+    >>> change.joined, change.attributes_changed
+    ({'s': {'t:trail': 7}}, True)
+    >>> catalog_change([{**shoe, "updated_at": 5}], {}).joined
+    {'s': {'c:shoes': 5}}
+    """
+    joined: dict[str, dict[str, int]] = {}  # item id → token → when it joined
+    changed = False
+    for item in items:
+        item_id = str(item["item_id"])
+        tokens = item_tokens(item)
+        before = previous.get(item_id)
+        old = item_tokens(before) if before is not None else {}
+        if before is not None and old == tokens:
+            continue
+        changed = True
+        for token in tokens:
+            if token not in old:
+                joined.setdefault(item_id, {}).setdefault(token, int(item["updated_at"]))
+    return CatalogChange(items, joined, changed)
+
+
+def index_items(batch: DecayedBatch, change: CatalogChange) -> None:
+    """Add upserted items to the postings they join, as of when they joined them."""
+    for item_id, tokens in change.joined.items():
+        for token, at_ms in tokens.items():
+            batch.add(keys.attribute_key(token), item_id, 1.0, at_ms)
 
 
 def idf(df: int, n_items: int) -> float:

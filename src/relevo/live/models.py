@@ -116,14 +116,16 @@ class LiveModels:
         )
         self.shared.invalidate()  # this process's next read sees what it just added
 
-    async def items_applied(self, items: Sequence[dict[str, Any]]) -> None:
-        """After catalog upserts: index their attributes."""
+    async def items_upserting(self, change: attributes.CatalogChange) -> None:
+        """Before catalog upserts are written: add the items to the postings they join."""
         postings = DecayedBatch(attributes.POSTING_HALF_LIFE_MS)
-        for item in items:
-            attributes.index_item(postings, item)
+        attributes.index_items(postings, change)
         await self.store.decayed_add(
             postings.adds(), attributes.POSTING_HALF_LIFE_MS, attributes.POSTING_MAX
         )
+
+    async def items_applied(self, change: attributes.CatalogChange) -> None:
+        return None
 
     # -- reads --------------------------------------------------------------------------
     async def read(
@@ -171,7 +173,7 @@ class LiveModels:
         )
 
     async def category_items(self, category: str, limit: int) -> list[str]:
-        """Items of a category, most recently upserted first (its attribute posting)."""
+        """Items of a category, newest in it first (its attribute posting)."""
         token = next(iter(attributes.item_tokens({"category": category})), None)
         if token is None:  # a category with no usable token (empty, punctuation only)
             return []
@@ -179,8 +181,8 @@ class LiveModels:
         return posting[:limit]
 
     async def postings(self, tokens: Sequence[str]) -> list[list[str]]:
-        """The items of each attribute token, most recently upserted first: they change
-        with catalog upserts only, so they are read once per catalog generation."""
+        """The items of each attribute token, newest in it first: they change with catalog
+        upserts that change attributes only, so they are read once per such change."""
 
         async def read(missing: list[tuple[str, str]]) -> list[list[str]]:
             found = await self.store.decayed_top(
@@ -196,11 +198,13 @@ class LiveModels:
             )
             return [[member for member, _ in posting] for posting in found]
 
-        return await self.catalog.derived_many([("posting", token) for token in tokens], read)
+        return await self.catalog.derived_many(
+            [("posting", token) for token in tokens], read, from_attributes=True
+        )
 
     async def item_count(self) -> int:
-        """How many items the catalog holds (read once per catalog generation)."""
-        return await self.catalog.derived(("item count",), self._count_items)
+        """How many items the catalog holds (read again when an item is added)."""
+        return await self.catalog.derived(("item count",), self._count_items, from_attributes=True)
 
     async def _count_items(self) -> int:
         return await self.store.zcard(keys.ITEMS_INDEX)

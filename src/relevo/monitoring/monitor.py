@@ -26,6 +26,7 @@ from relevo.clock import Clock
 from relevo.config import Settings
 from relevo.errors import InvalidInput, RelevoError, Unavailable
 from relevo.features.profile import FeatureParams, ProfileState
+from relevo.live.attributes import CatalogChange
 from relevo.models.registry import ModelRegistry
 from relevo.monitoring import metrics, references
 from relevo.monitoring.features import (
@@ -162,7 +163,10 @@ class Monitoring:
         except RelevoError as error:  # kept in the buffer; the background flush retries
             log.warning("observed values not flushed yet: %s", error.message)
 
-    async def items_applied(self, items: Sequence[dict[str, Any]]) -> None:
+    async def items_upserting(self, change: CatalogChange) -> None:
+        return None
+
+    async def items_applied(self, change: CatalogChange) -> None:
         return None
 
     def _sampled(self, event_id: str) -> bool:

@@ -348,8 +348,8 @@ class RecommendationService:
 
     async def _attribute_neighbours(self, doc: Mapping[str, Any], pool: int) -> Neighbours:
         """Items sharing attributes with the catalog item `doc`, then the ids and scores of
-        those of them with a positive score, best first: from the catalog alone, so
-        computed once per catalog generation (`CatalogCache.derived`).
+        those of them with a positive score, best first: from items' attributes alone, so
+        computed once per change of them (`CatalogCache.derived`), not per stock update.
 
         Kept flat (the ids a tuple, the scores an array of doubles), not as a list of
         (id, score) pairs: a process caches this for every item it meets as an anchor
@@ -375,7 +375,8 @@ class RecommendationService:
             ids = tuple([item for item, _ in positive])
             return tuple(matches.candidates), ids, array("d", [score for _, score in positive])
 
-        return await self.catalog.derived(("attributes", str(doc.get("item_id")), pool), compute)
+        key = ("attributes", str(doc.get("item_id")), pool)
+        return await self.catalog.derived(key, compute, from_attributes=True)
 
     async def _finish(
         self,
