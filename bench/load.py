@@ -59,11 +59,13 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import httpx
 import numpy as np
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.support import data_dir, free_port, process, redis_server
 from relevo.demo.runner import PLACEMENTS, RULES
@@ -183,6 +185,52 @@ def redis_cpu(redis_url: str) -> float:
 
     info = redis.Redis.from_url(redis_url).info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+LOOP_LAG = "relevo_event_loop_lag_seconds"
+HELD_MS = 10.0
+"""A step's loop lags above this are counted: one such stall delays every request then."""
+
+
+def loop_lag(targets: list[str]) -> dict[float, float] | None:
+    """The API processes' event-loop lag histograms, summed (observations at most each
+    bound, seconds), from their ``/metrics``; None when one has none (the trivial app)."""
+    summed: dict[float, float] = {}
+    for url in targets:
+        try:
+            response = httpx.get(url + "/metrics", timeout=10)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        text = response.text
+        found = False
+        for family in text_string_to_metric_families(text):
+            if family.name != LOOP_LAG:
+                continue
+            for sample in family.samples:
+                if sample.name == LOOP_LAG + "_bucket":
+                    bound = float(sample.labels["le"])
+                    summed[bound] = summed.get(bound, 0.0) + sample.value
+                    found = True
+        if not found:
+            return None
+    return summed
+
+
+def loop_held(before: dict[float, float] | None, after: dict[float, float] | None) -> list[float]:
+    """The upper bounds (ms) of the step's loop lags above `HELD_MS`, one per lag."""
+    if before is None or after is None:
+        return []
+    bounds = sorted(after)
+    held: list[float] = []
+    below = after[bounds[0]] - before.get(bounds[0], 0.0) if bounds else 0.0
+    for lower, upper in pairwise(bounds):
+        count = after[upper] - before.get(upper, 0.0)
+        if lower * 1000 >= HELD_MS:  # (past the last bound: counted at that bound)
+            held += [(upper if upper != float("inf") else lower) * 1000] * round(count - below)
+        below = count
+    return held
 
 
 def aof_rewrites(redis_url: str) -> tuple[int, bool]:
@@ -447,6 +495,7 @@ def step(
     before = meter.read() if meter else {}
     redis_url = meter.redis_url if meter else None
     started, running = aof_rewrites(redis_url) if redis_url else (0, False)
+    lags = loop_lag(targets)
     done = subprocess.run(
         [sys.executable, "-m", "bench.loadgen"],
         input=orjson.dumps(spec),
@@ -456,6 +505,7 @@ def step(
     result: dict[str, Any] = orjson.loads(done.stdout)
     result["cpu_ms"] = meter.per(before, meter.read(), result["dispatched"]) if meter else {}
     result["aof_rewrite"] = bool(redis_url) and (running or aof_rewrites(redis_url)[0] > started)
+    result["loop_held_ms"] = loop_held(lags, loop_lag(targets))
     result["passed"] = passed(result, options)
     return result
 
@@ -607,6 +657,9 @@ def step_row(config: str, result: dict[str, Any], note: str = "") -> list[str]:
         verdict += " (rerun)"
     if result.get("aof_rewrite"):
         verdict += " [AOF rewrite]"
+    held = result.get("loop_held_ms")
+    if held:
+        verdict += f" [loop held > {HELD_MS:g} ms: {len(held)}x, up to {max(held):g} ms]"
     return [
         config,
         f"{result['rate']:,.0f}",
@@ -831,6 +884,7 @@ def main() -> None:
                 "ingest_cpu_ms_per_event": {k: round(v, 3) for k, v in cpu.items()},
                 "aof_rewrites": rewrites,
                 "half_rate_step_had_aof_rewrite": bool(half_one and half_one["aof_rewrite"]),
+                "half_rate_loop_held_ms": half_one["loop_held_ms"] if half_one else None,
                 "workers": options.workers,
                 "users": options.users,
                 "items": options.items,

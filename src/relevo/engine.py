@@ -54,7 +54,9 @@ from relevo.marks_sweep import CHECK_EVERY_S, MarksSweeper, SweepPass
 from relevo.models.registry import ModelRegistry
 from relevo.models.trainer import Trainer
 from relevo.models.training import PROPENSITY, Progress
+from relevo.monitoring import metrics
 from relevo.monitoring.logs import DECISION_ID
+from relevo.monitoring.loop_lag import LoopLag
 from relevo.monitoring.monitor import Monitoring
 from relevo.monitoring.timed_store import timed
 from relevo.project import Project, load_project
@@ -225,6 +227,8 @@ class Engine:
             self.store, self.clock, settings.dedupe_horizon, settings.marks_sweep_every
         )
         self.background = Background()
+        #: How late this process's event loop runs (with background jobs: serve, worker).
+        self.loop_lag = LoopLag(metrics.LOOP_LAG.observe)
         self.dictionary_training = site_dictionaries.AutoTraining(
             self.store, settings.profile_dictionary_min_profiles
         )
@@ -260,6 +264,7 @@ class Engine:
         if housekeeping is None:
             housekeeping = self.settings.apply != "worker"
         if background:
+            self.loop_lag.start()
             self._own_jobs()
             if housekeeping:
                 self._shared_jobs()
@@ -311,6 +316,7 @@ class Engine:
         every(self.settings.monitoring_every / 1000, self.monitoring.evaluate, "relevo-monitoring")
 
     async def stop(self) -> None:
+        self.loop_lag.stop()
         await self.background.stop()
         await self.committer.stop()
         await self.decisions.drain()

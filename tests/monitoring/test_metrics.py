@@ -6,6 +6,7 @@ values before and after a known batch of events and decisions.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,6 +111,14 @@ def test_counters_move_by_what_was_sent(client: TestClient) -> None:
     # read from the store at scrape time: rule statistics, timers
     assert total(after, "relevo_rule_evaluations", rule="every-view", outcome="fires") >= 5
     assert ("relevo_timers_pending", ()) in after
+
+
+def test_a_serving_process_exports_its_loop_lag(client: TestClient) -> None:
+    before = total(scrape(client), "relevo_event_loop_lag_seconds_count")
+    deadline = time.monotonic() + 10.0
+    while total(scrape(client), "relevo_event_loop_lag_seconds_count") <= before:
+        assert time.monotonic() < deadline, "the loop lag is not sampled"
+        time.sleep(0.01)  # (the server's loop runs in its own thread meanwhile)
 
 
 def test_responses_carry_a_request_id(client: TestClient) -> None:

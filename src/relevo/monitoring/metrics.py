@@ -101,6 +101,13 @@ STORE_DURATION = Histogram(
     buckets=STORE_BUCKETS,
 )
 
+LOOP_LAG = Histogram(
+    "relevo_event_loop_lag_seconds",
+    "How late the process's event loop ran a callback due every 20 ms: the time every "
+    "request in flight waited behind whatever held the loop (relevo.monitoring.loop_lag).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
 KNOWN_EVENT_TYPES = frozenset({*STANDARD_EVENT_TYPES, "identify", "consent"})
 STATUS_VALUE = {"ok": 0, "warn": 1, "drift": 2, "anomaly": 2}
 """Statuses as gauge values: 0 fine, 1 worth a look, 2 alerting."""
