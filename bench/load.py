@@ -6,7 +6,8 @@
 One run, on one redis-server (AOF, ``appendfsync everysec``):
 
 1. **History and ingestion.** One ``relevo serve`` with ``RELEVO_APPLY=worker`` and
-   ``--workers`` ``relevo worker`` processes; ``--items`` items and the demo's placements
+   ``--workers`` ``relevo worker`` processes (at the default ``RELEVO_WORKER_NICE``, or
+   the one in the environment); ``--items`` items and the demo's placements
    and rules over HTTP, then ``--users`` users' synthetic history (``--events-per-user``
    events each, the last week) posted in batches of 1,000 by four concurrent clients
    through the same batch API and apply path as live traffic (``relevo import --url``

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import time
 from collections.abc import AsyncIterator
 from enum import StrEnum
@@ -194,6 +195,8 @@ def worker(
     settings = _settings(store=store, log_level=log_level, apply="worker")
     _configure_logs(settings)
     _tune_gc()
+    if settings.worker_nice and hasattr(os, "nice"):  # decisions first (RELEVO_WORKER_NICE)
+        os.nice(settings.worker_nice)
 
     async def run() -> None:
         engine = Engine(settings)

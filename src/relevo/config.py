@@ -85,6 +85,15 @@ class Settings(BaseSettings):
         "dozen store round trips), so under light traffic workers apply fewer, larger "
         "batches. Freshness costs up to this much; 0 applies what each read brings at once.",
     )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much a `relevo worker` lowers its CPU priority (added to its Unix "
+        "nice value): where workers share cores with API processes, decisions go first "
+        "when both want the CPU, and the workers catch up when it is free. 0 keeps the "
+        "priority it was started with (docs/operations.md, topology 3).",
+    )
     max_lag: int = Field(
         200_000,
         ge=1,
