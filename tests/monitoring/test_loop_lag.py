@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from relevo.monitoring.loop_lag import LoopLag
 
 DEADLINE_S = 10.0
 
 
-async def _until(condition: object, deadline_s: float = DEADLINE_S) -> None:
+async def _until(condition: Callable[[], bool], deadline_s: float = DEADLINE_S) -> None:
     """Yield to the loop until `condition()` holds (its callbacks must run meanwhile)."""
     deadline = time.monotonic() + deadline_s
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "not observed in time"
         await asyncio.sleep(0.001)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
-from relevo.api.deps import EngineDep
+from relevo.api.deps import EngineDep, engine_of
 from relevo.api.direct import DirectRoute
 from relevo.api.responses import JSON, ErrorBody, read_json
 from relevo.api.security import RESPONSES, WRITE
 from relevo.decisions.request import DecideBody
-from relevo.engine import Engine
 
 router = APIRouter(tags=["decisions"], dependencies=[WRITE], responses=RESPONSES)
 
@@ -27,7 +26,7 @@ model versions that produced the answer.
 
 
 async def decide(request: Request) -> JSON:
-    engine: Engine = request.app.state.engine
+    engine = engine_of(request)
     body = await read_json(request, engine.settings.max_body_bytes)
     return JSON(await engine.decide(body))
 

@@ -7,10 +7,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from relevo.api.deps import engine_of
 from relevo.api.direct import DirectRoute
 from relevo.api.responses import JSON, ErrorBody, read_json
 from relevo.api.security import RESPONSES, WRITE
-from relevo.engine import Engine
 from relevo.errors import InvalidInput
 
 router = APIRouter(tags=["events"], dependencies=[WRITE], responses=RESPONSES)
@@ -115,7 +115,7 @@ def atomic_flag(request: Request) -> bool:
 
 
 async def post_events(request: Request) -> JSON:
-    engine: Engine = request.app.state.engine
+    engine = engine_of(request)
     atomic = atomic_flag(request)
     body = await read_json(request, engine.settings.max_body_bytes)
     events, batch = split_body(body)
