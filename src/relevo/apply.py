@@ -66,7 +66,8 @@ class ApplyHook(Protocol):
 
     Catalog upserts reach `items_upserting` before their documents are written (derived
     indexes: an upsert delivered again after a crash sees the documents it replaces
-    again, so it indexes the same) and `items_applied` after (caches of the documents).
+    again, so it indexes the same) and `items_applied` once the catalog generation they
+    made is recorded (caches of the documents).
     """
 
     def observe(self, state: ProfileState, record: dict[str, Any]) -> Any: ...
@@ -75,7 +76,7 @@ class ApplyHook(Protocol):
 
     async def items_upserting(self, change: CatalogChange) -> None: ...
 
-    async def items_applied(self, change: CatalogChange) -> None: ...
+    async def items_applied(self, change: CatalogChange, generation: int) -> None: ...
 
 
 # Not frozen: made per user of every batch, where a frozen dataclass's `__init__` (each
@@ -352,13 +353,12 @@ class Applier:
         for hook in self.hooks:
             await hook.items_upserting(change)
         await self.store.set_many(
-            {keys.item_key(item["item_id"]): orjson.dumps(item) for item in items}
+            {keys.item_key(doc["item_id"]): orjson.dumps(doc) for doc in change.items}
         )
+        # The catalog's order is when items were first listed: a stock sync moves no item.
         await self.store.zadd(
-            keys.ITEMS_INDEX, {item["item_id"]: item["updated_at"] for item in items}
+            keys.ITEMS_INDEX, {doc["item_id"]: doc["created_at"] for doc in change.items}
         )
-        for hook in self.hooks:
-            await hook.items_applied(change)
         # Last, once documents and postings are written: processes that cache the catalog
         # (`relevo.catalog_cache`) see it move, and drop what these items changed.
         generation = await self.store.incr(keys.CATALOG_GENERATION)
@@ -367,6 +367,8 @@ class Applier:
             [change_entry(generation, change.item_ids, attributes=change.attributes_changed)],
             CHANGES_KEPT,
         )
+        for hook in self.hooks:
+            await hook.items_applied(change, generation)
 
 
 def _family(entry: tuple[RecordKind, dict[str, Any]]) -> str:

@@ -15,13 +15,15 @@ process reads the generation at most once every `check_every_ms`
 check). When it moved, the process reads the changes since the generation it knew and
 drops the documents of those items and the values derived from the catalog; when a
 generation's entry is missing (trimmed, not written yet, a bulk change of more than
-`CHANGED_IDS_KEPT` items) it drops everything. Values derived from items' attributes
-alone (attribute postings and neighbours, the item count: ``derived(...,
-from_attributes=True)``) stay when no change since added an item or changed an item's
-attributes (`relevo.live.attributes.catalog_change`): the stock and price updates that
-make most of a shop's catalog traffic. So a catalog change applied by any process
-reaches the decisions of every process within `check_every_ms` (plus two round trips),
-and at once in the process that applied it (the cache is one of its applier's hooks).
+`CHANGED_IDS_KEPT` items) it drops everything. Values derived from the catalog
+(`derived`: attribute postings and neighbours, the item count, the newest items) are
+computed from items' attributes and listing alone, never from stock or prices (which
+callers read from the documents), so they stay when no change since added an item or
+changed an item's attributes or ``created_at`` (`relevo.live.attributes.catalog_change`):
+the stock and price updates that make most of a shop's catalog traffic leave them. So a catalog
+change applied by any process reaches the decisions of every process within
+`check_every_ms` (plus two round trips), and at once in the process that applied it
+(the cache is one of its applier's hooks, told the generation its change made).
 Why not drop everything each time, as this did first: a site that changes stock every
 second (an ERP's sync) would read every document again every second (one item upserted a
 second, 2,000 items, decisions in process: 1.18-1.45 ms of CPU a decision against 0.79
@@ -135,10 +137,8 @@ class CatalogCache:
         self.max_entries = max_entries
         #: item id → its document, or None when the catalog has no such item.
         self._docs: dict[str, dict[str, Any] | None] = {}
-        #: values derived from the catalog: dropped with any change.
+        #: values derived from items' attributes and listing: dropped with a change of them.
         self._derived: dict[Hashable, Any] = {}
-        #: values derived from items' attributes alone: dropped with a change of them.
-        self._of_attributes: dict[Hashable, Any] = {}
         #: (item id, compute) → (the document, what `compute` made of it)
         self._of_items: dict[tuple[str, Callable[[Any], Any]], tuple[Any, Any]] = {}
         self._generation: int | None = None
@@ -195,21 +195,14 @@ class CatalogCache:
                 return Held(asked, self._docs)
         return await self.items(list(item_ids))
 
-    async def derived(
-        self,
-        key: Hashable,
-        compute: Callable[[], Awaitable[T]],
-        *,
-        from_attributes: bool = False,
-    ) -> T:
-        """A value computed from the catalog only (the newest items), computed once per
-        catalog generation; with `from_attributes`, from items' attributes alone (their
-        tokens, postings and count: attribute neighbours), computed once per change of
-        them."""
+    async def derived(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        """A value computed from items' attributes and listing alone (their tokens,
+        postings and count: attribute neighbours; the newest items), computed once per
+        change of them. Never from stock or prices: a stock update keeps it."""
         if not self.enabled:
             return await compute()
         await self._check()
-        held = self._of_attributes if from_attributes else self._derived
+        held = self._derived
         if key in held:
             value: T = held[key]
             return value
@@ -222,18 +215,14 @@ class CatalogCache:
         return value
 
     async def derived_many(
-        self,
-        keys: Sequence[K],
-        compute: Callable[[list[K]], Awaitable[list[T]]],
-        *,
-        from_attributes: bool = False,
+        self, keys: Sequence[K], compute: Callable[[list[K]], Awaitable[list[T]]]
     ) -> list[T]:
         """Like `derived` for several keys; `compute` gets the keys not held, in one call
         (one store round trip for all of them), and returns their values in that order."""
         if not self.enabled:
             return await compute(list(keys))
         await self._check()
-        held = self._of_attributes if from_attributes else self._derived
+        held = self._derived
         missing = list(dict.fromkeys(key for key in keys if key not in held))
         if missing:
             epoch = self._epoch
@@ -264,13 +253,12 @@ class CatalogCache:
         """Forget everything (the catalog changed)."""
         self._docs = {}
         self._derived = {}
-        self._of_attributes = {}
         self._of_items = {}
         self._epoch += 1
 
     def forget(self, item_ids: Collection[str], *, attributes: bool = True) -> None:
-        """Forget these items' documents and the values derived from the catalog (it
-        changed), and those derived from attributes if the change was one of `attributes`.
+        """Forget these items' documents, and the derived values if the change was one
+        of `attributes` (or of what items are listed).
 
         The documents are a new dict (`Held` reads the one it was given); values computed
         with `of_item` stay, kept with the document they came from."""
@@ -278,9 +266,8 @@ class CatalogCache:
         for item_id in item_ids:
             docs.pop(item_id, None)
         self._docs = docs
-        self._derived = {}
         if attributes:
-            self._of_attributes = {}
+            self._derived = {}
         self._epoch += 1
 
     async def _check(self) -> None:
@@ -326,8 +313,15 @@ class CatalogCache:
     async def items_upserting(self, change: CatalogChange) -> None:
         return None
 
-    async def items_applied(self, change: CatalogChange) -> None:
+    async def items_applied(self, change: CatalogChange, generation: int) -> None:
+        """Forget what this process's own upsert changed, at once; and if the cache knew the
+        generation just before it, take the upsert's as known, so the next check does
+        not read the change and forget the same again (its documents read twice, its
+        attribute neighbours computed twice). A generation made meanwhile by another
+        process leaves the cache behind, and the next check reads both."""
         self.forget(change.item_ids, attributes=change.attributes_changed)
+        if self._generation == generation - 1:
+            self._generation = generation
 
 
 class Held(Mapping[str, dict[str, Any]]):

@@ -467,7 +467,8 @@ class Engine:
         return None if item is None else _public_item(item)
 
     async def items(self, limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        """Items by last update, oldest first; and how many there are."""
+        """Items by when they were first listed (``created_at``), oldest first: an order
+        that updates do not move, so pages stay put; and how many there are."""
         members = await self.store.zrange_by_score(
             keys.ITEMS_INDEX, float("-inf"), float("inf"), offset=offset, limit=limit
         )
@@ -779,4 +780,7 @@ def _public_event(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _public_item(record: dict[str, Any]) -> dict[str, Any]:
-    return {**record, "updated_at": to_iso(record["updated_at"])}
+    public = {**record, "updated_at": to_iso(record["updated_at"])}
+    if "created_at" in record:  # (documents written before items had one do not)
+        public["created_at"] = to_iso(record["created_at"])
+    return public

@@ -325,6 +325,12 @@ class Item(BaseModel):
     )
     attributes: dict[str, Any] = Field(default_factory=dict, description="Free-form, bounded.")
     updated_at: TimestampMs | None = Field(None, description="Default: when it arrived.")
+    created_at: TimestampMs | None = Field(
+        None,
+        description="When the item was first listed: the catalog's order, and what makes it "
+        "one of the newest items. Default: kept from the item's earlier upserts; for a new "
+        "item, its updated_at.",
+    )
 
     _finite_price = field_validator("price")(_finite)
 

@@ -11,9 +11,10 @@ import gc
 from array import array
 from typing import Any
 
+import orjson
 import pytest
 
-from relevo import catalog_cache
+from relevo import catalog, catalog_cache
 from relevo.catalog_cache import CatalogCache
 from relevo.clock import ManualClock
 from relevo.config import Settings
@@ -170,7 +171,7 @@ async def test_an_anchors_attribute_neighbours_are_kept_as_few_objects_the_colle
     await engine.ingest([view("u", "boot-1", T0 - MINUTE)])
     assert "boot-2" in await decided(engine, "u")  # an attribute neighbour of boot-1
 
-    derived = engine.catalog._of_attributes.items()
+    derived = engine.catalog._derived.items()
     held = [value for key, value in derived if key[0] == "attributes"]
     assert held
     gc.collect()
@@ -206,25 +207,46 @@ async def test_a_stock_update_keeps_what_is_derived_from_attributes(
     engine: Engine, clock: ManualClock
 ) -> None:
     """Most of a shop's catalog traffic changes stock and prices: attribute neighbours,
-    postings and the item count stay; what every upsert moves (the newest items) goes."""
+    postings, the item count and the newest items stay; a change of tokens, a new item
+    or an item listed at another time drop them."""
     await upsert(engine, *ITEMS)
     cache = CatalogCache(engine.store, clock, REFRESH)
-    assert await cache.derived("tokens", lambda: _value(1), from_attributes=True) == 1
-    assert await cache.derived("newest", lambda: _value(1)) == 1
+    assert await cache.derived("tokens", lambda: _value(1)) == 1
 
     await upsert(engine, {**ITEMS[0], "in_stock": False, "price": 12.5})
     clock.advance(REFRESH)
     assert (await cache.items(["boot-1"]))["boot-1"]["in_stock"] is False
-    assert await cache.derived("tokens", lambda: _value(2), from_attributes=True) == 1
-    assert await cache.derived("newest", lambda: _value(2)) == 2
+    assert await cache.derived("tokens", lambda: _value(2)) == 1
 
     await upsert(engine, {**ITEMS[0], "in_stock": False, "tags": ["hiking", "winter"]})
     clock.advance(REFRESH)
-    assert await cache.derived("tokens", lambda: _value(3), from_attributes=True) == 3
+    assert await cache.derived("tokens", lambda: _value(3)) == 3
 
     await upsert(engine, {"item_id": "tent", "category": "outdoor"})  # a new item
     clock.advance(REFRESH)
-    assert await cache.derived("tokens", lambda: _value(4), from_attributes=True) == 4
+    assert await cache.derived("tokens", lambda: _value(4)) == 4
+
+    await upsert(engine, {**ITEMS[3], "created_at": T0 + MINUTE})  # listed anew
+    clock.advance(REFRESH)
+    assert await cache.derived("tokens", lambda: _value(5)) == 5
+
+
+async def test_an_upsert_delivered_again_counts_as_a_change_of_attributes(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """A delivery that wrote the documents and stopped before recording its change (a
+    crash) is delivered again and finds its own documents: that cannot be told from a
+    repeated stock sync, so it counts as a change of what is derived, never as none."""
+    await upsert(engine, *ITEMS)
+    cache = CatalogCache(engine.store, clock, REFRESH)
+    assert await cache.derived("tokens", lambda: _value(1)) == 1
+    (record,) = catalog.validate_items([{**ITEMS[0], "tags": ["winter"]}], T0 + MINUTE)
+    stored = (await catalog.get_items(engine.store, ["boot-1"]))["boot-1"]
+    first_delivery = {**record, "created_at": stored["created_at"]}
+    await engine.store.set_many({keys.item_key("boot-1"): orjson.dumps(first_delivery)})
+    await engine.applier.apply_items([record])  # delivered again, after the crash
+    clock.advance(REFRESH)
+    assert await cache.derived("tokens", lambda: _value(2)) == 2
 
 
 async def test_the_applying_process_keeps_its_neighbours_but_not_the_stock(
@@ -236,17 +258,48 @@ async def test_the_applying_process_keeps_its_neighbours_but_not_the_stock(
     )
     await engine.ingest([view("u", "boot-1", T0 - MINUTE)])
     assert "boot-2" in await decided(engine, "u")  # an attribute neighbour of boot-1
-    held = dict(engine.catalog._of_attributes)
+    held = dict(engine.catalog._derived)
     assert any(key[0] == "attributes" for key in held)
 
     await upsert(engine, {**ITEMS[1], "in_stock": False})
-    kept = engine.catalog._of_attributes
+    kept = engine.catalog._derived
     assert all(kept.get(key) is value for key, value in held.items())
     assert "boot-2" not in await decided(engine, "u")  # out of stock: filtered out
 
     await upsert(engine, {**ITEMS[1], "in_stock": True, "title": "Winter boot"})
-    assert not engine.catalog._of_attributes  # its tokens changed: computed again
+    assert not engine.catalog._derived  # its tokens changed: computed again
     assert "boot-2" in await decided(engine, "u")
+
+
+async def test_the_applying_process_reads_its_own_change_once(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """The process that applied an upsert forgot its items at once: its next check of
+    the generation must not forget them again (documents read twice, neighbours
+    computed twice, for every upsert of a stock sync in inline mode)."""
+    await upsert(engine, *ITEMS)
+    clock.advance(REFRESH)
+    await engine.catalog.items(["boot-1"])  # the cache knows the generation
+    await upsert(engine, {**ITEMS[0], "in_stock": False})
+    doc = (await engine.catalog.items(["boot-1"]))["boot-1"]
+    assert doc["in_stock"] is False
+    clock.advance(REFRESH)
+    assert (await engine.catalog.items(["boot-1"]))["boot-1"] is doc  # not read again
+
+
+async def test_a_change_of_another_process_in_between_is_still_read(
+    redis_settings: Settings, make_engine: EngineFactory, clock: ManualClock
+) -> None:
+    clock.set(T0)
+    applying = await make_engine(catalog_refresh=REFRESH)
+    other = await make_engine(catalog_refresh=REFRESH)
+    await applying.upsert_items(ITEMS)
+    clock.advance(REFRESH)
+    assert (await applying.catalog.items(["pan"]))["pan"]["in_stock"] is True
+    await other.upsert_items([{**ITEMS[3], "in_stock": False}])
+    await applying.upsert_items([{**ITEMS[0], "in_stock": False}])  # the generation after
+    clock.advance(REFRESH)
+    assert (await applying.catalog.items(["pan"]))["pan"]["in_stock"] is False
 
 
 async def test_without_the_changes_of_a_generation_everything_is_dropped(

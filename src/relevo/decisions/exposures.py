@@ -107,7 +107,7 @@ class Exposures:
     async def items_upserting(self, change: CatalogChange) -> None:
         return None
 
-    async def items_applied(self, change: CatalogChange) -> None:
+    async def items_applied(self, change: CatalogChange, generation: int) -> None:
         return None
 
     async def credit(self, events: Sequence[dict[str, Any]]) -> None:

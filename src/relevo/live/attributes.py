@@ -75,21 +75,46 @@ def item_tokens(item: Mapping[str, Any]) -> dict[str, float]:
 
 @dataclass(frozen=True, slots=True)
 class CatalogChange:
-    """An applied catalog upsert, as what is derived from items' attributes sees it."""
+    """An applied catalog upsert, as what is derived from the catalog sees it."""
 
     items: Sequence[dict[str, Any]]
-    """The upserted documents, in order."""
+    """The documents to write, in order: the upserted items, each with its ``created_at``
+    (`listed`)."""
     joined: Mapping[str, Mapping[str, int]]
     """Item id → the tokens whose postings it joins (the tokens it did not carry before),
     each with the ``updated_at`` of the upsert that gave it."""
     attributes_changed: bool
-    """Whether a new item came or an item's tokens changed: the postings, the item count
-    or a candidate's cosine may differ, so values computed from them are stale. False
-    when only other fields changed (stock, price): what a shop's stock sync sends."""
+    """Whether a new item came, an item's tokens or its ``created_at`` changed, or an
+    upsert may be one delivered again (below): the postings, the item count, the newest
+    items or a candidate's cosine may differ, so values computed from them are stale.
+    False when only other fields changed (stock, price): what a shop's stock sync sends.
+
+    An upsert whose document is the one stored, ``updated_at`` included, counts as a
+    change: it may be a delivery again of one whose first delivery wrote the documents
+    and then stopped (a crash) before saying what changed, and that first change cannot
+    be told from here."""
 
     @property
     def item_ids(self) -> list[str]:
         return [str(item["item_id"]) for item in self.items]
+
+
+def listed(item: dict[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`item` with its ``created_at``: as given, else the stored document's (its
+    ``updated_at`` for a document written before items had one), else, for a new item,
+    its own ``updated_at``.
+
+    >>> stored = {"item_id": "s", "updated_at": 5, "created_at": 2}
+    >>> listed({"item_id": "s", "updated_at": 9}, stored)
+    {'item_id': 's', 'updated_at': 9, 'created_at': 2}
+    >>> listed({"item_id": "s", "updated_at": 9}, None)["created_at"]
+    9
+    """
+    if "created_at" in item:
+        return item
+    if before is None:
+        return {**item, "created_at": item["updated_at"]}
+    return {**item, "created_at": before.get("created_at", before["updated_at"])}
 
 
 def catalog_change(
@@ -100,29 +125,41 @@ def catalog_change(
     after a crash finds the same `previous` and joins the same postings).
 
     >>> shoe = {"item_id": "s", "category": "shoes", "in_stock": True, "updated_at": 1}
-    >>> change = catalog_change([{**shoe, "in_stock": False, "updated_at": 2}], {"s": shoe})
-    >>> change.joined, change.attributes_changed
-    ({}, False)
-    >>> change = catalog_change([{**shoe, "tags": ["trail"], "updated_at": 7}], {"s": shoe})
+    >>> stored = {**shoe, "created_at": 1}
+    >>> change = catalog_change([{**shoe, "in_stock": False, "updated_at": 2}], {"s": stored})
+    >>> change.joined, change.attributes_changed, change.items[0]["created_at"]
+    ({}, False, 1)
+    >>> change = catalog_change([{**shoe, "tags": ["trail"], "updated_at": 7}], {"s": stored})
     >>> change.joined, change.attributes_changed
     ({'s': {'t:trail': 7}}, True)
     >>> catalog_change([{**shoe, "updated_at": 5}], {}).joined
     {'s': {'c:shoes': 5}}
+    >>> catalog_change([shoe], {"s": stored}).attributes_changed  # the same: again?
+    True
     """
+    documents: list[dict[str, Any]] = []
     joined: dict[str, dict[str, int]] = {}  # item id → token → when it joined
     changed = False
+    replaced = dict(previous)  # (an item upserted twice in `items` replaces itself)
     for item in items:
         item_id = str(item["item_id"])
-        tokens = item_tokens(item)
-        before = previous.get(item_id)
+        before = replaced.get(item_id)
+        document = replaced[item_id] = listed(item, before)
+        documents.append(document)
+        tokens = item_tokens(document)
         old = item_tokens(before) if before is not None else {}
-        if before is not None and old == tokens:
+        if (
+            before is not None
+            and old == tokens
+            and before.get("created_at", before["updated_at"]) == document["created_at"]
+            and before != document
+        ):
             continue
         changed = True
         for token in tokens:
             if token not in old:
                 joined.setdefault(item_id, {}).setdefault(token, int(item["updated_at"]))
-    return CatalogChange(items, joined, changed)
+    return CatalogChange(documents, joined, changed)
 
 
 def index_items(batch: DecayedBatch, change: CatalogChange) -> None:

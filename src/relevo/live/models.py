@@ -124,7 +124,7 @@ class LiveModels:
             postings.adds(), attributes.POSTING_HALF_LIFE_MS, attributes.POSTING_MAX
         )
 
-    async def items_applied(self, change: attributes.CatalogChange) -> None:
+    async def items_applied(self, change: attributes.CatalogChange, generation: int) -> None:
         return None
 
     # -- reads --------------------------------------------------------------------------
@@ -198,13 +198,11 @@ class LiveModels:
             )
             return [[member for member, _ in posting] for posting in found]
 
-        return await self.catalog.derived_many(
-            [("posting", token) for token in tokens], read, from_attributes=True
-        )
+        return await self.catalog.derived_many([("posting", token) for token in tokens], read)
 
     async def item_count(self) -> int:
         """How many items the catalog holds (read again when an item is added)."""
-        return await self.catalog.derived(("item count",), self._count_items, from_attributes=True)
+        return await self.catalog.derived(("item count",), self._count_items)
 
     async def _count_items(self) -> int:
         return await self.store.zcard(keys.ITEMS_INDEX)

@@ -166,7 +166,7 @@ class Monitoring:
     async def items_upserting(self, change: CatalogChange) -> None:
         return None
 
-    async def items_applied(self, change: CatalogChange) -> None:
+    async def items_applied(self, change: CatalogChange, generation: int) -> None:
         return None
 
     def _sampled(self, event_id: str) -> bool:

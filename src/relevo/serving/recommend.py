@@ -376,7 +376,7 @@ class RecommendationService:
             return tuple(matches.candidates), ids, array("d", [score for _, score in positive])
 
         key = ("attributes", str(doc.get("item_id")), pool)
-        return await self.catalog.derived(key, compute, from_attributes=True)
+        return await self.catalog.derived(key, compute)
 
     async def _finish(
         self,
@@ -442,7 +442,7 @@ class RecommendationService:
                     return
 
     async def _newest(self, count: int) -> list[str]:
-        """The `count` most recently upserted items, newest first."""
+        """The `count` most recently listed items (by ``created_at``), newest first."""
         total = await self.live.item_count()
         newest = await self.store.zrange_by_score(
             keys.ITEMS_INDEX, float("-inf"), float("inf"), offset=max(0, total - count)
