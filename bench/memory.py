@@ -44,6 +44,8 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -128,21 +130,36 @@ class ShiftedClock(SystemClock):
         self.shift_ms += ms
 
 
+def _batches(
+    first: int, last: int, items: list[dict[str, Any]], now_ms: int
+) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for user in range(first, last):
+        batch.extend(user_history(user, items, now_ms))
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 async def _ingest_users(
     engine: Engine, first: int, last: int, items: list[dict[str, Any]], now_ms: int
 ) -> int:
-    """Send the users' histories in batches, a few at once (the committer groups them)."""
-    batches: list[list[dict[str, Any]]] = [[]]
-    for user in range(first, last):
-        batches[-1].extend(user_history(user, items, now_ms))
-        if len(batches[-1]) >= BATCH:
-            batches.append([])
-    for number, start in enumerate(range(0, len(batches), CONCURRENT)):
-        await asyncio.gather(*(engine.ingest(b) for b in batches[start : start + CONCURRENT] if b))
+    """Send the users' histories in batches, a few at once (the committer groups them).
+
+    The batches are made as they are sent: 750,000 users' histories made at once (11M
+    dicts, 7 GB) held this process in collections of several seconds, long enough for
+    a Redis reply to time out (``--users 1000000``)."""
+    events = 0
+    batches = _batches(first, last, items, now_ms)
+    for number, group in enumerate(iter(lambda: list(islice(batches, CONCURRENT)), [])):
+        await asyncio.gather(*(engine.ingest(batch) for batch in group))
+        events += sum(map(len, group))
         if number % ARCHIVE_EVERY == ARCHIVE_EVERY - 1:
             await engine.archiver.flush()
     await engine.archiver.flush()  # archived means trimmed from the Redis log, as when serving
-    return sum(len(batch) for batch in batches)
+    return events
 
 
 async def _used_memory(engine: Engine) -> int:
