@@ -5,7 +5,7 @@ solved a tree of dependencies (the app's `default_deny`, the router's access che
 bearer header under it, the engine) before the endpoint ran: what the app adds around the
 engine was 936 k instructions a decision and 979 k an event, 498 k and 534 k through
 this route (`python -m bench.app_cpu --callgrind`: a decision 5.15 M → 4.71 M; about 0.1
-ms of CPU; docs/operations.md, "FastAPI around a decision").
+ms of CPU; docs/performance.md, "FastAPI around a decision").
 
 A direct route's endpoint takes the request alone. The access its router declares
 (`PUBLIC`, `WRITE` or `ADMIN`) is checked here by the code the dependency runs

@@ -259,7 +259,7 @@ class Ranking:
     def _stretches(self) -> Iterator[Iterator[Entry]]:
         """The entries a stretch at a time (twice what was read so far), each settled
         when reached, then zipped in C: a generator resumed per entry cost ~20 k
-        instructions more for the ~50 entries a decision reads (docs/operations.md)."""
+        instructions more for the ~50 entries a decision reads (docs/performance.md)."""
         combinations, start = self.combinations, 0
         while start < len(self._items):
             self._settle(max(2 * start, 64))

@@ -269,7 +269,7 @@ return positions
 # returning users): fewer scripts and commands to run and propagate. The new scores are
 # the same doubles (ZINCRBY adds old + increment as the script does; numbers cross
 # between Lua and Redis in 17 digits). What is left is mostly the listpack insertions
-# themselves (docs/operations.md, "Redis's share, live models"). The landmark is written
+# themselves (docs/performance.md, "Redis's share, live models"). The landmark is written
 # only when it changes; the TTLs are renewed on every add, as before.
 _DECAYED_ADD = """
 local half_life = tonumber(ARGV[1])
