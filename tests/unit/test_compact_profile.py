@@ -476,3 +476,20 @@ def test_derived_is_what_it_was_written_as_with_max_sum_and_a_comprehension(
     assert found == expected
     assert list(found.hours.items()) == list(expected.hours.items())  # the same order
     assert list(found.days.items()) == list(expected.days.items())
+
+
+@pytest.mark.parametrize("number", [127, 128, 300, 20_000])
+def test_dictionaries_numbered_past_one_byte_write_and_read(number: int) -> None:
+    """A store that retrains every day passes dictionary 127 within months: from 128 the
+    number takes a varint of two bytes or more, in the document and in `unknown`."""
+    state = shopper(5, events=20)
+    known = Dictionaries()
+    known.add(number, dictionaries.builtin_data())
+    known.activate(number)
+    blob = encode(state, dictionaries=known)
+    assert blob[0] == COMPACT_V2
+    assert decode(blob, known) == state
+    fresh = Dictionaries()
+    assert fresh.unknown([blob, None]) == {number}
+    with pytest.raises(dictionaries.MissingDictionary, match=f"dictionary {number},"):
+        decode(blob, fresh)
