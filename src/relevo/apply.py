@@ -352,13 +352,19 @@ class Applier:
         change = catalog_change(items, previous)
         for hook in self.hooks:
             await hook.items_upserting(change)
-        await self.store.set_many(
-            {keys.item_key(doc["item_id"]): orjson.dumps(doc) for doc in change.items}
-        )
-        # The catalog's order is when items were first listed: a stock sync moves no item.
-        await self.store.zadd(
-            keys.ITEMS_INDEX, {doc["item_id"]: doc["created_at"] for doc in change.items}
-        )
+        if change.items:
+            await self.store.set_many(
+                {keys.item_key(doc["item_id"]): orjson.dumps(doc) for doc in change.items}
+            )
+            # The catalog's order is when items were first listed: a stock sync moves none.
+            await self.store.zadd(
+                keys.ITEMS_INDEX, {doc["item_id"]: doc["created_at"] for doc in change.items}
+            )
+        if change.removed:
+            # (Postings, co-visitation and trending keep the id until they trim it: every
+            # answer reads the candidates' documents, and an item without one is skipped.)
+            await self.store.delete([keys.item_key(item_id) for item_id in change.removed])
+            await self.store.zrem(keys.ITEMS_INDEX, change.removed)
         # Last, once documents and postings are written: processes that cache the catalog
         # (`relevo.catalog_cache`) see it move, and drop what these items changed.
         generation = await self.store.incr(keys.CATALOG_GENERATION)

@@ -19,6 +19,15 @@ from relevo.events import Item, invalid_from, item_record
 from relevo.store import keys
 from relevo.store.base import Store
 
+REMOVED = "removed"
+"""The field that makes an item record a removal (`DELETE /v1/items/{id}`): the log's
+record is ``{"item_id", "updated_at", "removed": true}``, applied in log order with the
+item's upserts and archived like one (the items table's ``document``)."""
+
+
+def removal_record(item_id: str, received_ms: int) -> dict[str, Any]:
+    return {"item_id": item_id, "updated_at": received_ms, REMOVED: True}
+
 
 def validate_items(raws: Sequence[Any], received_ms: int) -> list[dict[str, Any]]:
     """All items valid → their records; else `InvalidInput` naming the first bad field."""

@@ -461,6 +461,14 @@ class Engine:
         await self.committer.submit([Entry("item", record) for record in records])
         return len(records)
 
+    async def remove_item(self, item_id: str) -> bool:
+        """Take the item out of the catalog (a logged removal, applied in log order with
+        the item's upserts); whether the catalog held it when asked."""
+        existed = bool(await catalog.get_items(self.store, [item_id]))
+        record = catalog.removal_record(item_id, self.clock.now_ms())
+        await self.committer.submit([Entry("item", record)])
+        return existed
+
     async def item(self, item_id: str) -> dict[str, Any] | None:
         found = await catalog.get_items(self.store, [item_id])
         item = found.get(item_id)

@@ -59,3 +59,21 @@ def test_events_get_the_category_the_catalog_has_now(api: Api) -> None:
     assert api.client.post("/v1/events", json={**view, "event_id": "v2"}).json()["accepted"] == 1
     counts = api.client.get("/v1/users/viewer-1").json()["category_counts"]["view"]
     assert (counts["before"]["total"], counts["after"]["total"]) == (1, 1)
+
+
+def test_remove_an_item(api: Api) -> None:
+    api.client.post("/v1/items", json={"item_id": "leaving", "category": "toys"})
+    response = api.client.delete("/v1/items/leaving")
+    assert response.status_code == 200
+    assert response.json() == {"item_id": "leaving", "removed": True, "existed": True}
+    assert api.client.get("/v1/items/leaving").status_code == 404
+    again = api.client.delete("/v1/items/leaving")
+    assert again.json() == {"item_id": "leaving", "removed": True, "existed": False}
+
+
+def test_a_bad_item_id_to_remove_is_refused_and_changes_nothing(api: Api) -> None:
+    before = api.fingerprint()
+    response = api.client.delete("/v1/items/" + "x" * 300)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "item_id"
+    assert api.fingerprint() == before

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from relevo.engine import Engine
+from relevo.events import ID_MAX_LENGTH
 
 
 def engine_of(request: Request) -> Engine:
@@ -22,3 +23,8 @@ async def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+PathId = Annotated[
+    str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+"""A user or item id in a path: what `relevo.events.Id` accepts (no control characters)."""

@@ -29,6 +29,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from relevo.catalog import REMOVED
 from relevo.clock import to_datetime
 from relevo.eventlog.base import LogRecord
 from relevo.eventlog.tombstones import erased_users
@@ -306,7 +307,8 @@ def read_events(root: Path, where: str = "true") -> pa.Table:
 
 
 def read_items(root: Path) -> dict[str, dict[str, Any]]:
-    """The newest archived document of every item (the catalog as the archive knows it)."""
+    """The newest archived document of every item (the catalog as the archive knows it):
+    an item whose newest record is a removal (`catalog.REMOVED`) is not."""
     if not any((root / "items").glob("*/*.parquet")):
         return {}
     query = f"""
@@ -320,4 +322,4 @@ def read_items(root: Path) -> dict[str, dict[str, Any]]:
     with duckdb.connect() as connection:
         rows = connection.sql(query).fetchall()
     found = [orjson.loads(document) for (document,) in rows]
-    return {item["item_id"]: item for item in found}
+    return {item["item_id"]: item for item in found if not item.get(REMOVED)}

@@ -36,6 +36,7 @@ from typing import Any
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from relevo.catalog import REMOVED
 from relevo.live.accumulator import DecayedBatch
 from relevo.store import keys
 
@@ -75,28 +76,33 @@ def item_tokens(item: Mapping[str, Any]) -> dict[str, float]:
 
 @dataclass(frozen=True, slots=True)
 class CatalogChange:
-    """An applied catalog upsert, as what is derived from the catalog sees it."""
+    """An applied batch of catalog upserts and removals, as what is derived from the
+    catalog sees it."""
 
     items: Sequence[dict[str, Any]]
-    """The documents to write, in order: the upserted items, each with its ``created_at``
+    """The documents to write: each upserted item's last state, with its ``created_at``
     (`listed`)."""
+    removed: Sequence[str]
+    """The items whose last state is removed: their documents go."""
     joined: Mapping[str, Mapping[str, int]]
     """Item id → the tokens whose postings it joins (the tokens it did not carry before),
     each with the ``updated_at`` of the upsert that gave it."""
     attributes_changed: bool
-    """Whether a new item came, an item's tokens or its ``created_at`` changed, or an
-    upsert may be one delivered again (below): the postings, the item count, the newest
-    items or a candidate's cosine may differ, so values computed from them are stale.
-    False when only other fields changed (stock, price): what a shop's stock sync sends.
+    """Whether a new item came, an item went, an item's tokens or its ``created_at``
+    changed, or an upsert may be one delivered again (below): the postings, the item
+    count, the newest items or a candidate's cosine may differ, so values computed from
+    them are stale. False when only other fields changed (stock, price): what a shop's
+    stock sync sends.
 
     An upsert whose document is the one stored, ``updated_at`` included, counts as a
     change: it may be a delivery again of one whose first delivery wrote the documents
     and then stopped (a crash) before saying what changed, and that first change cannot
-    be told from here."""
+    be told from here. A removal always counts, for the same reason."""
 
     @property
     def item_ids(self) -> list[str]:
-        return [str(item["item_id"]) for item in self.items]
+        """Every item the batch upserted or removed."""
+        return [*(str(item["item_id"]) for item in self.items), *self.removed]
 
 
 def listed(item: dict[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -120,9 +126,10 @@ def listed(item: dict[str, Any], before: Mapping[str, Any] | None) -> dict[str, 
 def catalog_change(
     items: Sequence[dict[str, Any]], previous: Mapping[str, Mapping[str, Any]]
 ) -> CatalogChange:
-    """What upserting `items` changes, given the documents they replace (`previous`, read
-    before they are written: the postings are written first, so an upsert delivered again
-    after a crash finds the same `previous` and joins the same postings).
+    """What applying `items` (upserts and removals, in log order) changes, given the
+    documents they replace (`previous`, read before they are written: the postings are
+    written first, so an upsert delivered again after a crash finds the same `previous`
+    and joins the same postings).
 
     >>> shoe = {"item_id": "s", "category": "shoes", "in_stock": True, "updated_at": 1}
     >>> stored = {**shoe, "created_at": 1}
@@ -136,16 +143,23 @@ def catalog_change(
     {'s': {'c:shoes': 5}}
     >>> catalog_change([shoe], {"s": stored}).attributes_changed  # the same: again?
     True
+    >>> gone = catalog_change([{"item_id": "s", "updated_at": 9, REMOVED: True}], {"s": stored})
+    >>> gone.items, gone.removed, gone.attributes_changed
+    ([], ['s'], True)
     """
-    documents: list[dict[str, Any]] = []
     joined: dict[str, dict[str, int]] = {}  # item id → token → when it joined
     changed = False
-    replaced = dict(previous)  # (an item upserted twice in `items` replaces itself)
+    replaced: dict[str, Mapping[str, Any] | None] = dict(previous)  # None: removed
+    last: dict[str, dict[str, Any] | None] = {}  # item id → its last state in `items`
     for item in items:
         item_id = str(item["item_id"])
         before = replaced.get(item_id)
-        document = replaced[item_id] = listed(item, before)
-        documents.append(document)
+        if item.get(REMOVED):
+            replaced[item_id] = last[item_id] = None
+            changed = True
+            continue
+        document = listed(item, before)
+        replaced[item_id] = last[item_id] = document
         tokens = item_tokens(document)
         old = item_tokens(before) if before is not None else {}
         if (
@@ -159,7 +173,9 @@ def catalog_change(
         for token in tokens:
             if token not in old:
                 joined.setdefault(item_id, {}).setdefault(token, int(item["updated_at"]))
-    return CatalogChange(documents, joined, changed)
+    documents = [document for document in last.values() if document is not None]
+    removed = [item_id for item_id, document in last.items() if document is None]
+    return CatalogChange(documents, removed, joined, changed)
 
 
 def index_items(batch: DecayedBatch, change: CatalogChange) -> None:

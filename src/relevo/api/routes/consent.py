@@ -6,18 +6,18 @@ event; the call is a convenience for a site's backend or consent-management plat
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TypeAlias
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from relevo.api.deps import EngineDep
+from relevo.api.deps import EngineDep, PathId
 from relevo.api.responses import JSON, ErrorBody
 from relevo.api.security import RESPONSES, WRITE
 
 router = APIRouter(tags=["users"], dependencies=[WRITE], responses=RESPONSES)
 
-UserId = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+UserId: TypeAlias = PathId
 
 
 class ConsentBody(BaseModel):

@@ -1,4 +1,5 @@
-"""The catalog: ``POST /v1/items`` (batch upsert), ``GET /v1/items[/{item_id}]``.
+"""The catalog: ``POST /v1/items`` (batch upsert), ``GET /v1/items[/{item_id}]``,
+``DELETE /v1/items/{item_id}``.
 
 Reading the catalog needs a write key (a page may show items); changing it is a
 catalog-management action and needs an admin key.
@@ -11,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from relevo.api.deps import EngineDep
+from relevo.api.deps import EngineDep, PathId
 from relevo.api.responses import JSON, ErrorBody, read_json
 from relevo.api.security import ADMIN, RESPONSES, WRITE
 from relevo.errors import InvalidInput, NotFound
@@ -23,6 +24,12 @@ admin_router = APIRouter(tags=["items"], dependencies=[ADMIN], responses=RESPONS
 
 class UpsertBody(BaseModel):
     upserted: int
+
+
+class RemovalBody(BaseModel):
+    item_id: str
+    removed: bool
+    existed: bool
 
 
 def _items_of(body: Any) -> list[Any]:
@@ -94,3 +101,19 @@ async def get_item(item_id: str, engine: EngineDep) -> JSON:
     if item is None:
         raise NotFound(f"no item {item_id!r}", field="item_id")
     return JSON(item)
+
+
+@admin_router.delete(
+    "/v1/items/{item_id}",
+    summary="Remove a catalog item",
+    description="The item leaves the catalog: its document and its place in the listing "
+    "go, and no answer shows it again (live signals that still name it are skipped). "
+    "Idempotent: removing an item the catalog does not hold is not an error (`existed` "
+    "says whether it held it when asked). Logged and archived like an upsert; upserting "
+    "the item again lists it anew.",
+    response_model=RemovalBody,
+    responses={422: {"model": ErrorBody}},
+)
+async def remove_item(item_id: PathId, engine: EngineDep) -> JSON:
+    existed = await engine.remove_item(item_id)
+    return JSON({"item_id": item_id, "removed": True, "existed": existed})
