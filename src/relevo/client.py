@@ -198,6 +198,10 @@ class _Calls:
         return _Call("POST", "/v1/items", lambda b: int(b["upserted"]), json={"items": list(items)})
 
     @staticmethod
+    def remove_item(item_id: str) -> _Call[bool]:
+        return _Call("DELETE", f"/v1/items/{_quote(item_id)}", lambda b: bool(b["existed"]))
+
+    @staticmethod
     def profile(user_id: str) -> _Call[Profile | None]:
         return _Call("GET", f"/v1/users/{_quote(user_id)}", _profile, missing=None)
 
@@ -332,6 +336,10 @@ class Client:
     def upsert_items(self, items: Iterable[Mapping[str, Any]]) -> int:
         return self._run(_Calls.upsert_items(items))
 
+    def remove_item(self, item_id: str) -> bool:
+        """Take the item out of the catalog; whether the catalog held it (idempotent)."""
+        return self._run(_Calls.remove_item(item_id))
+
     def profile(self, user_id: str) -> Profile | None:
         """The user's profile, or None when relevo has none."""
         return self._run(_Calls.profile(user_id))
@@ -416,6 +424,9 @@ class AsyncClient:
 
     async def upsert_items(self, items: Iterable[Mapping[str, Any]]) -> int:
         return await self._run(_Calls.upsert_items(items))
+
+    async def remove_item(self, item_id: str) -> bool:
+        return await self._run(_Calls.remove_item(item_id))
 
     async def profile(self, user_id: str) -> Profile | None:
         return await self._run(_Calls.profile(user_id))

@@ -47,6 +47,8 @@ def test_the_sync_client_speaks_every_verb(server: RelevoServer) -> None:
         state = site.consent("c-1", analytics=False)
         assert state.consent == {"analytics": False}
         assert admin.upsert_items([{"item_id": "c-item", "title": "Cup", "category": "home"}]) == 1
+        assert admin.remove_item("c-item") is True
+        assert admin.remove_item("c-item") is False  # idempotent
         profile = admin.profile("c-1")
         assert profile is not None
         assert profile.counts["view"]["total"] == profile.counts["click"]["total"] == 1
@@ -87,6 +89,7 @@ async def test_the_async_client_speaks_the_same_verbs(server: RelevoServer) -> N
         assert profile is not None
         assert profile.events == 0  # refusing personalization cleared it
         assert (await admin.upsert_items([{"item_id": "c-item-2"}])) == 1
+        assert (await admin.remove_item("c-item-2")) is True
         assert (await admin.erase_user("c-3")).removed["store_keys"] == 2
         with pytest.raises(ApiError):
             await site.erase_user("c-3")
