@@ -45,6 +45,23 @@ def redis_settings(settings: Settings) -> Settings:
     return settings
 
 
+ProcessPair = Callable[..., Coroutine[Any, Any, tuple[Engine, Engine]]]
+
+
+@pytest.fixture
+def two_processes(
+    redis_settings: Settings, make_engine: EngineFactory, clock: ManualClock
+) -> ProcessPair:
+    """Two engines on one Redis, as two API processes (the one that applies a change and
+    another), with the same settings overrides; the clock at `T0`."""
+
+    async def make(**overrides: Any) -> tuple[Engine, Engine]:
+        clock.set(T0)
+        return await make_engine(**overrides), await make_engine(**overrides)
+
+    return make
+
+
 @pytest.fixture
 async def engine(make_engine: EngineFactory, clock: ManualClock) -> Engine:
     clock.set(T0)

@@ -17,11 +17,10 @@ import pytest
 from relevo import catalog, catalog_cache
 from relevo.catalog_cache import CatalogCache
 from relevo.clock import ManualClock
-from relevo.config import Settings
 from relevo.engine import Engine
 from relevo.errors import Unavailable
 from relevo.store import keys
-from tests.serving.conftest import MINUTE, T0, EngineFactory, view
+from tests.serving.conftest import MINUTE, T0, ProcessPair, view
 
 REFRESH = 1_000
 ITEMS = [
@@ -44,11 +43,9 @@ async def decided(engine: Engine, user: str) -> list[str]:
 
 
 async def test_an_upsert_reaches_another_process_within_the_refresh(
-    redis_settings: Settings, make_engine: EngineFactory, clock: ManualClock
+    two_processes: ProcessPair, clock: ManualClock
 ) -> None:
-    clock.set(T0)
-    applying = await make_engine(catalog_refresh=REFRESH, answer_cache_ttl=0)
-    other = await make_engine(catalog_refresh=REFRESH, answer_cache_ttl=0)
+    applying, other = await two_processes(catalog_refresh=REFRESH, answer_cache_ttl=0)
     await applying.upsert_items(ITEMS)
     await applying.put_config(
         "placements", {"placements": [{"id": "recs", "k": 4, "deadline_ms": 2_000}]}
@@ -73,11 +70,9 @@ async def test_an_upsert_reaches_another_process_within_the_refresh(
 
 
 async def test_without_the_cache_every_read_is_live(
-    redis_settings: Settings, make_engine: EngineFactory, clock: ManualClock
+    two_processes: ProcessPair, clock: ManualClock
 ) -> None:
-    clock.set(T0)
-    applying = await make_engine(catalog_refresh=0, answer_cache_ttl=0)
-    other = await make_engine(catalog_refresh=0, answer_cache_ttl=0)
+    applying, other = await two_processes(catalog_refresh=0, answer_cache_ttl=0)
     await applying.upsert_items(ITEMS)
     await applying.ingest([view("u", "boot-1", T0 - MINUTE)])
     assert "boot-2" in await recommended(other, "u")
@@ -288,11 +283,9 @@ async def test_the_applying_process_reads_its_own_change_once(
 
 
 async def test_a_change_of_another_process_in_between_is_still_read(
-    redis_settings: Settings, make_engine: EngineFactory, clock: ManualClock
+    two_processes: ProcessPair, clock: ManualClock
 ) -> None:
-    clock.set(T0)
-    applying = await make_engine(catalog_refresh=REFRESH)
-    other = await make_engine(catalog_refresh=REFRESH)
+    applying, other = await two_processes(catalog_refresh=REFRESH)
     await applying.upsert_items(ITEMS)
     clock.advance(REFRESH)
     assert (await applying.catalog.items(["pan"]))["pan"]["in_stock"] is True

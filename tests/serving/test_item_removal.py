@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from relevo.catalog import removal_record
 from relevo.clock import ManualClock, to_iso
-from relevo.config import Settings
 from relevo.engine import Engine
 from relevo.eventlog.archive import read_items
 from relevo.live.attributes import catalog_change
-from tests.serving.conftest import MINUTE, T0, EngineFactory, view, with_catalog
+from tests.serving.conftest import MINUTE, T0, EngineFactory, ProcessPair, view, with_catalog
 from tests.serving.test_live_serving import sessions_a_then_b
 
 REFRESH = 1_000
@@ -68,11 +67,9 @@ async def test_an_item_upserted_after_its_removal_is_listed_anew(
 
 
 async def test_another_process_stops_showing_it_within_the_refresh(
-    redis_settings: Settings, make_engine: EngineFactory, clock: ManualClock
+    two_processes: ProcessPair, clock: ManualClock
 ) -> None:
-    clock.set(T0)
-    applying = await make_engine(catalog_refresh=REFRESH, answer_cache_ttl=0)
-    other = await make_engine(catalog_refresh=REFRESH, answer_cache_ttl=0)
+    applying, other = await two_processes(catalog_refresh=REFRESH, answer_cache_ttl=0)
     await with_catalog(applying)
     await sessions_a_then_b(applying, clock, "sho-001", "boo-007")
     await applying.ingest([view("newcomer", "sho-001", clock.now_ms())])

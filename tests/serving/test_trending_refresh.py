@@ -15,14 +15,13 @@ from typing import Any
 import pytest
 
 from relevo.clock import ManualClock
-from relevo.config import Settings
 from relevo.engine import Engine
 from relevo.live import shared as shared_module
 from relevo.live.models import LiveModels
 from relevo.live.shared import SharedTops
 from relevo.store.base import DecayedAdd, DecayedRead, StoredTop
 from relevo.store.memory import MemoryStore
-from tests.serving.conftest import MINUTE, T0, EngineFactory
+from tests.serving.conftest import MINUTE, T0, EngineFactory, ProcessPair
 
 REFRESH = 1_000
 
@@ -44,11 +43,9 @@ async def trending(engine: Engine) -> list[str]:
 
 
 async def test_another_process_sees_new_trending_within_the_refresh(
-    redis_settings: Settings, make_engine: EngineFactory, clock: ManualClock
+    two_processes: ProcessPair, clock: ManualClock
 ) -> None:
-    clock.set(T0)
-    applying = await make_engine(trending_refresh=REFRESH)
-    other = await make_engine(trending_refresh=REFRESH)
+    applying, other = await two_processes(trending_refresh=REFRESH)
     await applying.ingest(views("boot", 2, T0))
     assert await trending(other) == ["boot"]
 
@@ -61,11 +58,9 @@ async def test_another_process_sees_new_trending_within_the_refresh(
 
 
 async def test_without_the_refresh_every_read_is_live(
-    redis_settings: Settings, make_engine: EngineFactory, clock: ManualClock
+    two_processes: ProcessPair, clock: ManualClock
 ) -> None:
-    clock.set(T0)
-    applying = await make_engine(trending_refresh=0)
-    other = await make_engine(trending_refresh=0)
+    applying, other = await two_processes(trending_refresh=0)
     await applying.ingest(views("boot", 2, T0))
     assert await trending(other) == ["boot"]
     await applying.ingest(views("sandal", 5, T0))
