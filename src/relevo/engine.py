@@ -3,7 +3,7 @@
 It wires a backend (store + event log), the applier and the group committer, the
 rules (versions, timers, outbox, webhooks, statistics), runs crash recovery at
 start and housekeeping in the background, and offers the verbs: `ingest`,
-`upsert_items`, `item`, `items`, `profile`, `put_rules`, `rollback_rules`,
+`upsert_items`, `remove_item`, `item`, `items`, `profile`, `put_rules`, `rollback_rules`,
 `test_rules`, `actions`, `health`, `stats`, `sweep_marks`; and for models: `recommend`,
 `similar_items`, `score_variants`, `train_model`, `promote_model`,
 `rollback_model`, `model_versions` (logic in `relevo.serving` and `relevo.models`).
