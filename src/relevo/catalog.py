@@ -15,7 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from relevo.errors import InvalidInput
-from relevo.events import Item, invalid_from, item_record
+from relevo.events import Item, ItemRemoval, invalid_from, item_record
 from relevo.store import keys
 from relevo.store.base import Store
 
@@ -27,6 +27,15 @@ item's upserts and archived like one (the items table's ``document``)."""
 
 def removal_record(item_id: str, received_ms: int) -> dict[str, Any]:
     return {"item_id": item_id, "updated_at": received_ms, REMOVED: True}
+
+
+def validate_removal(raw: Any) -> list[str]:
+    """`{"item_ids": [...]}` → the ids, each once; else `InvalidInput` naming the field."""
+    try:
+        removal = ItemRemoval.model_validate(raw)
+    except ValidationError as error:
+        raise invalid_from(error, code="invalid_item") from None
+    return list(dict.fromkeys(removal.item_ids))
 
 
 def validate_items(raws: Sequence[Any], received_ms: int) -> list[dict[str, Any]]:

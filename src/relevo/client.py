@@ -202,6 +202,15 @@ class _Calls:
         return _Call("DELETE", f"/v1/items/{_quote(item_id)}", lambda b: bool(b["existed"]))
 
     @staticmethod
+    def remove_items(item_ids: Iterable[str]) -> _Call[list[str]]:
+        return _Call(
+            "POST",
+            "/v1/items/remove",
+            lambda b: list(b["existed"]),
+            json={"item_ids": list(item_ids)},
+        )
+
+    @staticmethod
     def profile(user_id: str) -> _Call[Profile | None]:
         return _Call("GET", f"/v1/users/{_quote(user_id)}", _profile, missing=None)
 
@@ -340,6 +349,10 @@ class Client:
         """Take the item out of the catalog; whether the catalog held it (idempotent)."""
         return self._run(_Calls.remove_item(item_id))
 
+    def remove_items(self, item_ids: Iterable[str]) -> list[str]:
+        """Take these items out of the catalog; those it held."""
+        return self._run(_Calls.remove_items(item_ids))
+
     def profile(self, user_id: str) -> Profile | None:
         """The user's profile, or None when relevo has none."""
         return self._run(_Calls.profile(user_id))
@@ -427,6 +440,9 @@ class AsyncClient:
 
     async def remove_item(self, item_id: str) -> bool:
         return await self._run(_Calls.remove_item(item_id))
+
+    async def remove_items(self, item_ids: Iterable[str]) -> list[str]:
+        return await self._run(_Calls.remove_items(item_ids))
 
     async def profile(self, user_id: str) -> Profile | None:
         return await self._run(_Calls.profile(user_id))

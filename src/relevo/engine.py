@@ -3,7 +3,7 @@
 It wires a backend (store + event log), the applier and the group committer, the
 rules (versions, timers, outbox, webhooks, statistics), runs crash recovery at
 start and housekeeping in the background, and offers the verbs: `ingest`,
-`upsert_items`, `remove_item`, `item`, `items`, `profile`, `put_rules`, `rollback_rules`,
+`upsert_items`, `remove_item(s)`, `item`, `items`, `profile`, `put_rules`, `rollback_rules`,
 `test_rules`, `actions`, `health`, `stats`, `sweep_marks`; and for models: `recommend`,
 `similar_items`, `score_variants`, `train_model`, `promote_model`,
 `rollback_model`, `model_versions` (logic in `relevo.serving` and `relevo.models`).
@@ -464,10 +464,16 @@ class Engine:
     async def remove_item(self, item_id: str) -> bool:
         """Take the item out of the catalog (a logged removal, applied in log order with
         the item's upserts); whether the catalog held it when asked."""
-        existed = bool(await catalog.get_items(self.store, [item_id]))
-        record = catalog.removal_record(item_id, self.clock.now_ms())
-        await self.committer.submit([Entry("item", record)])
-        return existed
+        return bool(await self.remove_items([item_id]))
+
+    async def remove_items(self, item_ids: Sequence[str]) -> list[str]:
+        """`remove_item` for several items at once; those the catalog held when asked."""
+        existed = await catalog.get_items(self.store, item_ids)
+        now = self.clock.now_ms()
+        await self.committer.submit(
+            [Entry("item", catalog.removal_record(item_id, now)) for item_id in item_ids]
+        )
+        return [item_id for item_id in item_ids if item_id in existed]
 
     async def item(self, item_id: str) -> dict[str, Any] | None:
         found = await catalog.get_items(self.store, [item_id])

@@ -347,6 +347,14 @@ class ItemBatch(BaseModel):
     items: list[Item] = Field(max_length=10_000)
 
 
+class ItemRemoval(BaseModel):
+    """`POST /v1/items/remove`: items leaving the catalog (a season's retired range)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[Id] = Field(min_length=1, max_length=10_000)
+
+
 # --- turning input into records ---------------------------------------------------------
 
 

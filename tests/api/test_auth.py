@@ -50,6 +50,7 @@ ROUTES: list[tuple[str, str, object, Role | None]] = [
     ("GET", "/v1/items/sho-001", None, Role.WRITE),
     ("POST", "/v1/items", {"item_id": "x-1", "title": "x"}, Role.ADMIN),
     ("DELETE", "/v1/items/x-2", None, Role.ADMIN),
+    ("POST", "/v1/items/remove", {"item_ids": ["x-3"]}, Role.ADMIN),
     ("PUT", "/v1/users/auth-user/consent", {"analytics": True}, Role.WRITE),
     ("GET", "/v1/users/auth-user", None, Role.ADMIN),
     ("GET", "/v1/events/recent", None, Role.ADMIN),

@@ -77,3 +77,29 @@ def test_a_bad_item_id_to_remove_is_refused_and_changes_nothing(api: Api) -> Non
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "item_id"
     assert api.fingerprint() == before
+
+
+def test_remove_several_items(api: Api) -> None:
+    api.client.post("/v1/items", json={"items": [{"item_id": "old-1"}, {"item_id": "old-2"}]})
+    body = {"item_ids": ["old-1", "old-2", "old-1", "never-listed"]}
+    response = api.client.post("/v1/items/remove", json=body)
+    assert response.status_code == 200
+    assert response.json() == {"removed": 3, "existed": ["old-1", "old-2"]}
+    for item_id in ("old-1", "old-2"):
+        assert api.client.get(f"/v1/items/{item_id}").status_code == 404
+
+
+def test_a_bad_removal_names_the_id_and_removes_nothing(api: Api) -> None:
+    api.client.post("/v1/items", json={"item_id": "stays"})
+    before = api.fingerprint()
+    for body, field in (
+        ({"item_ids": ["stays", "bad\x01id"]}, "item_ids[1]"),
+        ({"item_ids": []}, "item_ids"),
+        ({"item_ids": ["stays"], "extra": 1}, "extra"),
+        (["stays"], "body"),
+    ):
+        response = api.client.post("/v1/items/remove", json=body)
+        assert response.status_code == 422, body
+        assert response.json()["error"]["field"] == field
+    assert api.fingerprint() == before
+    assert api.client.get("/v1/items/stays").status_code == 200

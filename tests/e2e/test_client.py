@@ -49,6 +49,7 @@ def test_the_sync_client_speaks_every_verb(server: RelevoServer) -> None:
         assert admin.upsert_items([{"item_id": "c-item", "title": "Cup", "category": "home"}]) == 1
         assert admin.remove_item("c-item") is True
         assert admin.remove_item("c-item") is False  # idempotent
+        assert admin.remove_items(["c-item"]) == []
         profile = admin.profile("c-1")
         assert profile is not None
         assert profile.counts["view"]["total"] == profile.counts["click"]["total"] == 1
@@ -90,6 +91,8 @@ async def test_the_async_client_speaks_the_same_verbs(server: RelevoServer) -> N
         assert profile.events == 0  # refusing personalization cleared it
         assert (await admin.upsert_items([{"item_id": "c-item-2"}])) == 1
         assert (await admin.remove_item("c-item-2")) is True
+        assert (await admin.upsert_items([{"item_id": "c-item-3"}])) == 1
+        assert (await admin.remove_items(["c-item-3", "c-item-2"])) == ["c-item-3"]
         assert (await admin.erase_user("c-3")).removed["store_keys"] == 2
         with pytest.raises(ApiError):
             await site.erase_user("c-3")

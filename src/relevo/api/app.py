@@ -32,7 +32,7 @@ from relevo.auth import KeyRing
 from relevo.clock import Clock
 from relevo.config import Settings
 from relevo.engine import Engine
-from relevo.events import Event, EventBatch, Item, ItemBatch
+from relevo.events import Event, EventBatch, Item, ItemBatch, ItemRemoval
 from relevo.monitoring.http import RequestMetrics
 from relevo.ratelimit import RateLimiter
 
@@ -132,7 +132,7 @@ def _document_bodies(app: FastAPI) -> None:
             return app.openapi_schema
         schema = build()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (Event, EventBatch, Item, ItemBatch):
+        for model in (Event, EventBatch, Item, ItemBatch, ItemRemoval):
             found = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(found.pop("$defs", {}))
             components[model.__name__] = found

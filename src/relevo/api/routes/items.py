@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from relevo import catalog
 from relevo.api.deps import EngineDep, PathId
 from relevo.api.responses import JSON, ErrorBody, read_json
 from relevo.api.security import ADMIN, RESPONSES, WRITE
@@ -101,6 +102,34 @@ async def get_item(item_id: str, engine: EngineDep) -> JSON:
     if item is None:
         raise NotFound(f"no item {item_id!r}", field="item_id")
     return JSON(item)
+
+
+class RemovalsBody(BaseModel):
+    removed: int
+    existed: list[str]
+
+
+@admin_router.post(
+    "/v1/items/remove",
+    summary="Remove several catalog items",
+    description='`{"item_ids": [...]}` (up to 10,000): `DELETE /v1/items/{item_id}` for each, '
+    "in one request. All-or-nothing validation: one invalid id → 422 naming it "
+    "(`item_ids[3]`), and nothing is removed. `existed`: the ids the catalog held.",
+    response_model=RemovalsBody,
+    responses={413: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ItemRemoval"}}
+            },
+        }
+    },
+)
+async def remove_items(request: Request, engine: EngineDep) -> JSON:
+    item_ids = catalog.validate_removal(await read_json(request, engine.settings.max_body_bytes))
+    existed = await engine.remove_items(item_ids)
+    return JSON({"removed": len(item_ids), "existed": existed})
 
 
 @admin_router.delete(
