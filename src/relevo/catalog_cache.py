@@ -13,17 +13,17 @@ are written (`relevo.apply.Applier.apply_items`), then records which items it ch
 process reads the generation at most once every `check_every_ms`
 (``RELEVO_CATALOG_REFRESH``, 1 s by default; the first read after that long awaits the
 check). When it moved, the process reads the changes since the generation it knew and
-drops the documents of those items and the values derived from the catalog; when a
-generation's entry is missing (trimmed, not written yet, a bulk change of more than
-`CHANGED_IDS_KEPT` items) it drops everything. Values derived from the catalog
-(`derived`: attribute postings and neighbours, the item count, the newest items) are
-computed from items' attributes and listing alone, never from stock or prices (which
-callers read from the documents), so they stay when no change since added an item or
-changed an item's attributes or ``created_at`` (`relevo.live.attributes.catalog_change`):
-the stock and price updates that make most of a shop's catalog traffic leave them. So a catalog
-change applied by any process reaches the decisions of every process within
-`check_every_ms` (plus two round trips), and at once in the process that applied it
-(the cache is one of its applier's hooks, told the generation its change made).
+drops the documents of those items; when a generation's entry is missing (trimmed, not
+written yet, a bulk change of more than `CHANGED_IDS_KEPT` items) it drops everything.
+Values derived from the catalog (`derived`: attribute postings and neighbours, the item
+count, the newest items) are computed from items' attributes and listing alone, never
+from stock or prices (which callers read from the documents), so they stay unless a
+change since added or removed an item or changed an item's attributes or
+``created_at`` (`relevo.live.attributes.catalog_change`): the stock and price updates
+that make most of a shop's catalog traffic leave them. So a catalog change applied by
+any process reaches the decisions of every process within `check_every_ms` (plus two
+round trips), and at once in the process that applied it (the cache is one of its
+applier's hooks, told the generation its change made).
 Why not drop everything each time, as this did first: a site that changes stock every
 second (an ERP's sync) would read every document again every second (one item upserted a
 second, 2,000 items, decisions in process: 1.18-1.45 ms of CPU a decision against 0.79
