@@ -361,8 +361,8 @@ class Applier:
                 keys.ITEMS_INDEX, {doc["item_id"]: doc["created_at"] for doc in change.items}
             )
         if change.removed:
-            # (Postings, co-visitation and trending keep the id until they trim it: every
-            # answer reads the candidates' documents, and an item without one is skipped.)
+            # (Co-visitation and trending keep the id until they trim it: every answer
+            # reads the candidates' documents, and an item without one is skipped.)
             await self.store.delete([keys.item_key(item_id) for item_id in change.removed])
             await self.store.zrem(keys.ITEMS_INDEX, change.removed)
         # Last, once documents and postings are written: processes that cache the catalog

@@ -115,6 +115,21 @@ async def test_reads_several_keys_at_once(store: Store) -> None:
     assert await store.decayed_top(reads, T0 + 2 * HOUR) == [[("a", 0.25)], [("b", 1.0)]]
 
 
+async def test_removed_members_go_and_the_others_keep_their_scores(store: Store) -> None:
+    adds = [
+        DecayedAdd("{x}", {"a": 4.0, "b": 2.0, "c": 1.0}, T0),
+        DecayedAdd("{y}", {"a": 3.0}, T0),
+    ]
+    await store.decayed_add(adds, HOUR, max_len=10)
+    await store.decayed_remove({"{x}": ["a", "missing"], "{y}": ["a"], "{none}": ["a"]})
+    found = await store.decayed_top(
+        [DecayedRead("{x}", HOUR, 10), DecayedRead("{y}", HOUR, 10)], T0 + HOUR
+    )
+    assert found == [[("b", pytest.approx(1.0)), ("c", pytest.approx(0.5))], []]
+    await store.decayed_add([DecayedAdd("{y}", {"a": 1.0}, T0 + HOUR)], HOUR, max_len=10)
+    assert await top(store, "{y}", T0 + HOUR, HOUR) == [("a", pytest.approx(1.0))]  # anew
+
+
 async def test_keys_expire_after_their_last_add(harness: StoreHarness) -> None:
     store = harness.store
     await store.decayed_add([DecayedAdd("{d}", {"a": 1.0}, T0)], HOUR, max_len=5, ttl_ms=60_000)

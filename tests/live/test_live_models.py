@@ -140,6 +140,32 @@ async def test_an_item_joins_the_postings_of_the_attributes_it_gains(
     assert weights[0] == [("boot", pytest.approx(1.0))]
 
 
+async def test_an_item_leaves_the_postings_it_no_longer_belongs_to(
+    engine: Engine, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A moved or removed item makes room in its old postings at once: with postings of
+    2, the boots that left `shoes` no longer crowd out the shoes listed after them."""
+    monkeypatch.setattr(attributes, "POSTING_MAX", 2)
+    boots = [{"item_id": f"boot-{n}", "category": "shoes", "title": "Boot"} for n in (1, 2)]
+    await engine.upsert_items(boots)
+    clock.advance(MINUTE)
+    await engine.upsert_items([{**boots[0], "category": "outdoor"}])  # moved
+    await engine.remove_item("boot-2")  # removed
+    assert await engine.live.category_items("shoes", 10) == []
+    assert await engine.live.category_items("outdoor", 10) == ["boot-1"]
+    clock.advance(MINUTE)
+    await engine.upsert_items(
+        [{"item_id": f"shoe-{n}", "category": "shoes", "title": "Shoe"} for n in (1, 2)]
+    )
+    assert sorted(await engine.live.category_items("shoes", 10)) == ["shoe-1", "shoe-2"]
+
+
+def test_an_item_given_a_token_and_removed_in_one_batch_joins_nothing() -> None:
+    shoe = {"item_id": "s", "category": "shoes", "updated_at": 1}
+    change = attributes.catalog_change([shoe, catalog.removal_record("s", 2)], {})
+    assert (change.joined, change.left, change.removed) == ({}, {}, ["s"])
+
+
 @pytest.mark.parametrize("crowded_share", [0.9, 0.1])
 async def test_trending_overall_is_the_best_of_all_shards_however_they_are_filled(
     engine: Engine, clock: ManualClock, crowded_share: float

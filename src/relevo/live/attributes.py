@@ -14,8 +14,9 @@ query item's postings; the cosine needs their own tokens, computed from their
 catalog documents, which the caller reads anyway (stock, category filters). Tokens
 of a candidate not in the query's postings get the IDF of a rare token, so the
 score is an approximation that never overrates a candidate. An item that changes
-attributes stays in its old postings until they trim it; its score is computed
-from its current document, so a stale posting only adds a candidate.
+attributes leaves the postings of the tokens it no longer carries, and a removed item
+(`DELETE /v1/items/{id}`) all of its own (`CatalogChange.left`): a posting keeps its
+room for the items that carry its token.
 
 An item joins a token's posting once, when it first carries the token (its first
 upsert, or one that gave it the token), as of that upsert's ``updated_at``: upserts that
@@ -87,6 +88,9 @@ class CatalogChange:
     joined: Mapping[str, Mapping[str, int]]
     """Item id → the tokens whose postings it joins (the tokens it did not carry before),
     each with the ``updated_at`` of the upsert that gave it."""
+    left: Mapping[str, Sequence[str]]
+    """Item id → the tokens whose postings it leaves: those it carried before and no
+    longer does (every token of a removed item)."""
     attributes_changed: bool
     """Whether a new item came, an item went, an item's tokens or its ``created_at``
     changed, or an upsert may be one delivered again (below): the postings, the item
@@ -143,9 +147,13 @@ def catalog_change(
     {'s': {'c:shoes': 5}}
     >>> catalog_change([shoe], {"s": stored}).attributes_changed  # the same: again?
     True
+    >>> change.left  # the tag changed: no token left
+    {}
+    >>> catalog_change([{**shoe, "category": "boots", "updated_at": 8}], {"s": stored}).left
+    {'s': ['c:shoes']}
     >>> gone = catalog_change([{"item_id": "s", "updated_at": 9, REMOVED: True}], {"s": stored})
-    >>> gone.items, gone.removed, gone.attributes_changed
-    ([], ['s'], True)
+    >>> gone.items, gone.removed, gone.left, gone.attributes_changed
+    ([], ['s'], {'s': ['c:shoes']}, True)
     """
     joined: dict[str, dict[str, int]] = {}  # item id → token → when it joined
     changed = False
@@ -173,9 +181,21 @@ def catalog_change(
         for token in tokens:
             if token not in old:
                 joined.setdefault(item_id, {}).setdefault(token, int(item["updated_at"]))
+    carried = {item_id: item_tokens(doc) if doc else {} for item_id, doc in last.items()}
+    joined = {  # (a token given and taken away again within `items` is not joined)
+        item_id: kept
+        for item_id, tokens in joined.items()
+        if (kept := {token: at for token, at in tokens.items() if token in carried[item_id]})
+    }
+    left = {
+        item_id: gone
+        for item_id, now in carried.items()
+        if item_id in previous
+        and (gone := [token for token in item_tokens(previous[item_id]) if token not in now])
+    }
     documents = [document for document in last.values() if document is not None]
     removed = [item_id for item_id, document in last.items() if document is None]
-    return CatalogChange(documents, removed, joined, changed)
+    return CatalogChange(documents, removed, joined, left, changed)
 
 
 def index_items(batch: DecayedBatch, change: CatalogChange) -> None:
@@ -183,6 +203,15 @@ def index_items(batch: DecayedBatch, change: CatalogChange) -> None:
     for item_id, tokens in change.joined.items():
         for token, at_ms in tokens.items():
             batch.add(keys.attribute_key(token), item_id, 1.0, at_ms)
+
+
+def unindexed(change: CatalogChange) -> dict[str, list[str]]:
+    """Posting key → the items that leave it (`Store.decayed_remove`)."""
+    removals: dict[str, list[str]] = {}
+    for item_id, tokens in change.left.items():
+        for token in tokens:
+            removals.setdefault(keys.attribute_key(token), []).append(item_id)
+    return removals
 
 
 def idf(df: int, n_items: int) -> float:

@@ -117,12 +117,16 @@ class LiveModels:
         self.shared.invalidate()  # this process's next read sees what it just added
 
     async def items_upserting(self, change: attributes.CatalogChange) -> None:
-        """Before catalog upserts are written: add the items to the postings they join."""
+        """Before catalog upserts are written: add the items to the postings they join,
+        take them out of those they leave."""
         postings = DecayedBatch(attributes.POSTING_HALF_LIFE_MS)
         attributes.index_items(postings, change)
         await self.store.decayed_add(
             postings.adds(), attributes.POSTING_HALF_LIFE_MS, attributes.POSTING_MAX
         )
+        leaving = attributes.unindexed(change)
+        if leaving:
+            await self.store.decayed_remove(leaving)
 
     async def items_applied(self, change: attributes.CatalogChange, generation: int) -> None:
         return None

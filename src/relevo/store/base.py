@@ -378,6 +378,12 @@ class Store(Protocol):
         round trip: an applied batch updates co-visitation and two kinds of trending."""
         ...
 
+    async def decayed_remove(self, removals: Mapping[str, Sequence[str]]) -> None:
+        """Remove members from decayed sets (key → members), in one round trip: an item
+        leaving the attribute postings of the tokens it no longer carries. The other
+        members keep their scores; a missing key or member is no error."""
+        ...
+
     async def decayed_top(
         self, reads: Sequence[DecayedRead], now_ms: int
     ) -> list[list[tuple[str, float]]]:

@@ -404,6 +404,13 @@ class MemoryStore:
         for group in groups:
             await self.decayed_add(group.adds, group.half_life_ms, group.max_len, group.ttl_ms)
 
+    async def decayed_remove(self, removals: Mapping[str, Sequence[str]]) -> None:
+        for key, members in removals.items():
+            decayed: _Decayed | None = self._live(key)
+            if decayed is not None:
+                for member in members:
+                    decayed.scores.pop(member, None)
+
     async def decayed_top(
         self, reads: Sequence[DecayedRead], now_ms: int
     ) -> list[list[tuple[str, float]]]:

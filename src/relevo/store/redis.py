@@ -976,6 +976,13 @@ class RedisStore:
         if calls:
             await self.run_scripts(calls)
 
+    @_unavailable
+    async def decayed_remove(self, removals: Mapping[str, Sequence[str]]) -> None:
+        # (The landmark key stays: it is read only beside the set, and expires with it.)
+        commands = [("ZREM", self.k(key), *members) for key, members in removals.items() if members]
+        if commands:
+            await self._send(commands)
+
     def _decayed_calls(
         self,
         adds: Sequence[DecayedAdd],

@@ -135,8 +135,9 @@ async def remove_items(request: Request, engine: EngineDep) -> JSON:
 @admin_router.delete(
     "/v1/items/{item_id}",
     summary="Remove a catalog item",
-    description="The item leaves the catalog: its document and its place in the listing "
-    "go, and no answer shows it again (live signals that still name it are skipped). "
+    description="The item leaves the catalog: its document, its place in the listing and "
+    "its attribute postings go, and no answer shows it again (co-visitation and trending "
+    "that still name it are skipped). "
     "Idempotent: removing an item the catalog does not hold is not an error (`existed` "
     "says whether it held it when asked). Logged and archived like an upsert; upserting "
     "the item again lists it anew.",
