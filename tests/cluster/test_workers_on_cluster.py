@@ -7,6 +7,7 @@ from tests.workers.test_worker import (  # noqa: F401
     api,
     test_a_dead_workers_unacknowledged_records_are_applied_once,
     test_a_poison_record_is_parked_with_its_reason,
+    test_a_worker_applies_a_removal_after_the_upserts_logged_before_it,
     test_only_partitions_read_long_enough_ago_are_searched_for_stalled_records,
     test_the_api_logs_and_a_worker_applies,
     test_two_workers_share_the_partitions,

@@ -109,6 +109,22 @@ async def test_the_api_logs_and_a_worker_applies(api: Engine, workers: Factory) 
     assert await api.backend.backlog() == 0
 
 
+async def test_a_worker_applies_a_removal_after_the_upserts_logged_before_it(
+    api: Engine, workers: Factory
+) -> None:
+    """The catalog takes effect in the API process at once, even in worker mode; the
+    workers apply the log again, an item's upserts and removal in the order logged
+    (they share its partition), so the removal stays."""
+    items = [{"item_id": "w-item", "category": "c"}, {"item_id": "w-kept", "category": "c"}]
+    await api.upsert_items(items)
+    assert await api.remove_items(["w-item"]) == ["w-item"]
+    assert await api.item("w-item") is None
+    await drain(await workers())
+    assert await api.item("w-item") is None
+    assert await api.item("w-kept") is not None
+    assert await api.live.category_items("c", 10) == ["w-kept"]
+
+
 async def test_a_resent_event_is_logged_again_and_applied_once(
     api: Engine, workers: Factory
 ) -> None:
