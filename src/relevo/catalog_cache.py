@@ -70,10 +70,11 @@ CHANGED_IDS_KEPT = 1_000
 _UNREAD = object()
 _ALL = "*"
 _DOCUMENTS_ONLY = "\x01documents"
-"""The line that marks a change of documents only (no item's attributes changed, no new
-item). A line, not a flag on the number, so that a process of an earlier version reads
-it as one more id to forget (ids hold no control character), and an entry of an earlier
-version, without it, counts as a change of attributes."""
+"""The line that marks a change of documents only (no item added or removed, no item's
+attributes or ``created_at`` changed). A line, not a flag on the number, so that a
+process of an earlier version reads it as one more id to forget (ids hold no control
+character), and an entry of an earlier version, without it, counts as a change of
+attributes."""
 
 
 class Changed(NamedTuple):
@@ -81,7 +82,8 @@ class Changed(NamedTuple):
 
     items: set[str]
     attributes: bool
-    """Whether one of them added an item or changed an item's attributes."""
+    """Whether one of them added or removed an item or changed an item's attributes or
+    ``created_at`` (`relevo.live.attributes.CatalogChange.attributes_changed`)."""
 
 
 def change_entry(generation: int, item_ids: Sequence[str], *, attributes: bool = True) -> bytes:
@@ -202,16 +204,15 @@ class CatalogCache:
         if not self.enabled:
             return await compute()
         await self._check()
-        held = self._derived
-        if key in held:
-            value: T = held[key]
+        if key in self._derived:
+            value: T = self._derived[key]
             return value
         epoch = self._epoch
         value = await compute()
         if epoch == self._epoch:
-            if len(held) >= self.max_entries:
-                held.clear()
-            held[key] = value
+            if len(self._derived) >= self.max_entries:
+                self._derived.clear()
+            self._derived[key] = value
         return value
 
     async def derived_many(

@@ -124,7 +124,13 @@ def listed(item: dict[str, Any], before: Mapping[str, Any] | None) -> dict[str, 
         return item
     if before is None:
         return {**item, "created_at": item["updated_at"]}
-    return {**item, "created_at": before.get("created_at", before["updated_at"])}
+    return {**item, "created_at": listed_at(before)}
+
+
+def listed_at(document: Mapping[str, Any]) -> Any:
+    """A stored document's ``created_at``: its ``updated_at`` if written before it had one
+    (the time `keys.ITEMS_INDEX` has for it)."""
+    return document.get("created_at", document["updated_at"])
 
 
 def catalog_change(
@@ -158,22 +164,28 @@ def catalog_change(
     joined: dict[str, dict[str, int]] = {}  # item id → token → when it joined
     changed = False
     replaced: dict[str, Mapping[str, Any] | None] = dict(previous)  # None: removed
+    original: dict[str, dict[str, float]] = {}  # item id → its tokens before `items`
     last: dict[str, dict[str, Any] | None] = {}  # item id → its last state in `items`
+    carried: dict[str, dict[str, float]] = {}  # item id → the tokens of its last state
     for item in items:
         item_id = str(item["item_id"])
         before = replaced.get(item_id)
+        old = carried.get(item_id)
+        if old is None:
+            old = original[item_id] = item_tokens(before) if before is not None else {}
         if item.get(REMOVED):
             replaced[item_id] = last[item_id] = None
+            carried[item_id] = {}
             changed = True
             continue
         document = listed(item, before)
-        replaced[item_id] = last[item_id] = document
         tokens = item_tokens(document)
-        old = item_tokens(before) if before is not None else {}
+        replaced[item_id] = last[item_id] = document
+        carried[item_id] = tokens
         if (
             before is not None
             and old == tokens
-            and before.get("created_at", before["updated_at"]) == document["created_at"]
+            and listed_at(before) == document["created_at"]
             and before != document
         ):
             continue
@@ -181,7 +193,6 @@ def catalog_change(
         for token in tokens:
             if token not in old:
                 joined.setdefault(item_id, {}).setdefault(token, int(item["updated_at"]))
-    carried = {item_id: item_tokens(doc) if doc else {} for item_id, doc in last.items()}
     joined = {  # (a token given and taken away again within `items` is not joined)
         item_id: kept
         for item_id, tokens in joined.items()
@@ -190,8 +201,7 @@ def catalog_change(
     left = {
         item_id: gone
         for item_id, now in carried.items()
-        if item_id in previous
-        and (gone := [token for token in item_tokens(previous[item_id]) if token not in now])
+        if (gone := [token for token in original[item_id] if token not in now])
     }
     documents = [document for document in last.values() if document is not None]
     removed = [item_id for item_id, document in last.items() if document is None]

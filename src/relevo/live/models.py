@@ -205,7 +205,7 @@ class LiveModels:
         return await self.catalog.derived_many([("posting", token) for token in tokens], read)
 
     async def item_count(self) -> int:
-        """How many items the catalog holds (read again when an item is added)."""
+        """How many items the catalog holds (read again when items are added or removed)."""
         return await self.catalog.derived(("item count",), self._count_items)
 
     async def _count_items(self) -> int:

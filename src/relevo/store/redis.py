@@ -978,7 +978,8 @@ class RedisStore:
 
     @_unavailable
     async def decayed_remove(self, removals: Mapping[str, Sequence[str]]) -> None:
-        # (The landmark key stays: it is read only beside the set, and expires with it.)
+        # (The landmark key stays: a later add to the set goes on from it. A set emptied
+        # for good leaves it behind, a few bytes: postings, the only caller, never expire.)
         commands = [("ZREM", self.k(key), *members) for key, members in removals.items() if members]
         if commands:
             await self._send(commands)
